@@ -1,0 +1,1 @@
+"""Lambda entry points: each parses its trigger's event, calls the core and answers."""

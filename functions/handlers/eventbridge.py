@@ -1,0 +1,40 @@
+"""EventBridge: events whose detail-type is the Canvas event name and whose detail is the event.
+
+An invalid event raises, so that after Lambda's asynchronous retries it lands in the function's
+on-failure destination with the reason in its error message.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from sis_imports import wiring
+from sis_imports.events import InvalidEvent
+from sis_imports.ingest import SisBatchIngest
+from sis_imports.observability import count_rejected, logger, metrics
+
+
+class EventBridgeConsumer:
+    def __init__(self, ingest: SisBatchIngest):
+        self._ingest = ingest
+
+    def handle(self, event: dict[str, Any]) -> dict[str, Any]:
+        try:
+            outcome = self._ingest.ingest(event.get("detail"))
+        except InvalidEvent:
+            count_rejected("invalid")
+            logger.warning("invalid EventBridge event", extra={"eventbridge_id": event.get("id")})
+            raise
+        return {"status": outcome.status, **outcome.detail}
+
+
+@cache
+def app() -> EventBridgeConsumer:
+    return EventBridgeConsumer(SisBatchIngest(wiring.batch_store()))
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path="id", clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app().handle(event)

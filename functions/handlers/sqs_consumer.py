@@ -1,0 +1,59 @@
+"""Canvas's SQS transport: each message body is one Live Event (unsigned JSON).
+
+Powertools' BatchProcessor reports failed messages only, so one bad message never makes the good
+ones retry. A message that is invalid stays failed on every receive and the queue's redrive
+policy moves it to the dead-letter queue; its reason is logged with its messageId.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from sis_imports import wiring
+from sis_imports.events import FieldError, InvalidEvent
+from sis_imports.ingest import SisBatchIngest
+from sis_imports.observability import count_rejected, logger, metrics
+
+
+class SqsConsumer:
+    def __init__(self, ingest: SisBatchIngest):
+        self._ingest = ingest
+
+    def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return process_partial_response(
+            event=event,
+            record_handler=self._record,
+            processor=BatchProcessor(event_type=EventType.SQS),
+            context=context,
+        )
+
+    def _record(self, record: SQSRecord) -> str:
+        try:
+            try:
+                raw = json.loads(record.body)
+            except ValueError:
+                raise InvalidEvent([FieldError(field="(message body)", message="is not valid JSON")]) from None
+            return self._ingest.ingest(raw).status
+        except InvalidEvent as exc:
+            count_rejected("invalid")
+            logger.warning(
+                "invalid message; it will reach the dead-letter queue",
+                extra={"message_id": record.message_id, "reason": str(exc)},
+            )
+            raise
+
+
+@cache
+def app() -> SqsConsumer:
+    return SqsConsumer(SisBatchIngest(wiring.batch_store()))
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app().handle(event, context)

@@ -1,0 +1,177 @@
+"""Who may send events: Canvas's signed payload (RS256 JWT), a shared token, or nobody checks.
+
+Every failure to authenticate raises `Unauthorized` with a reason safe to return and log
+(never the token itself). A failure on our side (the JWKS or the secret cannot be fetched)
+raises `AuthUnavailable`, so that the sender retries.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import threading
+import time
+from typing import Any, Callable, Protocol
+
+import jwt
+from jwt import PyJWK, PyJWKClient
+from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError
+
+# Canvas signs with RS256 and publishes its keys here (CANVAS.md, "Data Service Setup").
+CANVAS_JWKS_URL = "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/jwks"
+REFRESH_INTERVAL_SECONDS = 60.0
+
+
+class Unauthorized(Exception):
+    """The request is not authentic; `str(exc)` says why without echoing credentials."""
+
+
+class AuthUnavailable(Exception):
+    """Authentication could not be checked because something on our side failed."""
+
+
+class NotJson(Exception):
+    """An unsigned body that is not JSON."""
+
+
+class Request(Protocol):
+    body: bytes
+    query: dict[str, str]
+
+
+def _json_body(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise NotJson("body is not valid JSON") from None
+
+
+class JwksKeySource:
+    """Signing keys from a JWKS URL: cached, refreshed on an unknown `kid` at most once a minute."""
+
+    def __init__(
+        self,
+        url: str,
+        cache_seconds: int = 3600,
+        timeout: int = 5,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._client = PyJWKClient(url, cache_keys=False, lifespan=cache_seconds, timeout=timeout)
+        self._clock = clock
+        self._last_refresh: float | None = None
+        self._lock = threading.Lock()
+
+    def _find(self, kid: str, refresh: bool) -> PyJWK | None:
+        try:
+            keys = self._client.get_signing_keys(refresh=refresh)
+        except PyJWKClientConnectionError as exc:
+            raise AuthUnavailable("the signing keys (JWKS) could not be fetched") from exc
+        except PyJWKClientError as exc:
+            raise AuthUnavailable(f"the signing keys (JWKS) are unusable: {exc}") from exc
+        return next((key for key in keys if key.key_id == kid), None)
+
+    def get(self, kid: str) -> PyJWK:
+        with self._lock:
+            key = self._find(kid, refresh=False)
+            if key is None:
+                now = self._clock()
+                if self._last_refresh is None or now - self._last_refresh >= REFRESH_INTERVAL_SECONDS:
+                    self._last_refresh = now
+                    key = self._find(kid, refresh=True)
+            if key is None:
+                raise Unauthorized("the JWT is signed with an unknown key (kid)")
+            return key
+
+
+class JwtAuthenticator:
+    """Canvas's "Sign Payload": the body is a compact RS256 JWT whose claims are the event."""
+
+    mode = "jwt"
+
+    def __init__(self, keys: JwksKeySource, issuers: list[str] | None = None):
+        self._keys = keys
+        self._issuers = issuers or None
+
+    def authenticate(self, request: Request) -> Any:
+        token = request.body.decode("ascii", errors="replace").strip()
+        if token.count(".") != 2 or token.startswith("{"):
+            raise Unauthorized("expected a signed payload (compact JWT); is Sign Payload on in Canvas?")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise Unauthorized("the JWT header is malformed") from None
+        if header.get("alg") != "RS256":
+            raise Unauthorized("the JWT must be signed with RS256")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise Unauthorized("the JWT header has no key id (kid)")
+        key = self._keys.get(kid)
+        try:
+            return jwt.decode(
+                token,
+                key.key,
+                algorithms=["RS256"],  # pinned: never trust the header's alg
+                issuer=self._issuers,
+                # Canvas documents no audience; exp and nbf are checked when present.
+                options={"verify_aud": False, "require": []},
+                leeway=30,
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("the JWT has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise Unauthorized("the JWT is not valid yet (nbf)") from None
+        except jwt.InvalidIssuerError:
+            raise Unauthorized("the JWT issuer is not allowed") from None
+        except jwt.InvalidSignatureError:
+            raise Unauthorized("the JWT signature does not verify") from None
+        except jwt.InvalidTokenError:
+            raise Unauthorized("the JWT is invalid") from None
+
+
+class TokenAuthenticator:
+    """Unsigned JSON with a shared secret in the subscription URL's `token` query parameter."""
+
+    mode = "token"
+
+    def __init__(self, expected_token: Callable[[], str]):
+        self._expected_token = expected_token
+
+    def authenticate(self, request: Request) -> Any:
+        given = request.query.get("token")
+        if not given:
+            raise Unauthorized("the token query parameter is missing")
+        try:
+            expected = self._expected_token()
+        except Exception as exc:
+            raise AuthUnavailable("the shared token could not be read") from exc
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Unauthorized("the token is wrong")
+        return _json_body(request.body)
+
+
+class NoAuthenticator:
+    """Unsigned JSON accepted from anyone: for local use only."""
+
+    mode = "none"
+
+    def authenticate(self, request: Request) -> Any:
+        return _json_body(request.body)
+
+
+class SecretsManagerToken:
+    """The shared token, read from Secrets Manager and cached for a few minutes."""
+
+    def __init__(self, client: Any, secret_id: str, cache_seconds: float = 300, clock: Callable[[], float] = time.monotonic):
+        self._client = client
+        self._secret_id = secret_id
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._value: str | None = None
+        self._read_at = 0.0
+
+    def __call__(self) -> str:
+        now = self._clock()
+        if self._value is None or now - self._read_at >= self._cache_seconds:
+            self._value = self._client.get_secret_value(SecretId=self._secret_id)["SecretString"].strip()
+            self._read_at = now
+        return self._value

@@ -1,0 +1,25 @@
+"""Powertools logger and metrics shared by the handlers (service and namespace from env)."""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "canvas-sis-imports")
+NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "CanvasSisImports")
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+
+def count(name: str, value: int = 1) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def count_rejected(reason: str) -> None:
+    """EventsRejected with a `reason` dimension of its own (invalid, unauthorized, too_large, ...)."""
+    with single_metric(name="EventsRejected", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
+        metric.add_dimension(name="service", value=SERVICE)
+        metric.add_dimension(name="reason", value=reason)

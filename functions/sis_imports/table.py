@@ -1,0 +1,15 @@
+"""The batch table's shape, shared by the stack, the store and the local run (no AWS import)."""
+
+PARTITION_KEY = "root_account_uuid"
+SORT_KEY = "sis_batch_id"
+TTL_ATTRIBUTE = "expires_at"
+STREAM_VIEW_TYPE = "NEW_AND_OLD_IMAGES"
+
+KEY_SCHEMA = [
+    {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
+    {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
+]
+ATTRIBUTE_DEFINITIONS = [
+    {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
+    {"AttributeName": SORT_KEY, "AttributeType": "S"},
+]

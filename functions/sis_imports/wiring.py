@@ -1,0 +1,76 @@
+"""Builds the adapters from environment variables, the same way in Lambda, tests and `make run`.
+
+boto3 reads AWS_ENDPOINT_URL, so pointing it at moto's server is all the local run changes.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .auth import CANVAS_JWKS_URL, JwksKeySource, JwtAuthenticator, NoAuthenticator, SecretsManagerToken, TokenAuthenticator
+from .batch import DEFAULT_HISTORY_LIMIT
+from .observability import logger
+
+AUTH_MODES = ("jwt", "token", "none")
+
+
+class ConfigError(Exception):
+    pass
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"environment variable {name} is required")
+    return value
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name} must be a whole number, not {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"environment variable {name} must be at least 1")
+    return value
+
+
+def _client(service: str) -> Any:
+    import boto3  # the runtime provides it; imported here so pure modules stay AWS-free
+
+    return boto3.client(service)
+
+
+def batch_store() -> Any:
+    from .store import BatchStore
+
+    return BatchStore(
+        _client("dynamodb"),
+        _required("TABLE_NAME"),
+        retention_days=_int("RETENTION_DAYS", 90),
+        history_limit=_int("HISTORY_LIMIT", DEFAULT_HISTORY_LIMIT),
+    )
+
+
+def alert_publisher() -> Any:
+    from .publisher import AlertPublisher
+
+    return AlertPublisher(_client("sns"), _required("TOPIC_ARN"))
+
+
+def authenticator() -> JwtAuthenticator | TokenAuthenticator | NoAuthenticator:
+    mode = os.environ.get("SIS_AUTH", "jwt").strip().lower() or "jwt"
+    if mode == "jwt":
+        issuers = [i.strip() for i in os.environ.get("SIS_JWT_ISSUERS", "").split(",") if i.strip()]
+        url = os.environ.get("SIS_JWKS_URL", "").strip() or CANVAS_JWKS_URL
+        return JwtAuthenticator(JwksKeySource(url), issuers)
+    if mode == "token":
+        return TokenAuthenticator(SecretsManagerToken(_client("secretsmanager"), _required("SIS_TOKEN_SECRET_ARN")))
+    if mode == "none":
+        logger.warning("SIS_AUTH=none: unsigned events are accepted from anyone. Use this only on your own machine.")
+        return NoAuthenticator()
+    raise ConfigError(f"SIS_AUTH must be one of {', '.join(AUTH_MODES)}, not {mode!r}")
