@@ -6,6 +6,7 @@ on-failure destination with the reason in its error message.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
@@ -38,3 +39,7 @@ def app() -> EventBridgeConsumer:
 @logger.inject_lambda_context(correlation_id_path="id", clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app().handle(event)
+
+
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    app()  # build the clients in Lambda's init phase rather than in the first request

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
@@ -66,3 +67,7 @@ def app() -> IngestApi:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app()(event)
+
+
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    app()  # build the clients in Lambda's init phase rather than in the first request

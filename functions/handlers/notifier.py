@@ -7,6 +7,7 @@ the records after it are not published in this invocation (they would be publish
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import Any
 
@@ -81,3 +82,7 @@ def app() -> Notifier:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app().handle(event, context)
+
+
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    app()  # build the clients in Lambda's init phase rather than in the first request

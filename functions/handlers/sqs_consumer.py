@@ -8,6 +8,7 @@ policy moves it to the dead-letter queue; its reason is logged with its messageI
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from typing import Any
 
@@ -57,3 +58,7 @@ def app() -> SqsConsumer:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app().handle(event, context)
+
+
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    app()  # build the clients in Lambda's init phase rather than in the first request

@@ -1,0 +1,1 @@
+"""`make run`: the deployed pipeline on one machine, with moto as its AWS."""
