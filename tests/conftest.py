@@ -17,3 +17,115 @@ os.environ.update(
 )
 for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
     os.environ.pop(name, None)
+
+
+import base64  # noqa: E402
+import json  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+
+HANDLER_MODULES = ("ingest", "query", "notifier", "sqs_consumer", "eventbridge")
+
+
+def http_event(
+    body: str | bytes | dict | None = None,
+    *,
+    method: str = "POST",
+    path: str = "/events",
+    query: dict[str, str] | None = None,
+    path_parameters: dict[str, str] | None = None,
+    content_type: str = "application/json",
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload v2) event."""
+    is_base64 = isinstance(body, bytes)
+    if isinstance(body, dict):
+        body = json.dumps(body)
+    if is_base64:
+        body = base64.b64encode(body).decode()
+    return {
+        "version": "2.0",
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
+        "headers": {"content-type": content_type},
+        "queryStringParameters": query,
+        "pathParameters": path_parameters,
+        "requestContext": {"http": {"method": method, "path": path}, "requestId": "req-test-1"},
+        "body": body,
+        "isBase64Encoded": is_base64,
+    }
+
+
+@pytest.fixture
+def handlers_fresh():
+    """Handler modules whose cached apps are rebuilt from the current env on first call."""
+    import importlib
+
+    modules = {name: importlib.import_module(f"handlers.{name}") for name in HANDLER_MODULES}
+    for module in modules.values():
+        module.app.cache_clear()
+    yield modules
+    for module in modules.values():
+        module.app.cache_clear()
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """moto's AWS with the batch table (and stream), the topic and a subscriber queue."""
+    from moto import mock_aws
+
+    from tests.aws_env import TABLE_NAME, AwsEnv
+
+    with mock_aws():
+        env = AwsEnv.create()
+        monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
+        monkeypatch.setenv("TOPIC_ARN", env.topic_arn)
+        yield env
+
+
+@pytest.fixture
+def signing_key():
+    from tests.jwks import SigningKey
+
+    return SigningKey("canvas-2026-11")
+
+
+@pytest.fixture
+def jwks_server(signing_key):
+    from tests.jwks import JwksServer
+
+    server = JwksServer([signing_key])
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def jwt_mode(monkeypatch, jwks_server):
+    monkeypatch.setenv("SIS_AUTH", "jwt")
+    monkeypatch.setenv("SIS_JWKS_URL", jwks_server.url)
+    monkeypatch.delenv("SIS_JWT_ISSUERS", raising=False)
+    return jwks_server
+
+
+@pytest.fixture(autouse=True)
+def _fresh_boto3_session():
+    """Hooks a test registers on boto3's default session end with the test."""
+    import boto3
+
+    boto3.DEFAULT_SESSION = None
+    yield
+    boto3.DEFAULT_SESSION = None
+
+
+@pytest.fixture
+def captured_logs():
+    """Everything the Powertools logger writes (its JSON lines), during the test."""
+    import io
+
+    from sis_imports.observability import logger
+
+    buffer = io.StringIO()
+    previous = logger.registered_handler.setStream(buffer)
+    yield buffer
+    logger.registered_handler.setStream(previous)

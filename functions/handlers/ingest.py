@@ -13,7 +13,7 @@ from sis_imports.auth import AuthUnavailable, NotJson, Unauthorized
 from sis_imports.events import InvalidEvent
 from sis_imports.http import MAX_BODY_BYTES, BadRequest, HttpRequest, response
 from sis_imports.ingest import SisBatchIngest
-from sis_imports.observability import count_rejected, logger, metrics
+from sis_imports.observability import count, count_rejected, logger, metrics
 
 
 class IngestApi:
@@ -27,7 +27,7 @@ class IngestApi:
         except BadRequest as exc:
             return self._reject(400, "bad_request", {"error": str(exc)})
         if request.method != "POST":
-            return response(405, {"error": "use POST"})
+            return self._reject(405, "method", {"error": "use POST"})
         if len(request.body) > MAX_BODY_BYTES:
             return self._reject(413, "too_large", {"error": f"the body is larger than {MAX_BODY_BYTES} bytes"})
         try:
@@ -37,6 +37,7 @@ class IngestApi:
         except NotJson as exc:
             return self._reject(400, "not_json", {"error": str(exc)})
         except AuthUnavailable:
+            count("IngestFailures")
             logger.exception("authentication could not be checked")
             return response(503, {"error": "authentication is temporarily unavailable; retry later"})
         try:
@@ -47,12 +48,14 @@ class IngestApi:
             )
         except Exception:
             # Our side failed (DynamoDB throttled or down): 5xx makes Canvas retry.
+            count("IngestFailures")
             logger.exception("the event could not be stored")
             return response(503, {"error": "the event could not be stored; retry later"})
         return response(200, {"status": outcome.status, **outcome.detail})
 
     @staticmethod
     def _reject(status: int, reason: str, payload: dict[str, Any]) -> dict[str, Any]:
+        count("EventsRejected")  # the total; count_rejected adds the per-reason series
         count_rejected(reason)
         logger.info("event rejected", extra={"reason": reason, "status": status, "detail": payload})
         return response(status, payload)

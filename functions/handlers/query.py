@@ -12,7 +12,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from sis_imports import wiring
 from sis_imports.batch import Batch
 from sis_imports.http import HttpRequest, response
-from sis_imports.observability import logger, metrics
+from sis_imports.observability import count, logger, metrics
 
 ID = re.compile(r"[A-Za-z0-9_.:~-]{1,128}")  # the same alphabet ingest accepts
 
@@ -38,6 +38,7 @@ class QueryApi:
         self._store = store
 
     def __call__(self, event: dict[str, Any]) -> dict[str, Any]:
+        count("BatchQueries")
         params = HttpRequest.from_event(event).path_parameters
         for name in ("root_account_uuid", "sis_batch_id"):
             if not ID.fullmatch(params.get(name) or ""):

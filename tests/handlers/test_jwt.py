@@ -1,0 +1,124 @@
+"""Canvas's signed payload: attacks refused, key rotation handled with one JWKS refresh."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import jwt
+import pytest
+
+from local.lambda_context import LambdaContext
+from sis_imports.auth import JwksKeySource, JwtAuthenticator, Unauthorized
+from sis_imports.http import HttpRequest
+from tests.conftest import http_event
+from tests.factories import CREATED_EXAMPLE
+from tests.jwks import SigningKey
+
+
+def call(handlers, body):
+    response = handlers["ingest"].handler(http_event(body, content_type="application/jwt"), LambdaContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
+def b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def test_alg_none_is_refused(aws, jwt_mode, signing_key, handlers_fresh):
+    token = f"{b64({'alg': 'none', 'typ': 'JWT', 'kid': signing_key.kid})}.{b64(CREATED_EXAMPLE)}."
+    status, body = call(handlers_fresh, token)
+    assert status == 401 and "RS256" in body["reason"]
+    assert aws.scan() == []
+
+
+def test_hs256_signed_with_the_public_key_is_refused(aws, jwt_mode, signing_key, handlers_fresh):
+    header = {"alg": "HS256", "typ": "JWT", "kid": signing_key.kid}
+    signing_input = f"{b64(header)}.{b64(CREATED_EXAMPLE)}"
+    import hashlib
+    import hmac
+
+    signature = hmac.new(signing_key.public_pem, signing_input.encode(), hashlib.sha256).digest()
+    token = f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+    assert call(handlers_fresh, token)[0] == 401
+    assert aws.scan() == []
+
+
+def test_a_wrong_key_with_a_known_kid_is_refused(aws, jwt_mode, signing_key, handlers_fresh):
+    impostor = SigningKey(signing_key.kid)
+    status, body = call(handlers_fresh, impostor.sign(CREATED_EXAMPLE))
+    assert status == 401 and "signature" in body["reason"]
+    assert aws.scan() == []
+
+
+def test_an_expired_token_is_refused_and_a_future_nbf_too(aws, jwt_mode, signing_key, handlers_fresh):
+    now = int(time.time())
+    status, body = call(handlers_fresh, signing_key.sign({**CREATED_EXAMPLE, "exp": now - 3600}))
+    assert status == 401 and "expired" in body["reason"]
+    status, body = call(handlers_fresh, signing_key.sign({**CREATED_EXAMPLE, "nbf": now + 3600}))
+    assert status == 401 and "nbf" in body["reason"]
+    assert call(handlers_fresh, signing_key.sign({**CREATED_EXAMPLE, "exp": now + 60}))[0] == 200
+
+
+def test_a_tampered_claim_is_refused(aws, jwt_mode, signing_key, handlers_fresh):
+    header, _, signature = signing_key.sign(CREATED_EXAMPLE).split(".")
+    tampered = json.loads(json.dumps(CREATED_EXAMPLE))
+    tampered["body"]["workflow_state"] = "imported"
+    assert call(handlers_fresh, f"{header}.{b64(tampered)}.{signature}")[0] == 401
+    assert aws.scan() == []
+
+
+def test_issuer_is_checked_when_configured(aws, jwt_mode, signing_key, handlers_fresh, monkeypatch):
+    monkeypatch.setenv("SIS_JWT_ISSUERS", "https://live-events.canvas.instructure.com, https://other.example")
+    bad = signing_key.sign({**CREATED_EXAMPLE, "iss": "https://attacker.example"})
+    status, body = call(handlers_fresh, bad)
+    assert status == 401 and "issuer" in body["reason"]
+    good = signing_key.sign({**CREATED_EXAMPLE, "iss": "https://live-events.canvas.instructure.com"})
+    assert call(handlers_fresh, good)[0] == 200
+
+
+def test_garbage_and_missing_kid_are_401_not_500(aws, jwt_mode, signing_key, handlers_fresh):
+    assert call(handlers_fresh, "a.b.c")[0] == 401
+    no_kid = jwt.encode(CREATED_EXAMPLE, signing_key.private_key, algorithm="RS256")
+    status, body = call(handlers_fresh, no_kid)
+    assert status == 401 and "kid" in body["reason"]
+
+
+def test_key_rotation_is_accepted_after_exactly_one_jwks_refresh(aws, jwt_mode, signing_key, handlers_fresh):
+    assert call(handlers_fresh, signing_key.sign(CREATED_EXAMPLE))[0] == 200
+    assert jwt_mode.fetches == 1
+    assert call(handlers_fresh, signing_key.sign(CREATED_EXAMPLE))[0] == 200
+    assert jwt_mode.fetches == 1  # cached
+    rotated = SigningKey("canvas-2026-12")
+    jwt_mode.keys.append(rotated)
+    assert call(handlers_fresh, rotated.sign(CREATED_EXAMPLE))[0] == 200
+    assert jwt_mode.fetches == 2
+    assert call(handlers_fresh, rotated.sign(CREATED_EXAMPLE))[0] == 200
+    assert jwt_mode.fetches == 2
+
+
+def test_unknown_kids_refresh_at_most_once_a_minute(jwks_server, signing_key):
+    now = [1000.0]
+    auth = JwtAuthenticator(JwksKeySource(jwks_server.url, clock=lambda: now[0]))
+    stranger = SigningKey("not-canvas")
+
+    def attempt():
+        with pytest.raises(Unauthorized, match="unknown key"):
+            auth.authenticate(HttpRequest("POST", "/events", stranger.sign(CREATED_EXAMPLE).encode()))
+
+    attempt()
+    assert jwks_server.fetches == 2  # the first load, then one refresh for the unknown kid
+    now[0] += 30
+    attempt()
+    assert jwks_server.fetches == 2  # a flood of unknown kids cannot hammer the JWKS endpoint
+    now[0] += 31
+    attempt()
+    assert jwks_server.fetches == 3
+
+
+def test_jwks_down_answers_503_so_canvas_retries(aws, jwt_mode, signing_key, handlers_fresh):
+    jwt_mode.fail = True
+    status, _ = call(handlers_fresh, signing_key.sign(CREATED_EXAMPLE))
+    assert status == 503
+    assert aws.scan() == []

@@ -1,0 +1,102 @@
+"""Property: any delivery order, with duplicates, ends in the newest state, a complete history
+and exactly one alert per terminal transition (pure core, 1,000+ examples)."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sis_imports.alerts import alert_for
+from sis_imports.batch import Decision, HistoryEntry, apply_event, order_key
+from sis_imports.events import parse_event
+from sis_imports.states import IMPORT_ENDS, RESTORE_ENDS, TERMINAL, WorkflowState
+from tests.factories import at, canvas_event
+
+T0 = "2026-11-02T09:00:00.000Z"
+
+
+@st.composite
+def lifecycle(draw, sis_batch_id: str) -> list[dict]:
+    """One batch's events as Canvas would send them, in true order (maybe unfinished)."""
+    clock = draw(st.integers(0, 10_000)) / 1000
+    steps = [("initializing", 0.0), ("created", 0.0), ("importing", draw(st.integers(1, 5000)) / 1000)]
+    steps.append((draw(st.sampled_from(sorted(IMPORT_ENDS))).value, draw(st.integers(1, 900_000)) / 1000))
+    for _ in range(draw(st.integers(0, 2))):  # restore cycles
+        steps.append(("restoring", draw(st.integers(1, 90_000)) / 1000))
+        steps.append((draw(st.sampled_from(sorted(RESTORE_ENDS))).value, draw(st.integers(0, 90_000)) / 1000))
+    steps = steps[: draw(st.integers(1, len(steps)))]
+    events = []
+    for state, delta in steps:
+        clock += delta
+        events.append(canvas_event(state, at(T0, clock), sis_batch_id))
+    return events
+
+
+@st.composite
+def deliveries(draw):
+    """Several batches' events, each sent 1-3 times, in a random order."""
+    batches = [draw(lifecycle(str(1000 + n))) for n in range(draw(st.integers(1, 3)))]
+    sent = [event for events in batches for event in events for _ in range(draw(st.integers(1, 3)))]
+    return batches, draw(st.permutations(sent))
+
+
+def key_of(raw: dict) -> str:
+    return order_key(raw["metadata"]["event_time"], WorkflowState(raw["body"]["workflow_state"]))
+
+
+def expected_alerts(order: list[dict]) -> list[tuple[str, str, str]]:
+    """The terminal states the newest-so-far event passes through, per batch, in delivery order."""
+    newest: dict[str, dict] = {}
+    out = []
+    for raw in order:
+        batch_id = raw["body"]["sis_batch_id"]
+        previous = newest.get(batch_id)
+        if previous is None or key_of(raw) > key_of(previous):
+            newest[batch_id] = raw
+            state = raw["body"]["workflow_state"]
+            if WorkflowState(state) in TERMINAL and (previous is None or previous["body"]["workflow_state"] != state):
+                out.append((batch_id, state, raw["metadata"]["event_time"]))
+    return out
+
+
+@settings(max_examples=1200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(deliveries())
+def test_any_delivery_order_converges(case):
+    batches, order = case
+    stored: dict[str, object] = {}
+    alerts = []
+    for raw in order:
+        event = parse_event(raw)
+        old = stored.get(event.sis_batch_id)
+        decision, new = apply_event(old, event)
+        if decision is Decision.DUPLICATE:
+            continue
+        stored[event.sis_batch_id] = new
+        alert = alert_for(old, new)  # what the stream record of this write makes the notifier send
+        if alert:
+            alerts.append((alert.message["sis_batch_id"], alert.message["workflow_state"], alert.message["finished_at"]))
+
+    for events in batches:
+        batch = stored[events[0]["body"]["sis_batch_id"]]
+        newest = max(events, key=key_of)
+        assert batch.workflow_state.value == newest["body"]["workflow_state"]
+        assert batch.event_time == newest["metadata"]["event_time"]
+        expected_history = sorted({HistoryEntry.of(parse_event(e)) for e in events}, key=HistoryEntry.sort_key)
+        assert list(batch.history) == expected_history  # complete, in time order, no duplicates
+        assert batch.first_event_at == events[0]["metadata"]["event_time"]
+    assert alerts == expected_alerts(order)
+    assert len(alerts) == len(set(alerts))  # never twice for one transition
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 3).flatmap(lambda n: st.lists(lifecycle("7"), min_size=1, max_size=1)))
+def test_in_order_delivery_alerts_for_every_end_reached(batches):
+    (events,) = batches
+    batch, alerts = None, []
+    for raw in events:
+        decision, new = apply_event(batch, parse_event(raw))
+        assert decision is Decision.APPLY
+        if alert := alert_for(batch, new):
+            alerts.append(alert.message["workflow_state"])
+        batch = new
+    assert alerts == [e["body"]["workflow_state"] for e in events if WorkflowState(e["body"]["workflow_state"]) in TERMINAL]
