@@ -29,8 +29,8 @@ def _id_to_str(value: Any) -> Any:
 
 # Ids become DynamoDB keys and URL path segments: keep them to a safe alphabet.
 Id = Annotated[str, BeforeValidator(_id_to_str), StringConstraints(pattern=r"^[A-Za-z0-9_.:~-]{1,128}$")]
-OptionalId = Annotated[str | None, BeforeValidator(_id_to_str), StringConstraints(max_length=128)]
-Text = Annotated[str | None, StringConstraints(max_length=8192)]
+OptionalId = Annotated[str, BeforeValidator(_id_to_str), StringConstraints(max_length=128)] | None
+Text = Annotated[str, StringConstraints(max_length=8192)] | None
 
 
 class Metadata(BaseModel):
