@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-from .events import SisBatchEvent
 from .redact import redact_url
 from .states import CREATION_STATES, RANK, WorkflowState, is_terminal, outcome_of
+
+if TYPE_CHECKING:  # the notifier and the query read batches without loading pydantic
+    from .events import SisBatchEvent
 
 DEFAULT_HISTORY_LIMIT = 50
 

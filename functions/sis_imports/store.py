@@ -11,14 +11,16 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from .batch import DEFAULT_HISTORY_LIMIT, Batch, Decision, EventFacts, HistoryEntry, apply_event
-from .events import SisBatchEvent
 from .states import is_terminal, outcome_of
 from .table import PARTITION_KEY, SORT_KEY
+
+if TYPE_CHECKING:
+    from .events import SisBatchEvent
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()

@@ -6,11 +6,13 @@ boto3 reads AWS_ENDPOINT_URL, so pointing it at moto's server is all the local r
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .auth import CANVAS_JWKS_URL, JwksKeySource, JwtAuthenticator, NoAuthenticator, SecretsManagerToken, TokenAuthenticator
 from .batch import DEFAULT_HISTORY_LIMIT
 from .observability import logger
+
+if TYPE_CHECKING:
+    from .auth import JwtAuthenticator, NoAuthenticator, TokenAuthenticator
 
 AUTH_MODES = ("jwt", "token", "none")
 
@@ -62,7 +64,10 @@ def alert_publisher() -> Any:
     return AlertPublisher(_client("sns"), _required("TOPIC_ARN"))
 
 
-def authenticator() -> JwtAuthenticator | TokenAuthenticator | NoAuthenticator:
+def authenticator() -> "JwtAuthenticator | TokenAuthenticator | NoAuthenticator":
+    # Only the ingest handler authenticates: the others never load PyJWT and cryptography.
+    from .auth import CANVAS_JWKS_URL, JwksKeySource, JwtAuthenticator, NoAuthenticator, SecretsManagerToken, TokenAuthenticator
+
     mode = os.environ.get("SIS_AUTH", "jwt").strip().lower() or "jwt"
     if mode == "jwt":
         issuers = [i.strip() for i in os.environ.get("SIS_JWT_ISSUERS", "").split(",") if i.strip()]
