@@ -55,7 +55,6 @@ class IngestApi:
 
     @staticmethod
     def _reject(status: int, reason: str, payload: dict[str, Any]) -> dict[str, Any]:
-        count("EventsRejected")  # the total; count_rejected adds the per-reason series
         count_rejected(reason)
         logger.info("event rejected", extra={"reason": reason, "status": status, "detail": payload})
         return response(status, payload)

@@ -19,7 +19,8 @@ def count(name: str, value: int = 1) -> None:
 
 
 def count_rejected(reason: str) -> None:
-    """EventsRejected with a `reason` dimension of its own (invalid, unauthorized, too_large, ...)."""
+    """EventsRejected in total, and once more under a `reason` dimension (invalid, unauthorized, ...)."""
+    count("EventsRejected")
     with single_metric(name="EventsRejected", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
         metric.add_dimension(name="service", value=SERVICE)
         metric.add_dimension(name="reason", value=reason)
