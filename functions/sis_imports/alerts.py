@@ -75,4 +75,6 @@ def alert_for(old: Batch | None, new: Batch) -> Alert | None:
         "root_account_uuid": new.root_account_uuid,
         "account_id": new.account_id,
     }
-    return Alert(subject=subject[:SUBJECT_LIMIT], message=message, attributes=attributes)
+    # SNS takes printable ASCII only in a Subject; every part above is validated, this is belt and braces.
+    subject = "".join(c for c in subject if " " <= c <= "~")[:SUBJECT_LIMIT]
+    return Alert(subject=subject, message=message, attributes=attributes)

@@ -29,7 +29,8 @@ def _id_to_str(value: Any) -> Any:
 
 # Ids become DynamoDB keys and URL path segments: keep them to a safe alphabet.
 Id = Annotated[str, BeforeValidator(_id_to_str), StringConstraints(pattern=r"^[A-Za-z0-9_.:~-]{1,128}$")]
-OptionalId = Annotated[str, BeforeValidator(_id_to_str), StringConstraints(max_length=128)] | None
+OptionalId = Id | None
+OptionalText = Annotated[str, BeforeValidator(_id_to_str), StringConstraints(max_length=128)] | None
 Text = Annotated[str, StringConstraints(max_length=8192)] | None
 
 
@@ -43,9 +44,9 @@ class Metadata(BaseModel):
     root_account_lti_guid: Text = None
     producer: Text = None
     hostname: Text = None
-    user_id: OptionalId = None
+    user_id: OptionalText = None
     user_login: Text = None
-    job_id: OptionalId = None
+    job_id: OptionalText = None
     request_id: Text = None
     url: Text = None
     referrer: Text = None
