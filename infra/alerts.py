@@ -1,0 +1,82 @@
+"""Alerts: the SNS topic, and the notifier reading the table's stream (publish after the write)."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from .nag import acknowledge
+from constructs import Construct
+
+from .functions import Functions
+
+
+class Alerts(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        functions: Functions,
+        table: dynamodb.Table,
+        notify_emails: tuple[str, ...],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = sns.Topic(
+            self,
+            "Topic",
+            display_name="Canvas SIS imports",
+            enforce_ssl=True,
+            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+        )
+        for email in notify_emails:
+            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+
+        # Stream records that could not be published after every retry are kept here, not dropped.
+        self.failures = sqs.Queue(
+            self,
+            "NotifierFailures",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(self.failures, "AwsSolutions-SQS3", "This queue is itself the notifier's on-failure destination.")
+        self.notifier = functions.add(
+            "Notifier",
+            handler="handlers.notifier.handler",
+            description="Table stream -> one SNS alert per end state",
+            environment={"TOPIC_ARN": self.topic.topic_arn},
+        )
+        self.topic.grant_publish(self.notifier)
+        self.notifier.add_event_source(
+            sources.DynamoEventSource(
+                table,
+                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+                batch_size=25,
+                bisect_batch_on_error=True,
+                retry_attempts=10,
+                max_record_age=Duration.hours(24),
+                report_batch_item_failures=True,
+                on_failure=sources.SqsDlq(self.failures),
+                # Only writes that leave a batch in an end state can owe an alert.
+                filters=[
+                    lambda_.FilterCriteria.filter(
+                        {
+                            "eventName": lambda_.FilterRule.or_("INSERT", "MODIFY"),
+                            "dynamodb": {"NewImage": {"terminal": {"BOOL": lambda_.FilterRule.is_equal(True)}}},
+                        }
+                    )
+                ],
+            )
+        )
+        acknowledge(
+            self.notifier.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "dynamodb:ListStreams and X-Ray's PutTraceSegments/PutTelemetryRecords support no resource-level "
+            "permissions; the stream read itself is scoped to this table's stream.",
+        )

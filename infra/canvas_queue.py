@@ -1,0 +1,56 @@
+"""Canvas's SQS transport: a queue only Canvas's AWS account may send to, read by the consumer."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+MAX_RECEIVES = 5
+
+
+class CanvasQueue(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, stage: str, canvas_account_id: str, consumer: lambda_.Function
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            queue_name=f"canvas-live-events-{stage}-dlq",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        # Canvas requires the name prefix and a standard queue. SSE-SQS rather than KMS: Canvas's
+        # account could not use a key of ours without a key policy we cannot verify from here.
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            queue_name=f"canvas-live-events-{stage}",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            # Six times the consumer's timeout, as Lambda advises for SQS event sources.
+            visibility_timeout=Duration.seconds(6 * consumer.timeout.to_seconds()) if consumer.timeout else None,
+            retention_period=Duration.days(4),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letters, max_receive_count=MAX_RECEIVES),
+        )
+        self.queue.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CanvasLiveEventsSendOnly",
+                principals=[iam.AccountPrincipal(canvas_account_id)],
+                actions=["sqs:SendMessage"],
+                resources=[self.queue.queue_arn],
+            )
+        )
+        consumer.add_event_source(
+            sources.SqsEventSource(
+                self.queue,
+                batch_size=10,
+                max_batching_window=Duration.seconds(1),
+                report_batch_item_failures=True,
+            )
+        )

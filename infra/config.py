@@ -1,0 +1,166 @@
+"""Stack configuration from CDK context, validated with errors that name the key (pure, no CDK)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+CANVAS_JWKS_URL = "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/jwks"
+CANVAS_AWS_ACCOUNT = "636161780776"
+AUTH_MODES = ("jwt", "token", "none")
+ARCHITECTURES = ("x86_64", "arm64")
+REMOVAL_POLICIES = ("retain", "destroy")
+EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
+ACCOUNT = re.compile(r"\d{12}")
+STAGE = re.compile(r"[a-z][a-z0-9-]{0,19}")
+DOMAIN = re.compile(r"(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+CERT_ARN = re.compile(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+")
+
+# Every key the stack reads, with its default: README's configuration table lists the same.
+DEFAULTS: dict[str, Any] = {
+    "stage": "prod",
+    "auth_mode": "jwt",
+    "jwks_url": CANVAS_JWKS_URL,
+    "jwt_issuers": "",
+    "retention_days": 90,
+    "notify_emails": "",
+    "throttle_rate": 50,
+    "throttle_burst": 100,
+    "architecture": "x86_64",
+    "domain_name": "",
+    "certificate_arn": "",
+    "removal_policy": "retain",
+    "canvas_sqs": True,
+    "canvas_account_id": CANVAS_AWS_ACCOUNT,
+    "eventbridge_archive_days": 30,
+    "eventbridge_source_accounts": "",
+    "log_retention_days": 30,
+}
+
+
+# The values CloudWatch Logs accepts for a retention period.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                      3288, 3653)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    stage: str
+    auth_mode: str
+    jwks_url: str
+    jwt_issuers: tuple[str, ...]
+    retention_days: int
+    notify_emails: tuple[str, ...]
+    throttle_rate: int
+    throttle_burst: int
+    architecture: str
+    domain_name: str | None
+    certificate_arn: str | None
+    removal_policy: str
+    canvas_sqs: bool
+    canvas_account_id: str
+    eventbridge_archive_days: int
+    eventbridge_source_accounts: tuple[str, ...]
+    log_retention_days: int
+
+
+def _list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    return tuple(part.strip() for part in str(value or "").split(",") if part.strip())
+
+
+def _int(key: str, value: Any, low: int, high: int) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"context {key} must be a whole number, not {value!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"context {key} must be between {low} and {high}, not {number}")
+    return number
+
+
+def _bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ConfigError(f"context {key} must be true or false, not {value!r}")
+
+
+def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> str:
+    text = str(value).strip().lower()
+    if text not in allowed:
+        raise ConfigError(f"context {key} must be one of {', '.join(allowed)}, not {value!r}")
+    return text
+
+
+def _each(key: str, values: tuple[str, ...], pattern: re.Pattern[str], what: str) -> tuple[str, ...]:
+    for value in values:
+        if not pattern.fullmatch(value):
+            raise ConfigError(f"context {key}: {value!r} is not {what}")
+    return values
+
+
+def load_config(get: Callable[[str], Any]) -> StackConfig:
+    """`get(key)` returns the context value or None (CDK's `node.try_get_context`)."""
+
+    def value(key: str) -> Any:
+        found = get(key)
+        return DEFAULTS[key] if found is None or found == "" else found
+
+    stage = str(value("stage"))
+    if not STAGE.fullmatch(stage):
+        raise ConfigError(f"context stage must be lowercase letters, digits and dashes (max 20), not {stage!r}")
+    jwks_url = str(value("jwks_url"))
+    if not jwks_url.startswith("https://"):
+        raise ConfigError(f"context jwks_url must be an https:// URL, not {jwks_url!r}")
+    domain = str(value("domain_name")).strip().lower() or None
+    certificate = str(value("certificate_arn")).strip() or None
+    if bool(domain) != bool(certificate):
+        raise ConfigError("context domain_name and certificate_arn go together: set both or neither")
+    if domain and not DOMAIN.fullmatch(domain):
+        raise ConfigError(f"context domain_name: {domain!r} is not a domain name")
+    if certificate and not CERT_ARN.fullmatch(certificate):
+        raise ConfigError(f"context certificate_arn: {certificate!r} is not an ACM certificate ARN")
+    canvas_account = str(value("canvas_account_id"))
+    _each("canvas_account_id", (canvas_account,), ACCOUNT, "a 12-digit AWS account id")
+    throttle_rate = _int("throttle_rate", value("throttle_rate"), 1, 10_000)
+    throttle_burst = _int("throttle_burst", value("throttle_burst"), 1, 5_000)
+    return StackConfig(
+        stage=stage,
+        auth_mode=_choice("auth_mode", value("auth_mode"), AUTH_MODES),
+        jwks_url=jwks_url,
+        jwt_issuers=_list(value("jwt_issuers")),
+        retention_days=_int("retention_days", value("retention_days"), 1, 3650),
+        notify_emails=_each("notify_emails", _list(value("notify_emails")), EMAIL, "an email address"),
+        throttle_rate=throttle_rate,
+        throttle_burst=throttle_burst,
+        architecture=_choice("architecture", value("architecture"), ARCHITECTURES),
+        domain_name=domain,
+        certificate_arn=certificate,
+        removal_policy=_choice("removal_policy", value("removal_policy"), REMOVAL_POLICIES),
+        canvas_sqs=_bool("canvas_sqs", value("canvas_sqs")),
+        canvas_account_id=canvas_account,
+        eventbridge_archive_days=_int("eventbridge_archive_days", value("eventbridge_archive_days"), 1, 3650),
+        eventbridge_source_accounts=_each(
+            "eventbridge_source_accounts", _list(value("eventbridge_source_accounts")), ACCOUNT,
+            "a 12-digit AWS account id",
+        ),
+        log_retention_days=_log_retention(value("log_retention_days")),
+    )
+
+
+def _log_retention(value: Any) -> int:
+    days = _int("log_retention_days", value, 1, 3653)
+    if days not in LOG_RETENTION_DAYS:
+        raise ConfigError(f"context log_retention_days must be one of {LOG_RETENTION_DAYS}, not {days}")
+    return days

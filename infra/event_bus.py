@@ -1,0 +1,75 @@
+"""EventBridge ingress: a bus whose SIS batch events go to the same core, archived for replay."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_sqs as sqs
+from .nag import acknowledge
+from constructs import Construct
+
+DETAIL_TYPES = ["sis_batch_created", "sis_batch_updated"]
+
+
+class EventBus(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: str,
+        consumer: lambda_.Function,
+        archive_days: int,
+        source_accounts: tuple[str, ...],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.bus = events.EventBus(self, "Bus", event_bus_name=f"canvas-sis-imports-{stage}")
+        # One queue keeps both kinds of dead letter: events EventBridge could not deliver, and
+        # events the function failed on after its retries (invalid ones, with the reason).
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(self.dead_letters, "AwsSolutions-SQS3", "This queue is itself the EventBridge dead-letter queue.")
+        pattern = events.EventPattern(detail_type=DETAIL_TYPES)
+        self.rule = events.Rule(
+            self,
+            "SisBatchEvents",
+            event_bus=self.bus,
+            event_pattern=pattern,
+            targets=[
+                targets.LambdaFunction(
+                    consumer,
+                    dead_letter_queue=self.dead_letters,
+                    retry_attempts=8,
+                    max_event_age=Duration.hours(24),
+                )
+            ],
+        )
+        consumer.configure_async_invoke(
+            retry_attempts=2,
+            max_event_age=Duration.hours(6),
+            on_failure=destinations.SqsDestination(self.dead_letters),
+        )
+        self.archive = self.bus.archive(
+            "Archive",
+            description="SIS batch events, for replays",
+            event_pattern=pattern,
+            retention=Duration.days(archive_days),
+        )
+        for account in source_accounts:
+            self.bus.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"PutEventsFrom{account}",
+                    principals=[iam.AccountPrincipal(account)],
+                    actions=["events:PutEvents"],
+                    resources=[self.bus.event_bus_arn],
+                )
+            )

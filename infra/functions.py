@@ -1,0 +1,118 @@
+"""Lambda functions: the shared layer and code asset, one role and one log group per function."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from .nag import acknowledge
+from constructs import Construct
+
+from .bundling import build_code, build_layer
+from .config import StackConfig
+
+ARCHITECTURES = {"x86_64": lambda_.Architecture.X86_64, "arm64": lambda_.Architecture.ARM_64}
+
+
+class Functions(Construct):
+    """Builds the assets once; `add` makes a function with its own least-privilege role."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StackConfig) -> None:
+        super().__init__(scope, construct_id)
+        self._config = config
+        self.architecture = ARCHITECTURES[config.architecture]
+        self.layer = lambda_.LayerVersion(
+            self,
+            "Dependencies",
+            code=lambda_.Code.from_asset(str(build_layer(config.architecture))),
+            compatible_runtimes=[lambda_.Runtime.PYTHON_3_13],
+            compatible_architectures=[self.architecture],
+            description="Powertools, pydantic, PyJWT (pinned in requirements/runtime.txt)",
+        )
+        self.code = lambda_.Code.from_asset(str(build_code()))
+        self._made: list[tuple[lambda_.Function, iam.Role]] = []
+
+    def add(
+        self,
+        construct_id: str,
+        *,
+        handler: str,
+        description: str,
+        environment: dict[str, str] | None = None,
+        timeout: Duration = Duration.seconds(10),
+        memory_size: int = 512,
+    ) -> lambda_.Function:
+        config = self._config
+        log_group = logs.LogGroup(
+            self,
+            f"{construct_id}Logs",
+            retention=logs.RetentionDays(_retention_name(config.log_retention_days)),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        role = iam.Role(
+            self,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{construct_id}: its log group, X-Ray, and what the stack grants it",
+        )
+        log_group.grant_write(role)
+        function = lambda_.Function(
+            self,
+            construct_id,
+            description=description,
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            architecture=self.architecture,
+            handler=handler,
+            code=self.code,
+            layers=[self.layer],
+            role=role,
+            log_group=log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            tracing=lambda_.Tracing.ACTIVE,
+            timeout=timeout,
+            memory_size=memory_size,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": "canvas-sis-imports",
+                "POWERTOOLS_METRICS_NAMESPACE": "CanvasSisImports",
+                "LOG_LEVEL": "INFO",
+                **(environment or {}),
+            },
+        )
+        self._made.append((function, role))
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions; Lambda "
+            "active tracing needs them on '*'. Every other statement of this role names its resources.",
+        )
+        acknowledge(
+            function,
+            "AwsSolutions-L1",
+            "Python 3.13 is deliberate: the layer's cp313 wheels, the tests and the bundle import test all "
+            "run on 3.13; moving to a newer runtime is one change across all of them.",
+        )
+        return function
+
+
+    def finish(self) -> None:
+        """Call once every grant is made: each function then depends on its policy alone.
+
+        CDK also lists the role in DependsOn, which the function's Role GetAtt already implies
+        (cfn-lint W3005).
+        """
+        for function, role in self._made:
+            policy = role.node.try_find_child("DefaultPolicy")
+            depends_on = [Stack.of(self).get_logical_id(policy.node.default_child)] if policy else []
+            function.node.default_child.add_override("DependsOn", depends_on)  # type: ignore[union-attr]
+
+
+def _retention_name(days: int) -> str:
+    names = {
+        1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
+        60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
+        365: "ONE_YEAR", 400: "THIRTEEN_MONTHS", 545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS", 1096: "THREE_YEARS",
+        1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
+        3653: "TEN_YEARS",
+    }
+    return names[days]

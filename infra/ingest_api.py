@@ -1,0 +1,99 @@
+"""The HTTPS ingress: API Gateway HTTP API with Canvas's webhook and the operators' batch query."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from .nag import acknowledge
+from constructs import Construct
+
+from .config import StackConfig
+
+# No query string: Canvas's subscription URL may carry the shared token there.
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "requestTime": "$context.requestTime",
+        "method": "$context.httpMethod",
+        "routeKey": "$context.routeKey",
+        "status": "$context.status",
+        "protocol": "$context.protocol",
+        "responseLength": "$context.responseLength",
+        "integrationLatency": "$context.integrationLatency",
+        "integrationError": "$context.integrationErrorMessage",
+        "error": "$context.error.message",
+    }
+)
+
+
+class IngestApi(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StackConfig,
+        ingest: lambda_.IFunction,
+        query: lambda_.IFunction,
+        access_logs: logs.LogGroup,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.api = apigwv2.HttpApi(
+            self,
+            "Api",
+            description="Canvas SIS import Live Events",
+            create_default_stage=False,
+            # With a custom domain, the execute-api URL would be a second, unguarded way in.
+            disable_execute_api_endpoint=bool(config.domain_name),
+        )
+        self.stage = apigwv2.HttpStage(
+            self,
+            "Stage",
+            http_api=self.api,
+            auto_deploy=True,
+            throttle=apigwv2.ThrottleSettings(rate_limit=config.throttle_rate, burst_limit=config.throttle_burst),
+        )
+        cfn_stage: apigwv2.CfnStage = self.stage.node.default_child  # type: ignore[assignment]
+        cfn_stage.access_log_settings = apigwv2.CfnStage.AccessLogSettingsProperty(
+            destination_arn=access_logs.log_group_arn, format=ACCESS_LOG_FORMAT
+        )
+        events_routes = self.api.add_routes(
+            path="/events",
+            methods=[apigwv2.HttpMethod.POST],
+            integration=integrations.HttpLambdaIntegration("Ingest", ingest),
+        )
+        self.api.add_routes(
+            path="/batches/{root_account_uuid}/{sis_batch_id}",
+            methods=[apigwv2.HttpMethod.GET],
+            integration=integrations.HttpLambdaIntegration("Query", query),
+            authorizer=authorizers.HttpIamAuthorizer(),
+        )
+        for route in events_routes:
+            acknowledge(
+                route,
+                "AwsSolutions-APIG4",
+                "Canvas cannot sign API Gateway requests; the ingest handler authenticates every event itself "
+                "(RS256 JWT against Canvas's JWKS, or a shared token).",
+            )
+        base = self.api.api_endpoint
+        if config.domain_name and config.certificate_arn:
+            domain = apigwv2.DomainName(
+                self,
+                "Domain",
+                domain_name=config.domain_name,
+                certificate=acm.Certificate.from_certificate_arn(self, "Certificate", config.certificate_arn),
+            )
+            apigwv2.ApiMapping(self, "Mapping", api=self.api, domain_name=domain, stage=self.stage)
+            self.domain_target = domain.regional_domain_name
+            base = f"https://{config.domain_name}"
+        else:
+            self.domain_target = None
+        self.webhook_url = f"{base}/events"
+        self.query_url = f"{base}/batches/{{root_account_uuid}}/{{sis_batch_id}}"

@@ -1,0 +1,109 @@
+"""The whole pipeline in one stack; each concern is its own construct."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from .nag import acknowledge
+from constructs import Construct
+
+from .alerts import Alerts
+from .canvas_queue import CanvasQueue
+from .config import StackConfig
+from .event_bus import EventBus
+from .functions import Functions
+from .ingest_api import IngestApi
+from .table import BatchTable
+
+WRITE = ("dynamodb:UpdateItem", "dynamodb:PutItem")  # all the store needs: conditional writes, no reads
+
+
+class CanvasSisImportsStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: StackConfig, **kwargs) -> None:
+        super().__init__(scope, construct_id, description="Canvas SIS import state and outcome alerts", **kwargs)
+        table = BatchTable(self, "Batches", retain=config.removal_policy == "retain").table
+        functions = Functions(self, "Functions", config=config)
+        store_env = {"TABLE_NAME": table.table_name, "RETENTION_DAYS": str(config.retention_days)}
+
+        ingest_env = {**store_env, "SIS_AUTH": config.auth_mode, "SIS_JWKS_URL": config.jwks_url}
+        if config.jwt_issuers:
+            ingest_env["SIS_JWT_ISSUERS"] = ",".join(config.jwt_issuers)
+        secret = None
+        if config.auth_mode == "token":
+            secret = secretsmanager.Secret(
+                self,
+                "CanvasToken",
+                description="Shared token Canvas sends as ?token= on the webhook URL; set it, then paste "
+                "the URL with it into Canvas",
+                generate_secret_string=secretsmanager.SecretStringGenerator(
+                    exclude_punctuation=True, password_length=48
+                ),
+            )
+            acknowledge(
+                secret,
+                "AwsSolutions-SMG4",
+                "The token also lives in Canvas's subscription URL, which only a Canvas admin can change: "
+                "rotation is a manual, coordinated step (README).",
+            )
+            ingest_env["SIS_TOKEN_SECRET_ARN"] = secret.secret_arn
+        ingest = functions.add(
+            "Ingest", handler="handlers.ingest.handler", description="POST /events: Canvas's webhook",
+            environment=ingest_env,
+        )
+        table.grant(ingest, *WRITE)
+        if secret is not None:
+            secret.grant_read(ingest)
+
+        query = functions.add(
+            "Query", handler="handlers.query.handler", description="GET /batches/{root_account_uuid}/{sis_batch_id}",
+            environment={"TABLE_NAME": table.table_name},
+        )
+        table.grant(query, "dynamodb:GetItem")
+
+        access_logs = logs.LogGroup(
+            self, "ApiAccessLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
+        )
+        api = IngestApi(self, "Ingress", config=config, ingest=ingest, query=query, access_logs=access_logs)
+        alerts = Alerts(self, "Alerts", functions=functions, table=table, notify_emails=config.notify_emails)
+
+        CfnOutput(self, "WebhookUrl", value=api.webhook_url,
+                  description="Paste into Canvas's Live Events subscription (HTTPS, Sign Payload on)"
+                  + (" with ?token=<the CanvasToken secret>" if secret else ""))
+        CfnOutput(self, "QueryUrl", value=api.query_url, description="IAM-signed GET for one batch")
+        CfnOutput(self, "TopicArn", value=alerts.topic.topic_arn, description="Subscribe to get alerts")
+        CfnOutput(self, "TableName", value=table.table_name)
+        CfnOutput(self, "NotifierFailureQueueArn", value=alerts.failures.queue_arn,
+                  description="Stream records whose alert could not be published")
+        if api.domain_target:
+            CfnOutput(self, "CustomDomainTarget", value=api.domain_target,
+                      description="Point a CNAME (or alias) for the custom domain here")
+        if secret is not None:
+            CfnOutput(self, "TokenSecretArn", value=secret.secret_arn)
+
+        if config.canvas_sqs:
+            consumer = functions.add(
+                "SqsConsumer", handler="handlers.sqs_consumer.handler",
+                description="Canvas's SQS transport -> the same core", environment=store_env,
+                timeout=Duration.seconds(30),
+            )
+            table.grant(consumer, *WRITE)
+            queue = CanvasQueue(self, "CanvasQueue", stage=config.stage,
+                                canvas_account_id=config.canvas_account_id, consumer=consumer)
+            CfnOutput(self, "CanvasQueueUrl", value=queue.queue.queue_url,
+                      description="Paste into Canvas's Live Events subscription (SQS)")
+            CfnOutput(self, "CanvasQueueArn", value=queue.queue.queue_arn)
+            CfnOutput(self, "CanvasQueueDlqArn", value=queue.dead_letters.queue_arn)
+
+        eventbridge = functions.add(
+            "EventBridgeConsumer", handler="handlers.eventbridge.handler",
+            description="EventBridge SIS batch events -> the same core", environment=store_env,
+        )
+        table.grant(eventbridge, *WRITE)
+        bus = EventBus(self, "Events", stage=config.stage, consumer=eventbridge,
+                       archive_days=config.eventbridge_archive_days, source_accounts=config.eventbridge_source_accounts)
+        CfnOutput(self, "EventBusName", value=bus.bus.event_bus_name)
+        CfnOutput(self, "EventBusArn", value=bus.bus.event_bus_arn)
+        CfnOutput(self, "EventArchiveName", value=bus.archive.archive_name)
+        CfnOutput(self, "EventBridgeDlqArn", value=bus.dead_letters.queue_arn)
+        functions.finish()
