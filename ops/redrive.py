@@ -4,7 +4,7 @@
 - The EventBridge dead-letter queue (target DLQ and the function's on-failure destination): each
   event is put back on the bus, then deleted.
 
-Usage: python -m ops.redrive --stack CanvasSisImports [--which canvas|eventbridge|all] [--dry-run]
+Usage: python -m ops.redrive --stack CanvasSisImports-prod [--which canvas|eventbridge|all] [--dry-run]
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def redrive_eventbridge(sqs: Any, events: Any, dlq_arn: str, bus_name: str, dry_
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stack", default="CanvasSisImports", help="the CloudFormation stack name")
+    parser.add_argument("--stack", default="CanvasSisImports-prod", help="the CloudFormation stack name")
     parser.add_argument("--which", choices=["canvas", "eventbridge", "all"], default="all")
     parser.add_argument("--dry-run", action="store_true", help="only count what is waiting")
     args = parser.parse_args(argv)
