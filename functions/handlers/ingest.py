@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from functools import cache
 from typing import Any
 
@@ -44,7 +45,7 @@ class IngestApi:
             outcome = self._ingest.ingest(raw)
         except InvalidEvent as exc:
             return self._reject(
-                400, "invalid", {"error": "invalid event", "fields": [e.model_dump() for e in exc.errors]}
+                400, "invalid", {"error": "invalid event", "fields": [asdict(e) for e in exc.errors]}
             )
         except Exception:
             # Our side failed (DynamoDB throttled or down): 5xx makes Canvas retry.

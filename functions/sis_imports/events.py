@@ -8,6 +8,7 @@ echo its value (values can hold tokens).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -108,13 +109,16 @@ class SisBatchEvent(BaseModel):
         return self.body.workflow_state
 
 
-class IgnoredEvent(BaseModel):
+# Plain dataclasses: only what Canvas sends needs pydantic (each model costs cold start).
+@dataclass(frozen=True)
+class IgnoredEvent:
     """Another Canvas event type: acknowledged, not stored."""
 
     event_name: str
 
 
-class FieldError(BaseModel):
+@dataclass(frozen=True)
+class FieldError:
     field: str
     message: str
 

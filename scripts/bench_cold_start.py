@@ -1,0 +1,71 @@
+"""Cold init of each handler from its synthesized bundle vs `import boto3; boto3.client("dynamodb")`.
+
+Each figure is the median over fresh `python3.13 -I -S` processes of the time to import the
+handler module, which (as in Lambda, with AWS_LAMBDA_FUNCTION_NAME set) also builds its clients.
+Run `make synth` first; `make bench` prints the table. Target: every ratio <= 1.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from infra.bundling import find_python313
+from scripts.bundle import bundles, run_isolated, runtime_dir
+
+TIMED = "import time\nw = time.perf_counter()\n{code}\nprint(time.perf_counter() - w, 0)"
+BASELINE = 'import boto3; boto3.client("dynamodb")'
+
+
+def once(python: str, paths: list[Path], code: str) -> float:
+    result = run_isolated(python, paths, TIMED.format(code=code))
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    return float(result.stdout.split()[-2]) * 1000
+
+
+def measure(python: str, paths: list[Path], module: str, runs: int) -> tuple[list[float], list[float]]:
+    """Handler and baseline timings, alternated run by run so both see the same machine."""
+    handler, baseline = [], []
+    for _ in range(runs):
+        baseline.append(once(python, paths, BASELINE))
+        handler.append(once(python, paths, f"import {module}"))
+    return handler, baseline
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--assembly", default="cdk.out", type=Path)
+    parser.add_argument("--runs", default=15, type=int)
+    args = parser.parse_args()
+    python = find_python313()
+    if python is None:
+        print("python3.13 not found: the Lambda runtime's version is needed to measure")
+        return 1
+    runtime = runtime_dir()
+    found = bundles(args.assembly)
+    if not found:
+        print(f"no functions in {args.assembly}: run `make synth` first")
+        return 1
+    rows = []
+    for bundle in found:
+        paths = [bundle.code, bundle.layer, runtime]
+        handler, baseline = measure(python, paths, bundle.module, args.runs)
+        median, base_median = statistics.median(handler), statistics.median(baseline)
+        rows.append({"handler": bundle.handler, "median_ms": round(median), "boto3_median_ms": round(base_median),
+                     "ratio_median": round(median / base_median, 2), "min_ms": round(min(handler)),
+                     "boto3_min_ms": round(min(baseline)), "ratio_min": round(min(handler) / min(baseline), 2)})
+    print(f"cold init, {args.runs} fresh processes each, alternating with the baseline {BASELINE!r}")
+    print(f"{'handler':32} {'median':>7} {'boto3':>6} {'ratio':>6}   {'min':>5} {'boto3':>6} {'ratio':>6}")
+    for r in rows:
+        print(f"{r['handler']:32} {r['median_ms']:>7} {r['boto3_median_ms']:>6} {r['ratio_median']:>6}   "
+              f"{r['min_ms']:>5} {r['boto3_min_ms']:>6} {r['ratio_min']:>6}")
+    print(json.dumps(rows), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

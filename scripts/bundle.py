@@ -1,0 +1,93 @@
+"""The Lambda bundles as synthesized: each function's code folder plus the layer, from cdk.out.
+
+Used by the bundle test and the cold-start benchmark: both import a handler from exactly what
+ships, with only boto3 (which the runtime provides) beside it, under `python3.13 -I`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+
+from infra.bundling import BUILD, find_python313
+
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
+LAMBDA_ENV = {
+    "AWS_LAMBDA_FUNCTION_NAME": "bundle-check",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "TABLE_NAME": "sis-batches",
+    "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
+    "SIS_AUTH": "jwt",
+    "POWERTOOLS_SERVICE_NAME": "canvas-sis-imports",
+    "POWERTOOLS_METRICS_NAMESPACE": "CanvasSisImports",
+    "PYTHONDONTWRITEBYTECODE": "1",  # as in Lambda, where /var/task and /opt are read-only
+}
+
+
+@dataclass(frozen=True)
+class Bundle:
+    name: str
+    handler: str  # module.function
+    code: Path
+    layer: Path
+
+    @property
+    def module(self) -> str:
+        return self.handler.rsplit(".", 1)[0]
+
+
+def bundles(assembly: Path) -> list[Bundle]:
+    """Every function of the synthesized stack with its code and layer folders."""
+    assembly = assembly.resolve()
+    (template_path,) = assembly.glob("*.template.json")
+    resources = json.loads(template_path.read_text())["Resources"]
+
+    def folder(s3_key: str) -> Path:
+        return assembly / f"asset.{s3_key.split('.')[0]}"
+
+    layers = {
+        name: folder(r["Properties"]["Content"]["S3Key"])
+        for name, r in resources.items()
+        if r["Type"] == "AWS::Lambda::LayerVersion"
+    }
+    out = []
+    for name, r in resources.items():
+        props = r["Properties"]
+        if r["Type"] != "AWS::Lambda::Function" or not str(props.get("Handler", "")).startswith("handlers."):
+            continue
+        (layer_ref,) = props["Layers"]
+        out.append(Bundle(name, props["Handler"], folder(props["Code"]["S3Key"]), layers[layer_ref["Ref"]] / "python"))
+    return sorted(out, key=lambda b: b.handler)
+
+
+def runtime_dir() -> Path:
+    """A folder holding only what the Lambda runtime adds: boto3 and its dependencies."""
+    site = Path(boto3.__file__).resolve().parent.parent
+    out = BUILD / "runtime-boto3"
+    if not (out / ".complete").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        for name in RUNTIME_PACKAGES:
+            for path in site.glob(name):
+                shutil.copytree(path, out / path.name, ignore=shutil.ignore_patterns("__pycache__"))
+            for path in site.glob(f"{name}.py"):
+                shutil.copy(path, out / path.name)
+        subprocess.run([find_python313() or "python3", "-m", "compileall", "-q", str(out)], check=True)
+        (out / ".complete").write_text("")
+    return out
+
+
+def run_isolated(python: str, paths: list[Path], code: str, timeout: int = 60) -> subprocess.CompletedProcess[str]:
+    """Run `code` under `python -I` with sys.path limited to `paths` (plus the stdlib)."""
+    prelude = f"import sys; sys.path[:0] = {[str(p) for p in paths]!r}\n"
+    # -S as well: not even the interpreter's own site-packages may help.
+    return subprocess.run([python, "-I", "-S", "-c", prelude + code], capture_output=True, text=True, timeout=timeout,
+                          env=LAMBDA_ENV, cwd="/")
