@@ -82,7 +82,6 @@ class IngestApi(Construct):
                 "Canvas cannot sign API Gateway requests; the ingest handler authenticates every event itself "
                 "(RS256 JWT against Canvas's JWKS, or a shared token).",
             )
-        base = self.api.api_endpoint
         if config.domain_name and config.certificate_arn:
             domain = apigwv2.DomainName(
                 self,
@@ -95,5 +94,6 @@ class IngestApi(Construct):
             base = f"https://{config.domain_name}"
         else:
             self.domain_target = None
+            base = self.api.api_endpoint
         self.webhook_url = f"{base}/events"
         self.query_url = f"{base}/batches/{{root_account_uuid}}/{{sis_batch_id}}"

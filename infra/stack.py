@@ -67,9 +67,9 @@ class CanvasSisImportsStack(Stack):
         api = IngestApi(self, "Ingress", config=config, ingest=ingest, query=query, access_logs=access_logs)
         alerts = Alerts(self, "Alerts", functions=functions, table=table, notify_emails=config.notify_emails)
 
-        CfnOutput(self, "WebhookUrl", value=api.webhook_url,
-                  description="Paste into Canvas's Live Events subscription (HTTPS, Sign Payload on)"
-                  + (" with ?token=<the CanvasToken secret>" if secret else ""))
+        CfnOutput(self, "WebhookUrl", value=api.webhook_url, description=(
+            "Paste into Canvas's Live Events subscription (HTTPS) "
+            + ("with ?token=<the CanvasToken secret>, Sign Payload off" if secret else "with Sign Payload on")))
         CfnOutput(self, "QueryUrl", value=api.query_url, description="IAM-signed GET for one batch")
         CfnOutput(self, "TopicArn", value=alerts.topic.topic_arn, description="Subscribe to get alerts")
         CfnOutput(self, "TableName", value=table.table_name)
