@@ -1,0 +1,68 @@
+"""The embedded AWS's resources, named and shaped as the stack makes them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from sis_imports.table import ATTRIBUTE_DEFINITIONS, KEY_SCHEMA, STREAM_VIEW_TYPE, TTL_ATTRIBUTE
+
+STAGE = "local"
+TABLE_NAME = f"canvas-sis-batches-{STAGE}"
+TOPIC_NAME = f"canvas-sis-alerts-{STAGE}"
+CANVAS_QUEUE = f"canvas-live-events-{STAGE}"  # the prefix Canvas requires
+BUS_NAME = f"canvas-sis-imports-{STAGE}"  # as infra/event_bus.py names it
+DETAIL_TYPES = ["sis_batch_created", "sis_batch_updated"]
+
+
+@dataclass
+class LocalAws:
+    table_name: str
+    stream_arn: str
+    topic_arn: str
+    subscriber_queue_url: str
+    canvas_queue_url: str
+    canvas_queue_arn: str
+    eventbridge_queue_url: str
+    bus_name: str
+    token_secret_arn: str | None
+
+
+def _queue(sqs: Any, name: str) -> tuple[str, str]:
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
+
+
+def create(token: str | None) -> LocalAws:
+    dynamodb = boto3.client("dynamodb")
+    table = dynamodb.create_table(
+        TableName=TABLE_NAME,
+        KeySchema=KEY_SCHEMA,
+        AttributeDefinitions=ATTRIBUTE_DEFINITIONS,
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": STREAM_VIEW_TYPE},
+    )["TableDescription"]
+    dynamodb.update_time_to_live(
+        TableName=TABLE_NAME, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
+    )
+    sns, sqs, events = boto3.client("sns"), boto3.client("sqs"), boto3.client("events")
+    topic_arn = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
+    subscriber_url, subscriber_arn = _queue(sqs, "local-alert-subscriber")
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=subscriber_arn)
+    canvas_url, canvas_arn = _queue(sqs, CANVAS_QUEUE)
+    events.create_event_bus(Name=BUS_NAME)
+    # Lambda is the target in AWS; here a queue stands in and a poller invokes the handler.
+    eventbridge_url, eventbridge_arn = _queue(sqs, "local-eventbridge-target")
+    events.put_rule(Name="sis-batch-events", EventBusName=BUS_NAME,
+                    EventPattern=json.dumps({"detail-type": DETAIL_TYPES}))
+    events.put_targets(Rule="sis-batch-events", EventBusName=BUS_NAME,
+                       Targets=[{"Id": "eventbridge-consumer", "Arn": eventbridge_arn}])
+    secret_arn = None
+    if token is not None:
+        secret_arn = boto3.client("secretsmanager").create_secret(Name="canvas-token-local", SecretString=token)["ARN"]
+    return LocalAws(TABLE_NAME, table["LatestStreamArn"], topic_arn, subscriber_url, canvas_url, canvas_arn,
+                    eventbridge_url, BUS_NAME, secret_arn)
