@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.1
 PORT ?= 3000
 ARGS ?=
 
-.PHONY: install test run send synth deploy diff destroy redrive bench clean
+.PHONY: install test run send synth bootstrap deploy diff destroy redrive bench clean
 
 install: $(STAMP)
 
@@ -40,6 +40,9 @@ $(CDK_STAMP): package.json package-lock.json $(STAMP)
 
 synth: $(CDK_STAMP)   ## writes cdk.out/; needs no AWS credentials
 	$(CDK) synth --quiet $(ARGS)
+
+bootstrap: $(CDK_STAMP)  ## once per account and region
+	$(CDK) bootstrap $(ARGS)
 
 deploy: $(CDK_STAMP)  ## e.g. make deploy ARGS="-c notify_emails=ops@example.edu"
 	$(CDK) deploy $(ARGS)
