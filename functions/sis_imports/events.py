@@ -42,16 +42,14 @@ class Metadata(BaseModel):
     event_time: str
     root_account_uuid: Id
     root_account_id: OptionalId = None
-    root_account_lti_guid: Text = None
-    producer: Text = None
     hostname: Text = None
     user_id: OptionalText = None
     user_login: Text = None
-    job_id: OptionalText = None
-    request_id: Text = None
-    url: Text = None
-    referrer: Text = None
-    # client_ip, user_agent, session_id and the rest are ignored on purpose: never stored.
+    # Stored only redacted and cut to 2,048 characters (redact.py): a long one is no reason to refuse.
+    url: str | None = None
+    referrer: str | None = None
+    # Only what the core uses is declared (each field costs cold start). client_ip, user_agent,
+    # session_id and the rest are ignored on purpose: never stored.
 
     @field_validator("event_time")
     @classmethod
