@@ -29,7 +29,8 @@ class SqsConsumer:
         return process_partial_response(
             event=event,
             record_handler=self._record,
-            processor=BatchProcessor(event_type=EventType.SQS),
+            # A batch of only bad messages is reported like any other, not raised as a function error.
+            processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
             context=context,
         )
 

@@ -149,3 +149,12 @@ def test_eventbridge_events_apply_exactly_like_https_ones(aws, none_mode, handle
     with pytest.raises(Exception, match="event_time"):
         bad = {**sequence[0], "metadata": {**sequence[0]["metadata"], "event_time": "now"}}
         eventbridge({"id": "e-2", "detail": bad}, LambdaContext())
+
+
+def test_an_sqs_batch_of_only_invalid_messages_is_reported_not_raised(aws, handlers_fresh):
+    record = {"messageId": "only", "receiptHandle": "r", "body": "{}", "attributes": {}, "messageAttributes": {},
+              "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:canvas-live-events",
+              "awsRegion": "us-east-1"}
+    response = handlers_fresh["sqs_consumer"].handler({"Records": [record]}, LambdaContext())
+    assert response == {"batchItemFailures": [{"itemIdentifier": "only"}]}
+    assert aws.scan() == []
