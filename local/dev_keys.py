@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,16 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Written 0600 under a temporary name, then renamed: never readable by others, never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
 
 
 class DevKey:
@@ -26,10 +37,7 @@ class DevKey:
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
+        write_private(path, pem)
         return cls(key)
 
     @classmethod
@@ -40,5 +48,10 @@ class DevKey:
         jwk = json.loads(RSAAlgorithm.to_jwk(self.private_key.public_key()))
         return {"keys": [{**jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}]}
 
-    def sign(self, event: dict[str, Any]) -> str:
-        return jwt.encode(event, self.private_key, algorithm="RS256", headers={"kid": self.kid})
+    def sign(self, event: dict[str, Any], issuer: str | None = None, lifetime: int = 300) -> str:
+        """The event as JWT claims, with iss, iat and exp so that the ingest checks those too."""
+        now = int(time.time())
+        claims: dict[str, Any] = {**event, "iat": now, "exp": now + lifetime}
+        if issuer:
+            claims["iss"] = issuer
+        return jwt.encode(claims, self.private_key, algorithm="RS256", headers={"kid": self.kid})

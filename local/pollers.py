@@ -6,19 +6,45 @@ import json
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 
-from local.lambda_context import LambdaContext
+from local.invoke import Handler, invoke
 
-Handler = Callable[[dict[str, Any], Any], Any]
-MAX_STREAM_RETRIES = 10  # as the stack's event source mapping
+REGION = "us-east-1"
+MAX_STREAM_RETRIES = 10  # as the stack's event source mapping (infra/alerts.py)
+STREAM_BATCH_SIZE = 25  # likewise
+SQS_VISIBILITY_SECONDS = 3  # AWS uses 6x the function timeout; locally a failed message comes back sooner
 
 
 def _lambda_shaped(record: dict[str, Any]) -> dict[str, Any]:
     """GetRecords gives datetimes where Lambda's event has epoch seconds."""
     return json.loads(json.dumps(record, default=lambda v: v.timestamp() if isinstance(v, datetime) else str(v)))
+
+
+def _failed_ids(result: Any) -> set[str]:
+    return {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", []) if isinstance(f, dict)}
+
+
+def read_stream(streams: Any, stream_arn: str, iterators: dict[str, str]) -> list[dict[str, Any]]:
+    """The stream's new records, shaped as Lambda's DynamoDB event source hands them over.
+
+    `iterators` keeps each shard's position between calls (shared with tests/aws_env.py).
+    """
+    records: list[dict[str, Any]] = []
+    shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+    for shard in shards:
+        shard_id = shard["ShardId"]
+        iterator = iterators.get(shard_id) or streams.get_shard_iterator(
+            # The table starts empty (made by this run or test): from the start misses nothing.
+            StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        response = streams.get_records(ShardIterator=iterator)
+        if response.get("NextShardIterator"):
+            iterators[shard_id] = response["NextShardIterator"]
+        records += [{**_lambda_shaped(r), "eventSourceARN": stream_arn} for r in response.get("Records", [])]
+    return records
 
 
 class Poller(threading.Thread):
@@ -32,120 +58,184 @@ class Poller(threading.Thread):
             try:
                 busy = self.poll()
             except Exception as exc:  # keep polling: a local hiccup must not end the run
+                if self.stop.is_set():
+                    break  # moto is going away on shutdown: not worth a message
                 print(f"[{self.name}] {type(exc).__name__}: {exc}", flush=True)
                 busy = False
             if not busy:
                 self.stop.wait(self.interval)
 
     def poll(self) -> bool:
+        """One round; True when there was work (poll again at once)."""
         raise NotImplementedError
 
 
 class StreamPoller(Poller):
     """The table's stream -> the notifier, retrying from the first failed record like Lambda."""
 
-    def __init__(self, stop: threading.Event, stream_arn: str, handler: Handler):
+    def __init__(self, stop: threading.Event, stream_arn: str, handler: Handler, streams: Any = None):
         super().__init__("stream", stop)
         self.stream_arn = stream_arn
         self.handler = handler
-        self.streams = boto3.client("dynamodbstreams")
+        self.streams = streams or boto3.client("dynamodbstreams")
         self.iterators: dict[str, str] = {}
-        self.pending: list[dict[str, Any]] = []
+        self.pending: list[dict[str, Any]] = []  # records not yet handled successfully, in stream order
         self.attempts = 0
 
     def poll(self) -> bool:
-        shards = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
-        for shard in shards:
-            shard_id = shard["ShardId"]
-            iterator = self.iterators.get(shard_id) or self.streams.get_shard_iterator(
-                StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
-            response = self.streams.get_records(ShardIterator=iterator)
-            self.iterators[shard_id] = response["NextShardIterator"]
-            self.pending += [{**_lambda_shaped(r), "eventSourceARN": self.stream_arn} for r in response["Records"]]
+        self.pending += read_stream(self.streams, self.stream_arn, self.iterators)
         if not self.pending:
             return False
-        result = self.handler({"Records": list(self.pending)}, LambdaContext(function_name="notifier"))
-        failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
-        if not failed:
-            self.pending, self.attempts = [], 0
+        batch = self.pending[:STREAM_BATCH_SIZE]
+        try:
+            failed = _failed_ids(invoke(self.handler, {"Records": batch}, "notifier"))
+            first = None
+            if failed:
+                numbers = [r["dynamodb"]["SequenceNumber"] for r in batch]
+                first = min((numbers.index(n) for n in failed if n in numbers), default=0)
+        except Exception as exc:  # the whole invocation failed: Lambda retries the whole batch
+            print(f"[stream] the notifier raised {type(exc).__name__}; retrying the batch", flush=True)
+            first = 0
+        if first is None:
+            self.pending, self.attempts = self.pending[len(batch):], 0
             return True
         self.attempts += 1
-        numbers = [r["dynamodb"]["SequenceNumber"] for r in self.pending]
-        first = min(numbers.index(n) for n in failed if n in numbers)
         if self.attempts > MAX_STREAM_RETRIES:
-            print(f"[stream] gave up on {len(self.pending) - first} record(s) after {MAX_STREAM_RETRIES} retries "
-                  "(in AWS they would go to the notifier's failure queue)", flush=True)
-            self.pending, self.attempts = [], 0
+            print(f"[stream] gave up on {len(batch) - first} record(s) after {MAX_STREAM_RETRIES} retries "
+                  "(in AWS they would go to the notifier's on-failure queue)", flush=True)
+            self.pending, self.attempts = self.pending[len(batch):], 0
         else:
-            self.pending = self.pending[first:]
+            self.pending = self.pending[first:]  # resume at the first failed record, as Lambda does
             self.stop.wait(min(2.0, 0.2 * 2**self.attempts))
         return False
 
 
-class QueuePoller(Poller):
-    """An SQS queue -> a handler, in Lambda's SQS event shape (partial batch failures honoured)."""
+def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+    """One record of Lambda's SQS event, from a ReceiveMessage message."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": dict(message.get("Attributes") or {}),
+        "messageAttributes": {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "binaryValue": value.get("BinaryValue"),
+                "stringListValues": value.get("StringListValues", []),
+                "binaryListValues": value.get("BinaryListValues", []),
+                "dataType": value.get("DataType"),
+            }
+            for name, value in (message.get("MessageAttributes") or {}).items()
+        },
+        "md5OfBody": message["MD5OfBody"],
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }
 
-    def __init__(self, name: str, stop: threading.Event, queue_url: str, queue_arn: str, handler: Handler,
-                 eventbridge: bool = False):
-        super().__init__(name, stop)
-        self.queue_url, self.queue_arn, self.handler, self.eventbridge = queue_url, queue_arn, handler, eventbridge
-        self.sqs = boto3.client("sqs")
+
+class CanvasQueuePoller(Poller):
+    """The Canvas queue -> the SQS consumer, in Lambda's SQS event shape (partial batch failures honoured)."""
+
+    def __init__(self, stop: threading.Event, queue_url: str, queue_arn: str, handler: Handler, max_receives: int,
+                 sqs: Any = None):
+        super().__init__("sqs", stop)
+        self.queue_url, self.queue_arn, self.handler, self.max_receives = queue_url, queue_arn, handler, max_receives
+        self.sqs = sqs or boto3.client("sqs")
+
+    def poll(self) -> bool:
+        messages = self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=SQS_VISIBILITY_SECONDS,
+            AttributeNames=["All"], MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return False
+        event = {"Records": [_sqs_record(m, self.queue_arn) for m in messages]}
+        try:
+            failed = _failed_ids(invoke(self.handler, event, "sqs-consumer"))
+        except Exception as exc:  # Lambda: the whole batch becomes visible again
+            print(f"[sqs] the consumer raised {type(exc).__name__}; the batch comes back", flush=True)
+            failed = {m["MessageId"] for m in messages}
+        for message in messages:
+            if message["MessageId"] not in failed:
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+                continue
+            receives = int((message.get("Attributes") or {}).get("ApproximateReceiveCount", "1"))
+            where = ("moves to the dead-letter queue" if receives >= self.max_receives
+                     else f"comes back in {SQS_VISIBILITY_SECONDS} s")
+            print(f"[sqs] message {message['MessageId']} failed (receive {receives} of {self.max_receives}); "
+                  f"it {where}", flush=True)
+        return True
+
+
+class EventBridgePoller(Poller):
+    """The bus rule's target queue -> the EventBridge consumer, one event per invocation as EventBridge does."""
+
+    def __init__(self, stop: threading.Event, queue_url: str, handler: Handler, sqs: Any = None):
+        super().__init__("eventbridge", stop)
+        self.queue_url, self.handler = queue_url, handler
+        self.sqs = sqs or boto3.client("sqs")
 
     def poll(self) -> bool:
         messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
-                                            VisibilityTimeout=5).get("Messages", [])
-        if not messages:
-            return False
-        if self.eventbridge:
-            done = []
-            for message in messages:  # EventBridge invokes its target once per event
-                try:
-                    self.handler(json.loads(message["Body"]), LambdaContext(function_name="eventbridge"))
-                except Exception as exc:
-                    print(f"[eventbridge] event refused: {exc}", flush=True)  # AWS: to the on-failure queue
-                done.append(message)
-        else:
-            records = [
-                {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-                 "attributes": {}, "messageAttributes": {}, "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
-                 "eventSourceARN": self.queue_arn, "awsRegion": "us-east-1"}
-                for m in messages
-            ]
-            result = self.handler({"Records": records}, LambdaContext(function_name="sqs-consumer"))
-            failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
-            done = [m for m in messages if m["MessageId"] not in failed]
-            if failed:
-                print(f"[sqs] {len(failed)} message(s) failed; they come back after the visibility timeout "
-                      "(in AWS, to the dead-letter queue after 5 receives)", flush=True)
-        for message in done:
+                                            VisibilityTimeout=30).get("Messages", [])
+        for message in messages:
+            try:
+                invoke(self.handler, json.loads(message["Body"]), "eventbridge-consumer")
+            except Exception as exc:
+                # The handler's reason names fields, never values. In AWS: two more tries, then the DLQ.
+                print(f"[eventbridge] event refused ({type(exc).__name__}: {exc}); "
+                      "in AWS it would reach the bus's dead-letter queue", flush=True)
             self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        return True
+        return bool(messages)
+
+
+def notification_line(envelope: dict[str, Any]) -> dict[str, Any]:
+    """An SNS envelope (raw delivery off) as one notifications-file line."""
+    try:
+        message: Any = json.loads(envelope.get("Message") or "null")
+    except ValueError:
+        message = envelope.get("Message")  # not JSON: keep it as text rather than lose it
+    return {
+        "subject": envelope.get("Subject"),
+        "message": message,
+        "attributes": {name: value.get("Value") for name, value in (envelope.get("MessageAttributes") or {}).items()},
+    }
+
+
+def describe(line: dict[str, Any], path: Path) -> str:
+    m = line["message"] if isinstance(line["message"], dict) else {}
+    duration = m.get("duration_seconds")
+    took = f"  took {duration:g} s" if isinstance(duration, (int, float)) else ""
+    return (
+        f"\n  ALERT  {line['subject']}\n"
+        f"         batch {m.get('sis_batch_id')} (account {m.get('account_id')}, root account "
+        f"{m.get('root_account_uuid')})\n"
+        f"         state {m.get('previous_state')} -> {m.get('workflow_state')}  outcome {m.get('outcome')}{took}\n"
+        f"         appended to {path}\n"
+    )
 
 
 class AlertSubscriber(Poller):
     """The topic's subscriber: prints each alert and appends it to the notifications file."""
 
-    def __init__(self, stop: threading.Event, queue_url: str, path: Path):
+    def __init__(self, stop: threading.Event, queue_url: str, path: Path, sqs: Any = None):
         super().__init__("alerts", stop)
         self.queue_url, self.path = queue_url, path
-        self.sqs = boto3.client("sqs")
+        self.sqs = sqs or boto3.client("sqs")
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def poll(self) -> bool:
-        messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                                            VisibilityTimeout=30).get("Messages", [])
         for message in messages:
-            envelope = json.loads(message["Body"])
-            line = {
-                "subject": envelope.get("Subject"),
-                "message": json.loads(envelope["Message"]),
-                "attributes": {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()},
-            }
+            try:
+                line = notification_line(json.loads(message["Body"]))
+            except ValueError:
+                line = {"subject": None, "message": message["Body"], "attributes": {}}
+            # Written, then deleted: nothing below may raise in between, or the line would be written twice.
             with self.path.open("a") as f:
                 f.write(json.dumps(line) + "\n")
-            m = line["message"]
-            print(f"\n  ALERT  {line['subject']}\n         outcome={m['outcome']} previous={m['previous_state']} "
-                  f"duration={m['duration_seconds']}s -> {self.path}\n", flush=True)
             self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+            print(describe(line, self.path), flush=True)
         return bool(messages)
-

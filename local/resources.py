@@ -14,6 +14,8 @@ STAGE = "local"
 TABLE_NAME = f"canvas-sis-batches-{STAGE}"
 TOPIC_NAME = f"canvas-sis-alerts-{STAGE}"
 CANVAS_QUEUE = f"canvas-live-events-{STAGE}"  # the prefix Canvas requires
+CANVAS_DLQ = f"canvas-live-events-{STAGE}-dlq"
+MAX_RECEIVES = 5  # infra/canvas_queue.py's redrive (importing infra would load the CDK)
 BUS_NAME = f"canvas-sis-imports-{STAGE}"  # as infra/event_bus.py names it
 DETAIL_TYPES = ["sis_batch_created", "sis_batch_updated"]
 
@@ -26,6 +28,7 @@ class LocalAws:
     subscriber_queue_url: str
     canvas_queue_url: str
     canvas_queue_arn: str
+    canvas_dlq_url: str
     eventbridge_queue_url: str
     bus_name: str
     token_secret_arn: str | None
@@ -52,8 +55,15 @@ def create(token: str | None) -> LocalAws:
     sns, sqs, events = boto3.client("sns"), boto3.client("sqs"), boto3.client("events")
     topic_arn = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
     subscriber_url, subscriber_arn = _queue(sqs, "local-alert-subscriber")
-    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=subscriber_arn)
+    # Raw delivery off: the subject and message attributes arrive in the SNS envelope, as an
+    # email or HTTPS subscriber would see them.
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=subscriber_arn,
+                  Attributes={"RawMessageDelivery": "false"})
+    dlq_url, dlq_arn = _queue(sqs, CANVAS_DLQ)
     canvas_url, canvas_arn = _queue(sqs, CANVAS_QUEUE)
+    # A message that keeps failing leaves the queue after MAX_RECEIVES tries, as deployed.
+    sqs.set_queue_attributes(QueueUrl=canvas_url, Attributes={
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES})})
     events.create_event_bus(Name=BUS_NAME)
     # Lambda is the target in AWS; here a queue stands in and a poller invokes the handler.
     eventbridge_url, eventbridge_arn = _queue(sqs, "local-eventbridge-target")
@@ -64,5 +74,5 @@ def create(token: str | None) -> LocalAws:
     secret_arn = None
     if token is not None:
         secret_arn = boto3.client("secretsmanager").create_secret(Name="canvas-token-local", SecretString=token)["ARN"]
-    return LocalAws(TABLE_NAME, table["LatestStreamArn"], topic_arn, subscriber_url, canvas_url, canvas_arn,
+    return LocalAws(TABLE_NAME, table["LatestStreamArn"], topic_arn, subscriber_url, canvas_url, canvas_arn, dlq_url,
                     eventbridge_url, BUS_NAME, secret_arn)

@@ -12,16 +12,16 @@ from typing import Any, Callable
 
 import boto3
 
+from local import resources
 from local.lambda_context import LambdaContext
-from sis_imports.table import ATTRIBUTE_DEFINITIONS, KEY_SCHEMA, STREAM_VIEW_TYPE
+from local.pollers import read_stream
 
-TABLE_NAME = "sis-batches-test"
+TABLE_NAME = resources.TABLE_NAME
 
 
 @dataclass
 class AwsEnv:
     dynamodb: Any
-    sns: Any
     sqs: Any
     streams: Any
     topic_arn: str
@@ -32,44 +32,20 @@ class AwsEnv:
 
     @classmethod
     def create(cls) -> AwsEnv:
-        dynamodb = boto3.client("dynamodb")
-        table = dynamodb.create_table(
-            TableName=TABLE_NAME,
-            KeySchema=KEY_SCHEMA,
-            AttributeDefinitions=ATTRIBUTE_DEFINITIONS,
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": STREAM_VIEW_TYPE},
-        )
-        sns = boto3.client("sns")
-        sqs = boto3.client("sqs")
-        topic_arn = sns.create_topic(Name="sis-alerts-test")["TopicArn"]
-        queue_url = sqs.create_queue(QueueName="alerts-subscriber")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        """The resources `make run` makes (local.resources), in moto's in-process mock."""
+        aws = resources.create(token=None)
         return cls(
-            dynamodb=dynamodb,
-            sns=sns,
-            sqs=sqs,
+            dynamodb=boto3.client("dynamodb"),
+            sqs=boto3.client("sqs"),
             # botocore would use an account-based streams endpoint that moto does not route.
             streams=boto3.client("dynamodbstreams", endpoint_url="https://streams.dynamodb.us-east-1.amazonaws.com"),
-            topic_arn=topic_arn,
-            queue_url=queue_url,
-            stream_arn=table["TableDescription"]["LatestStreamArn"],
+            topic_arn=aws.topic_arn,
+            queue_url=aws.subscriber_queue_url,
+            stream_arn=aws.stream_arn,
         )
 
     def new_stream_records(self) -> list[dict[str, Any]]:
-        shards = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"]
-        records: list[dict[str, Any]] = []
-        for shard in shards:
-            shard_id = shard["ShardId"]
-            iterator = self._iterators.get(shard_id) or self.streams.get_shard_iterator(
-                StreamArn=self.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-            )["ShardIterator"]
-            response = self.streams.get_records(ShardIterator=iterator)
-            self._iterators[shard_id] = response["NextShardIterator"]
-            for record in response["Records"]:
-                records.append({**record, "eventSourceARN": self.stream_arn})
-        return records
+        return read_stream(self.streams, self.stream_arn, self._iterators)
 
     def pump_stream(self, notifier: Callable[[dict[str, Any], Any], dict[str, Any]], max_rounds: int = 50) -> int:
         """Deliver new stream records to the notifier until all succeed; returns the invocations made."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 
+import boto3
 import pytest
 from hypothesis import HealthCheck, given, settings
 from moto import mock_aws
@@ -26,7 +27,7 @@ def pipeline():
         import handlers.notifier as notifier
 
         yield env, BatchStore(env.dynamodb, TABLE_NAME, history_limit=6), notifier.Notifier(
-            AlertPublisher(env.sns, env.topic_arn)
+            AlertPublisher(boto3.client("sns"), env.topic_arn)
         )
 
 
