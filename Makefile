@@ -56,8 +56,9 @@ destroy: $(CDK_STAMP)
 redrive: $(STAMP)     ## e.g. make redrive ARGS="--stack CanvasSisImports-prod --which canvas"
 	$(PY) -m ops.redrive $(ARGS)
 
-bench: $(STAMP)       ## cold-start figures of each handler's bundle
-	$(PY) -m scripts.bench_cold_start
+bench: $(CDK_STAMP)   ## cold-start figures of each handler's bundle, freshly synthesized; ARGS go to the script
+	$(CDK) synth --quiet
+	$(PY) -m scripts.bench_cold_start $(ARGS)
 
 clean:
 	rm -rf $(VENV) cdk.out .build .local .pytest_cache .hypothesis node_modules

