@@ -28,7 +28,7 @@ class Functions(Construct):
             code=lambda_.Code.from_asset(str(build_layer(config.architecture))),
             compatible_runtimes=[lambda_.Runtime.PYTHON_3_13],
             compatible_architectures=[self.architecture],
-            description="Powertools, pydantic, PyJWT (pinned in requirements/runtime.txt)",
+            description="Powertools, pydantic-core, PyJWT (pinned in requirements/runtime.txt)",
         )
         self.code = lambda_.Code.from_asset(str(build_code()))
         self._made: list[tuple[lambda_.Function, iam.Role]] = []

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from .redact import redact_url
 from .states import CREATION_STATES, RANK, WorkflowState, is_terminal, outcome_of
 
-if TYPE_CHECKING:  # the notifier and the query read batches without loading pydantic
+if TYPE_CHECKING:  # the notifier and the query read batches without loading the validator
     from .events import SisBatchEvent
 
 DEFAULT_HISTORY_LIMIT = 50
