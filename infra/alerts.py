@@ -9,11 +9,10 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from .queues import dead_letter_queue
 from .functions import Functions
-from .nag import acknowledge
 
 
 class Alerts(Construct):
@@ -42,14 +41,7 @@ class Alerts(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
 
         # Stream records that could not be published after every retry are kept here, not dropped.
-        self.failures = sqs.Queue(
-            self,
-            "NotifierFailures",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(self.failures, "AwsSolutions-SQS3", "This queue is itself the notifier's on-failure destination.")
+        self.failures = dead_letter_queue(self, "NotifierFailures", holds="the notifier's on-failure destination")
         self.notifier = functions.add(
             "Notifier",
             handler="handlers.notifier.handler",

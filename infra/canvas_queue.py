@@ -9,6 +9,8 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from .queues import dead_letter_queue, queue
+
 MAX_RECEIVES = 5
 
 
@@ -17,22 +19,12 @@ class CanvasQueue(Construct):
         self, scope: Construct, construct_id: str, *, stage: str, canvas_account_id: str, consumer: lambda_.Function
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letters = sqs.Queue(
-            self,
-            "DeadLetters",
-            queue_name=f"canvas-live-events-{stage}-dlq",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        # Canvas requires the name prefix and a standard queue. SSE-SQS rather than KMS: Canvas's
-        # account could not use a key of ours without a key policy we cannot verify from here.
-        self.queue = sqs.Queue(
+        self.dead_letters = dead_letter_queue(self, "DeadLetters", queue_name=f"canvas-live-events-{stage}-dlq")
+        # Canvas requires the name prefix and a standard queue (FIFO is not supported).
+        self.queue = queue(
             self,
             "Queue",
             queue_name=f"canvas-live-events-{stage}",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
             # Six times the consumer's timeout, as Lambda advises for SQS event sources.
             visibility_timeout=Duration.seconds(6 * consumer.timeout.to_seconds()) if consumer.timeout else None,
             retention_period=Duration.days(4),

@@ -8,10 +8,10 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from .nag import acknowledge
+from .queues import dead_letter_queue
+
 
 DETAIL_TYPES = ["sis_batch_created", "sis_batch_updated"]
 
@@ -31,14 +31,7 @@ class EventBus(Construct):
         self.bus = events.EventBus(self, "Bus", event_bus_name=f"canvas-sis-imports-{stage}")
         # One queue keeps both kinds of dead letter: events EventBridge could not deliver, and
         # events the function failed on after its retries (invalid ones, with the reason).
-        self.dead_letters = sqs.Queue(
-            self,
-            "DeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(self.dead_letters, "AwsSolutions-SQS3", "This queue is itself the EventBridge dead-letter queue.")
+        self.dead_letters = dead_letter_queue(self, "DeadLetters", holds="the EventBridge target's and the function's")
         pattern = events.EventPattern(detail_type=DETAIL_TYPES)
         self.rule = events.Rule(
             self,
