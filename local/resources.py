@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 
+from sis_imports.events import SIS_EVENT_NAMES
 from sis_imports.table import ATTRIBUTE_DEFINITIONS, KEY_SCHEMA, STREAM_VIEW_TYPE, TTL_ATTRIBUTE
 
 STAGE = "local"
@@ -17,7 +18,7 @@ CANVAS_QUEUE = f"canvas-live-events-{STAGE}"  # the prefix Canvas requires
 CANVAS_DLQ = f"canvas-live-events-{STAGE}-dlq"
 MAX_RECEIVES = 5  # infra/canvas_queue.py's redrive (importing infra would load the CDK)
 BUS_NAME = f"canvas-sis-imports-{STAGE}"  # as infra/event_bus.py names it
-DETAIL_TYPES = ["sis_batch_created", "sis_batch_updated"]
+DETAIL_TYPES = sorted(SIS_EVENT_NAMES)  # the event names the core accepts
 
 
 @dataclass

@@ -13,8 +13,9 @@ from sis_imports import wiring
 from sis_imports.batch import Batch
 from sis_imports.http import HttpRequest, response
 from sis_imports.observability import count, logger, metrics
+from sis_imports.table import ID_PATTERN
 
-ID = re.compile(r"[A-Za-z0-9_.:~-]{1,128}")  # the same alphabet ingest accepts
+ID = re.compile(ID_PATTERN)
 
 
 def batch_view(batch: Batch) -> dict[str, Any]:

@@ -187,7 +187,7 @@ class EventFacts:
 
 def apply_event(
     batch: Batch | None, event: SisBatchEvent, history_limit: int = DEFAULT_HISTORY_LIMIT
-) -> tuple[Decision, Batch | None]:
+) -> tuple[Decision, Batch]:
     """Decide what `event` does to `batch` and return the batch as it should be stored next.
 
     The returned batch has `version` incremented when something must be written; for a

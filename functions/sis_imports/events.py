@@ -20,12 +20,11 @@ from pydantic_core import SchemaValidator, ValidationError
 from pydantic_core import core_schema as cs
 
 from .states import WorkflowState
+from .table import ID_PATTERN
 
 SIS_EVENT_NAMES = frozenset({"sis_batch_created", "sis_batch_updated"})
 EVENT_TIME_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::\d{1,5})?")
-# Ids become DynamoDB keys and URL path segments: keep them to a safe alphabet.
-ID_PATTERN = r"^[A-Za-z0-9_.:~-]{1,128}$"
 
 
 def _id_to_str(value: Any) -> Any:

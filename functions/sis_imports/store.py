@@ -45,9 +45,12 @@ def from_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
     return {name: _deserializer.deserialize(value) for name, value in attributes.items()}
 
 
-def _is_condition_failure(exc: Exception) -> bool:
+def _stored_item(exc: Exception) -> dict[str, Any] | None:
+    """The item a failed condition returned (ReturnValuesOnConditionCheckFailure); re-raises other errors."""
     response = getattr(exc, "response", None) or {}
-    return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+    if response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+        raise exc
+    return response.get("Item")
 
 
 class BatchStore:
@@ -84,22 +87,17 @@ class BatchStore:
         try:
             return self._apply_in_order(event)
         except Exception as exc:
-            if not _is_condition_failure(exc):
-                raise
-            stored = exc.response.get("Item")  # type: ignore[attr-defined]
+            stored = _stored_item(exc)
         for _ in range(MAX_ATTEMPTS):
             current = Batch.from_item(from_attributes(stored)) if stored else None
             decision, new = apply_event(current, event, self._history_limit)
-            assert new is not None
             if decision is Decision.DUPLICATE:
                 return ApplyResult(decision, new)
             try:
                 self._put(replace(new, expires_at=self._expires_at()), expected_version=current.version if current else None)
                 return ApplyResult(decision, new)
             except Exception as exc:
-                if not _is_condition_failure(exc):
-                    raise
-                stored = exc.response.get("Item")  # type: ignore[attr-defined]
+                stored = _stored_item(exc)
         raise StoreConflict(f"batch {event.sis_batch_id} changed {MAX_ATTEMPTS} times while being written")
 
     def _apply_in_order(self, event: SisBatchEvent) -> ApplyResult:

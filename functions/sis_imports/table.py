@@ -5,6 +5,9 @@ SORT_KEY = "sis_batch_id"
 TTL_ATTRIBUTE = "expires_at"
 STREAM_VIEW_TYPE = "NEW_AND_OLD_IMAGES"
 
+# Ids become these keys and URL path segments: ingest accepts, and the query route asks for, only these.
+ID_PATTERN = r"^[A-Za-z0-9_.:~-]{1,128}$"
+
 KEY_SCHEMA = [
     {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
     {"AttributeName": SORT_KEY, "KeyType": "RANGE"},
