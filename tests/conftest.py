@@ -37,24 +37,20 @@ def http_event(
     path_parameters: dict[str, str] | None = None,
     content_type: str = "application/json",
 ) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload v2) event."""
-    is_base64 = isinstance(body, bytes)
-    if isinstance(body, dict):
-        body = json.dumps(body)
-    if is_base64:
-        body = base64.b64encode(body).decode()
-    return {
-        "version": "2.0",
-        "routeKey": f"{method} {path}",
-        "rawPath": path,
-        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
-        "headers": {"content-type": content_type},
-        "queryStringParameters": query,
-        "pathParameters": path_parameters,
-        "requestContext": {"http": {"method": method, "path": path}, "requestId": "req-test-1"},
-        "body": body,
-        "isBase64Encoded": is_base64,
-    }
+    """The API Gateway HTTP API (payload v2) event `make run`'s gateway builds; bytes go base64."""
+    from urllib.parse import urlencode
+
+    from local import gateway
+
+    raw = json.dumps(body).encode() if isinstance(body, dict) else body.encode() if isinstance(body, str) else body
+    route = gateway.match(method, path)
+    event = gateway.http_event(
+        method, path + (f"?{urlencode(query)}" if query else ""), [("content-type", content_type)], raw or b"",
+        route[0] if route else f"{method} {path}", path_parameters, port=443, request_id="req-test-1",
+    )
+    if isinstance(body, bytes):  # as API Gateway does for binary media types
+        event.update(body=base64.b64encode(body).decode(), isBase64Encoded=True)
+    return event
 
 
 @pytest.fixture
