@@ -54,13 +54,26 @@ UPDATED_EXAMPLE["metadata"].update(
 )
 UPDATED_EXAMPLE["body"] = {"sis_batch_id": "1440004", "account_id": "1", "workflow_state": "created"}
 
+# Event times are relative to when the tests run, never a calendar date: the ingest refuses events
+# from the future and ignores those older than the retention period, so a fixed date would fail one
+# day. Two days ago at 09:00 UTC keeps whole seconds and stays inside every window the tests use.
+NOW = datetime.now(timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    """A moment in Canvas's event_time format (UTC, milliseconds)."""
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+T0 = iso((NOW - timedelta(days=2)).replace(hour=9, minute=0, second=0, microsecond=0))
+
 BACKGROUND_KEYS = ("root_account_uuid", "root_account_id", "root_account_lti_guid", "producer", "event_name", "event_time")
 
 
 def at(base: str, seconds: float) -> str:
     """`base` plus `seconds`, in Canvas's event_time format."""
-    moment = datetime.strptime(base, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc) + timedelta(seconds=seconds)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return iso(datetime.strptime(base, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc) + timedelta(seconds=seconds))
 
 
 def canvas_event(
@@ -89,7 +102,7 @@ def canvas_event(
     }
 
 
-def failed_import(sis_batch_id: str = "1440004", start: str = "2026-11-02T09:00:00.000Z") -> list[dict[str, Any]]:
+def failed_import(sis_batch_id: str = "1440004", start: str = T0) -> list[dict[str, Any]]:
     """A whole import that ends in failed_with_messages, in order."""
     return [
         canvas_event("initializing", start, sis_batch_id),

@@ -12,7 +12,7 @@ from moto import mock_aws
 from local.lambda_context import LambdaContext
 from tests.aws_env import TABLE_NAME, AwsEnv
 from tests.conftest import http_event
-from tests.factories import canvas_event
+from tests.factories import T0, at, canvas_event
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -25,7 +25,7 @@ states = st.sampled_from(["initializing", "created", "importing", "failed", "res
 @st.composite
 def near_events(draw):
     """Valid-looking events with some fields replaced by arbitrary values."""
-    event = canvas_event(draw(states) or "created", "2026-11-02T09:00:00.000Z")
+    event = canvas_event(draw(states) or "created", T0)
     for section, field in draw(st.lists(st.sampled_from([
         ("metadata", "event_time"), ("metadata", "root_account_uuid"), ("metadata", "hostname"),
         ("metadata", "url"), ("metadata", "user_id"), ("metadata", "event_name"), ("body", "sis_batch_id"),

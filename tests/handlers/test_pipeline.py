@@ -10,9 +10,8 @@ from botocore.exceptions import ClientError
 
 from local.lambda_context import LambdaContext
 from tests.conftest import http_event
-from tests.factories import ACCESS_TOKEN, CREATED_EXAMPLE, at, canvas_event, failed_import
+from tests.factories import ACCESS_TOKEN, CREATED_EXAMPLE, T0, at, canvas_event, failed_import
 
-T0 = "2026-11-02T09:00:00.000Z"
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from ops.redrive import redrive_canvas, redrive_eventbridge
-from tests.factories import canvas_event
+from tests.factories import T0, at, canvas_event
 
 
 def test_canvas_dead_letters_are_moved_back_by_a_message_move_task():
@@ -38,7 +38,7 @@ def test_eventbridge_dead_letters_are_put_back_on_the_bus_and_deleted():
         events.put_targets(Rule="all", EventBusName="canvas-sis", Targets=[{"Id": "q", "Arn": catch_arn}])
         dlq = sqs.create_queue(QueueName="eventbridge-dlq")["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        event = canvas_event("failed", "2026-11-02T09:01:00.000Z")
+        event = canvas_event("failed", at(T0, 60))
         target_dlq_body = {"source": "canvas.live-events", "detail-type": "sis_batch_updated", "detail": event}
         sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps(target_dlq_body))
         sqs.send_message(QueueUrl=dlq, MessageBody=json.dumps({"requestPayload": target_dlq_body}))

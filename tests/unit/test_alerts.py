@@ -3,9 +3,8 @@ from dataclasses import replace
 from sis_imports.alerts import alert_for
 from sis_imports.batch import Decision, apply_event
 from sis_imports.events import parse_event
-from tests.factories import ACCESS_TOKEN, at, canvas_event, failed_import
+from tests.factories import ACCESS_TOKEN, T0, at, canvas_event, failed_import
 
-T0 = "2026-11-02T09:00:00.000Z"
 
 
 def states_through(raws):

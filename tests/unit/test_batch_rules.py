@@ -5,9 +5,8 @@ import pytest
 from sis_imports.batch import Batch, Decision, HistoryEntry, apply_event, merge_history
 from sis_imports.events import parse_event
 from sis_imports.states import OUTCOME, RANK, TERMINAL, Outcome, WorkflowState, outcome_of
-from tests.factories import ACCESS_TOKEN, at, canvas_event, failed_import
+from tests.factories import ACCESS_TOKEN, T0, at, canvas_event, failed_import
 
-T0 = "2026-11-02T09:00:00.000Z"
 
 
 def fold(raws, limit=50):

@@ -2,7 +2,7 @@ import pytest
 
 from sis_imports.events import IgnoredEvent, InvalidEvent, SisBatchEvent, parse_event
 from sis_imports.states import WorkflowState
-from tests.factories import CREATED_EXAMPLE, UPDATED_EXAMPLE, canvas_event
+from tests.factories import CREATED_EXAMPLE, T0, UPDATED_EXAMPLE, at, canvas_event
 
 
 def fields_of(exc: pytest.ExceptionInfo[InvalidEvent]) -> set[str]:
@@ -18,12 +18,12 @@ def test_both_canvas_examples_parse():
 
 
 def test_background_job_event_without_user_url_or_hostname_parses():
-    event = parse_event(canvas_event("importing", "2026-11-02T09:00:04.250Z"))
+    event = parse_event(canvas_event("importing", at(T0, 4.25)))
     assert event.metadata.hostname is None and event.metadata.url is None and event.metadata.user_id is None
 
 
 def test_compact_events_leave_nulls_out_and_unknown_fields_are_ignored():
-    raw = canvas_event("created", "2026-11-02T09:00:00.000Z")
+    raw = canvas_event("created", T0)
     raw["metadata"] = {k: v for k, v in raw["metadata"].items() if v is not None}
     raw["metadata"]["brand_new_canvas_field"] = {"nested": True}
     raw["body"]["progress"] = 40
@@ -31,7 +31,7 @@ def test_compact_events_leave_nulls_out_and_unknown_fields_are_ignored():
 
 
 def test_numeric_ids_become_strings():
-    raw = canvas_event("created", "2026-11-02T09:00:00.000Z")
+    raw = canvas_event("created", T0)
     raw["body"]["sis_batch_id"] = 1440004
     raw["body"]["account_id"] = 1
     raw["metadata"]["root_account_id"] = 21070000000000001
@@ -44,7 +44,7 @@ def test_numeric_ids_become_strings():
 
 
 def test_boolean_is_not_an_id():
-    raw = canvas_event("created", "2026-11-02T09:00:00.000Z")
+    raw = canvas_event("created", T0)
     raw["body"]["sis_batch_id"] = True
     with pytest.raises(InvalidEvent) as exc:
         parse_event(raw)
@@ -64,7 +64,7 @@ def test_boolean_is_not_an_id():
     ],
 )
 def test_event_time_must_be_utc_iso8601_with_milliseconds(event_time):
-    raw = canvas_event("created", "2026-11-02T09:00:00.000Z")
+    raw = canvas_event("created", T0)
     raw["metadata"]["event_time"] = event_time
     with pytest.raises(InvalidEvent) as exc:
         parse_event(raw)
@@ -82,7 +82,7 @@ def test_event_time_must_be_utc_iso8601_with_milliseconds(event_time):
     ],
 )
 def test_each_required_field_is_named_when_missing(path, field):
-    raw = canvas_event("created", "2026-11-02T09:00:00.000Z")
+    raw = canvas_event("created", T0)
     del raw[path[0]][path[1]]
     with pytest.raises(InvalidEvent) as exc:
         parse_event(raw)
@@ -90,7 +90,7 @@ def test_each_required_field_is_named_when_missing(path, field):
 
 
 def test_unknown_workflow_state_is_named_and_its_value_not_echoed():
-    raw = canvas_event("created", "2026-11-02T09:00:00.000Z")
+    raw = canvas_event("created", T0)
     raw["body"]["workflow_state"] = "secret-value-123"
     with pytest.raises(InvalidEvent) as exc:
         parse_event(raw)
@@ -99,7 +99,7 @@ def test_unknown_workflow_state_is_named_and_its_value_not_echoed():
 
 
 def test_other_canvas_events_are_ignored_not_invalid():
-    raw = canvas_event("created", "2026-11-02T09:00:00.000Z")
+    raw = canvas_event("created", T0)
     raw["metadata"]["event_name"] = "course_created"
     del raw["body"]["workflow_state"]
     assert parse_event(raw) == IgnoredEvent(event_name="course_created")
@@ -121,7 +121,7 @@ def test_shapeless_input_names_what_is_missing(raw, field):
 
 
 def test_hostname_and_ids_are_kept_to_safe_characters():
-    raw = canvas_event("created", "2026-11-02T09:00:00.000Z")
+    raw = canvas_event("created", T0)
     raw["metadata"]["hostname"] = "evil.example/<script>"
     raw["body"]["sis_batch_id"] = "1/../2"
     with pytest.raises(InvalidEvent) as exc:

@@ -10,9 +10,8 @@ from sis_imports.alerts import alert_for
 from sis_imports.batch import Decision, HistoryEntry, apply_event, order_key
 from sis_imports.events import parse_event
 from sis_imports.states import IMPORT_ENDS, RESTORE_ENDS, TERMINAL, WorkflowState
-from tests.factories import at, canvas_event
+from tests.factories import T0, at, canvas_event
 
-T0 = "2026-11-02T09:00:00.000Z"
 
 
 @st.composite
