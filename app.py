@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""CDK entry point: `make synth`, `make deploy ARGS="-c notify_emails=ops@example.edu"`."""
+"""CDK entry point: `make synth ARGS="-c root_account_uuids=<uuid>"`,
+`make deploy ARGS="-c root_account_uuids=<uuid> -c notify_emails=ops@example.edu"`."""
 
 import os
 import sys

@@ -24,6 +24,7 @@ class Alerts(Construct):
         functions: Functions,
         table: dynamodb.Table,
         notify_emails: tuple[str, ...],
+        reserved_concurrency: int = 0,
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = sns.Topic(
@@ -40,13 +41,16 @@ class Alerts(Construct):
         for email in notify_emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
 
-        # Stream records that could not be published after every retry are kept here, not dropped.
-        self.failures = dead_letter_queue(self, "NotifierFailures", holds="the notifier's on-failure destination")
+        # Stream records that could not be published after every retry are described here, not dropped.
+        # A description names the shard and sequence numbers only, no event content: kept the longest SQS allows.
+        self.failures = dead_letter_queue(self, "NotifierFailures", holds="the notifier's on-failure destination",
+                                          retention_period=Duration.days(14))
         self.notifier = functions.add(
             "Notifier",
             handler="handlers.notifier.handler",
             description="Table stream -> one SNS alert per end state",
             environment={"TOPIC_ARN": self.topic.topic_arn},
+            reserved_concurrency=reserved_concurrency,
             any_resource_reason="dynamodb:ListStreams (which the stream event source needs) has no resource-level "
             "permission either; reading the stream itself is scoped to this table's stream.",
         )

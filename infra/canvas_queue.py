@@ -16,9 +16,17 @@ MAX_RECEIVES = 5
 
 class CanvasQueue(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, stage: str, canvas_account_id: str, consumer: lambda_.Function
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: str,
+        canvas_account_id: str,
+        consumer: lambda_.Function,
+        max_concurrency: int,
     ) -> None:
         super().__init__(scope, construct_id)
+        # Raw events (tokens in metadata.url, client_ip, user_login): kept as briefly as the queue keeps them.
         self.dead_letters = dead_letter_queue(self, "DeadLetters", queue_name=f"canvas-live-events-{stage}-dlq")
         # Canvas requires the name prefix and a standard queue (FIFO is not supported).
         self.queue = queue(
@@ -44,5 +52,7 @@ class CanvasQueue(Construct):
                 batch_size=10,
                 max_batching_window=Duration.seconds(1),
                 report_batch_item_failures=True,
+                # However deep the queue, the consumer never takes more than this many executions.
+                max_concurrency=max_concurrency,
             )
         )

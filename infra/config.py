@@ -17,6 +17,13 @@ ACCOUNT = re.compile(r"\d{12}")
 STAGE = re.compile(r"[a-z][a-z0-9-]{0,19}")
 DOMAIN = re.compile(r"(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 CERT_ARN = re.compile(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+")
+# The id alphabet of functions/sis_imports/table.py ID_PATTERN (a test keeps the two equal).
+ROOT_ACCOUNT_UUID = re.compile(r"[A-Za-z0-9_.:~-]{1,128}")
+ORG_ID = re.compile(r"o-[a-z0-9]{10,32}")
+ANY_ROOT_ACCOUNT = "*"
+# Reserved concurrency per function (0: none), and the SQS event source's maximum concurrency.
+CONCURRENCY_KEYS = ("ingest_concurrency", "sqs_concurrency", "eventbridge_concurrency", "query_concurrency",
+                    "notifier_concurrency")
 
 # Every key the stack reads, with its default: README's configuration table lists the same.
 DEFAULTS: dict[str, Any] = {
@@ -34,10 +41,19 @@ DEFAULTS: dict[str, Any] = {
     "removal_policy": "retain",
     "canvas_sqs": True,
     "canvas_account_id": CANVAS_AWS_ACCOUNT,
-    "eventbridge_archive_days": 30,
+    "eventbridge_archive_days": 0,
     "eventbridge_source_accounts": "",
+    "eventbridge_source_org_id": "",
     "log_retention_days": 30,
     "allow_unauthenticated": False,
+    "root_account_uuids": "",  # required: no default (see _root_accounts)
+    "canvas_hostnames": "",
+    "ingest_concurrency": 10,
+    "sqs_max_concurrency": 5,
+    "sqs_concurrency": 5,
+    "eventbridge_concurrency": 5,
+    "query_concurrency": 2,
+    "notifier_concurrency": 2,
 }
 
 
@@ -69,7 +85,20 @@ class StackConfig:
     eventbridge_archive_days: int
     eventbridge_source_accounts: tuple[str, ...]
     log_retention_days: int
+    root_account_uuids: tuple[str, ...]  # ("*",): any root account, warned at every synth
     allow_unauthenticated: bool = False
+    canvas_hostnames: tuple[str, ...] = ()
+    eventbridge_source_org_id: str | None = None
+    ingest_concurrency: int = 10  # reserved concurrency per function; 0: no reservation
+    sqs_max_concurrency: int = 5  # the SQS event source's maximum concurrency (2..1000)
+    sqs_concurrency: int = 5
+    eventbridge_concurrency: int = 5
+    query_concurrency: int = 2
+    notifier_concurrency: int = 2
+
+    @property
+    def any_root_account(self) -> bool:
+        return self.root_account_uuids == (ANY_ROOT_ACCOUNT,)
 
 
 def _list(value: Any) -> tuple[str, ...]:
@@ -158,12 +187,38 @@ def load_config(get: Callable[[str], Any], keys: Iterable[str] = ()) -> StackCon
             "context auth_mode=none accepts unsigned events from anyone: use jwt or token, "
             "or also set allow_unauthenticated=true to mean it (never for production)"
         )
+    retention_days = _int("retention_days", value("retention_days"), 1, 3650)
+    archive_days = _int("eventbridge_archive_days", value("eventbridge_archive_days"), 0, 3650)
+    # The functions ignore an event older than retention_days (its batch may have expired): an archive
+    # kept longer would hold raw events that a replay cannot use, and must never resurrect a batch.
+    if archive_days > retention_days:
+        raise ConfigError(
+            f"context eventbridge_archive_days ({archive_days}) must not exceed retention_days ({retention_days}): "
+            "events older than retention_days are ignored when replayed (an expired batch must not be "
+            "resurrected), so a longer archive would only keep raw events for nothing"
+        )
+    source_accounts = _each("eventbridge_source_accounts", _list(value("eventbridge_source_accounts")), ACCOUNT,
+                            "a 12-digit AWS account id")
+    org_id = str(value("eventbridge_source_org_id")).strip() or None
+    if org_id:
+        _each("eventbridge_source_org_id", (org_id,), ORG_ID, "an AWS Organizations id (o-, then 10 to 32 "
+              "lowercase letters or digits)")
+    concurrency = {key: _int(key, value(key), 0, 1000) for key in CONCURRENCY_KEYS}
+    sqs_max = _int("sqs_max_concurrency", value("sqs_max_concurrency"), 2, 1000)
+    # Fewer reserved than the event source may run throttles the poller's invocations: the messages come
+    # back, count as receives, and reach the dead-letter queue unprocessed.
+    if 0 < concurrency["sqs_concurrency"] < sqs_max:
+        raise ConfigError(
+            f"context sqs_concurrency ({concurrency['sqs_concurrency']}) must be 0 (no reservation) or at least "
+            f"sqs_max_concurrency ({sqs_max}): a smaller reservation throttles the SQS consumer and sends "
+            "messages to the dead-letter queue"
+        )
     return StackConfig(
         stage=stage,
         auth_mode=auth_mode,
         jwks_url=jwks_url,
         jwt_issuers=_list(value("jwt_issuers")),
-        retention_days=_int("retention_days", value("retention_days"), 1, 3650),
+        retention_days=retention_days,
         notify_emails=_each("notify_emails", _list(value("notify_emails")), EMAIL, "an email address"),
         throttle_rate=throttle_rate,
         throttle_burst=throttle_burst,
@@ -173,14 +228,37 @@ def load_config(get: Callable[[str], Any], keys: Iterable[str] = ()) -> StackCon
         removal_policy=_choice("removal_policy", value("removal_policy"), REMOVAL_POLICIES),
         canvas_sqs=_bool("canvas_sqs", value("canvas_sqs")),
         canvas_account_id=canvas_account,
-        eventbridge_archive_days=_int("eventbridge_archive_days", value("eventbridge_archive_days"), 1, 3650),
-        eventbridge_source_accounts=_each(
-            "eventbridge_source_accounts", _list(value("eventbridge_source_accounts")), ACCOUNT,
-            "a 12-digit AWS account id",
-        ),
+        eventbridge_archive_days=archive_days,
+        eventbridge_source_accounts=source_accounts,
+        eventbridge_source_org_id=org_id,
         log_retention_days=_log_retention(value("log_retention_days")),
+        root_account_uuids=_root_accounts(value("root_account_uuids")),
         allow_unauthenticated=allow_unauthenticated,
+        canvas_hostnames=_each("canvas_hostnames", tuple(h.lower() for h in _list(value("canvas_hostnames"))),
+                               DOMAIN, "a host name (like canvas.example.edu)"),
+        sqs_max_concurrency=sqs_max,
+        **concurrency,
     )
+
+
+def _root_accounts(value: Any) -> tuple[str, ...]:
+    """Canvas signs (and its AWS account sends) the events of every customer: only the root account
+    uuid says an event is ours, so the stack refuses to guess it."""
+    uuids = _list(value)
+    if not uuids:
+        raise ConfigError(
+            "context root_account_uuids is required: the comma-separated root account uuid(s) of your Canvas "
+            "(GET /api/v1/accounts/self answers it as `uuid`; every Live Event carries it as "
+            "metadata.root_account_uuid), e.g. -c root_account_uuids=VicYj3cu5BIFpoZhDVU4DZumnlBrWi1grgJEzADs; "
+            f"-c root_account_uuids={ANY_ROOT_ACCOUNT} accepts events of any Canvas customer (warned at every synth)"
+        )
+    if ANY_ROOT_ACCOUNT in uuids:
+        if len(uuids) > 1:
+            raise ConfigError(f"context root_account_uuids: {ANY_ROOT_ACCOUNT} (any root account) goes alone, "
+                              "not in a list")
+        return uuids
+    return _each("root_account_uuids", uuids, ROOT_ACCOUNT_UUID,
+                 "a Canvas root account uuid (1 to 128 of A-Z a-z 0-9 _ . : ~ -)")
 
 
 def _log_retention(value: Any) -> int:

@@ -1,4 +1,4 @@
-"""EventBridge ingress: a bus whose SIS batch events go to the same core, archived for replay."""
+"""EventBridge ingress: a bus whose SIS batch events go to the same core, archived for replay on request."""
 
 from __future__ import annotations
 
@@ -26,7 +26,10 @@ class EventBus(Construct):
         consumer: lambda_.Function,
         archive_days: int,
         source_accounts: tuple[str, ...],
+        source_org_id: str | None = None,
     ) -> None:
+        """`archive_days` 0: no archive. `source_org_id`: every cross-account put must come from a
+        principal of that AWS organization; with no `source_accounts`, any account of it may put."""
         super().__init__(scope, construct_id)
         self.bus = events.EventBus(self, "Bus", event_bus_name=f"canvas-sis-imports-{stage}")
         # One queue keeps both kinds of dead letter: events EventBridge could not deliver, and
@@ -52,18 +55,31 @@ class EventBus(Construct):
             max_event_age=Duration.hours(6),
             on_failure=destinations.SqsDestination(self.dead_letters),
         )
-        self.archive = self.bus.archive(
-            "Archive",
-            description="SIS batch events, for replays",
-            event_pattern=pattern,
-            retention=Duration.days(archive_days),
+        # Opt-in: an archive keeps raw events (tokens in metadata.url, client_ip, user_login) for its
+        # retention, which config.py keeps within retention_days (older replayed events are ignored).
+        self.archive = (
+            self.bus.archive(
+                "Archive",
+                description="SIS batch events (raw), for replays",
+                event_pattern=pattern,
+                retention=Duration.days(archive_days),
+            )
+            if archive_days > 0
+            else None
         )
-        for account in source_accounts:
+        in_org = {"StringEquals": {"aws:PrincipalOrgID": source_org_id}} if source_org_id else None
+        senders: list[tuple[str, iam.IPrincipal]] = [
+            (f"PutEventsFrom{account}", iam.AccountPrincipal(account)) for account in source_accounts
+        ]
+        if source_org_id and not source_accounts:
+            senders = [("PutEventsFromOrganization", iam.AnyPrincipal())]  # an org-wide bus, never an open one
+        for sid, principal in senders:
             self.bus.add_to_resource_policy(
                 iam.PolicyStatement(
-                    sid=f"PutEventsFrom{account}",
-                    principals=[iam.AccountPrincipal(account)],
+                    sid=sid,
+                    principals=[principal],
                     actions=["events:PutEvents"],
                     resources=[self.bus.event_bus_arn],
+                    conditions=in_org,
                 )
             )

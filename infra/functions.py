@@ -42,9 +42,11 @@ class Functions(Construct):
         environment: dict[str, str] | None = None,
         timeout: Duration = Duration.seconds(10),
         memory_size: int = 512,
+        reserved_concurrency: int = 0,
         any_resource_reason: str = "",
     ) -> lambda_.Function:
-        """`any_resource_reason` names what, besides X-Ray, the caller grants on '*' and why."""
+        """`any_resource_reason` names what, besides X-Ray, the caller grants on '*' and why;
+        `reserved_concurrency` 0 means no reservation (a reservation of 0 would stop the function)."""
         config = self._config
         log_group = logs.LogGroup(
             self,
@@ -74,6 +76,7 @@ class Functions(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             timeout=timeout,
             memory_size=memory_size,
+            reserved_concurrent_executions=reserved_concurrency or None,
             environment={
                 "POWERTOOLS_SERVICE_NAME": "canvas-sis-imports",
                 "POWERTOOLS_METRICS_NAMESPACE": "CanvasSisImports",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import Annotations, CfnOutput, Duration, Stack
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from .alerts import Alerts
 from .canvas_queue import CanvasQueue
@@ -17,12 +17,33 @@ from .token_secret import TokenSecret
 WRITE = ("dynamodb:UpdateItem", "dynamodb:PutItem")  # all the store needs: conditional writes, no reads
 
 
+def warn_about_open_doors(scope: IConstruct, config: StackConfig) -> None:
+    """What config.py lets through only on an explicit yes is said again at every synth."""
+    if config.auth_mode == "none":
+        Annotations.of(scope).add_warning_v2(
+            "canvas:UnauthenticatedWebhook",
+            "auth_mode=none: POST /events accepts unsigned events from anyone who knows the URL",
+        )
+    if config.any_root_account:
+        Annotations.of(scope).add_warning_v2(
+            "canvas:AnyRootAccount",
+            "root_account_uuids=*: events of ANY Canvas customer are accepted (Canvas signs, and its AWS account "
+            "sends, for every customer): anyone with a Canvas admin login can write batches and send alerts; "
+            "set root_account_uuids to your root account uuid(s)",
+        )
+
+
 class CanvasSisImportsStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: StackConfig, **kwargs) -> None:
         super().__init__(scope, construct_id, description="Canvas SIS import state and outcome alerts", **kwargs)
         table = BatchTable(self, "Batches", retain=config.removal_policy == "retain").table
         functions = Functions(self, "Functions", config=config)
         store_env = {"TABLE_NAME": table.table_name, "RETENTION_DAYS": str(config.retention_days)}
+        # Every ingress path (HTTPS, SQS, EventBridge) refuses events of other Canvas instances.
+        store_env["SIS_ROOT_ACCOUNTS"] = ",".join(config.root_account_uuids)
+        if config.canvas_hostnames:
+            store_env["SIS_HOSTNAMES"] = ",".join(config.canvas_hostnames)
+        warn_about_open_doors(self, config)
 
         ingest_env = {**store_env, "SIS_AUTH": config.auth_mode, "SIS_JWKS_URL": config.jwks_url}
         if config.jwt_issuers:
@@ -30,15 +51,9 @@ class CanvasSisImportsStack(Stack):
         secret = TokenSecret(self, "CanvasToken") if config.auth_mode == "token" else None
         if secret is not None:
             ingest_env["SIS_TOKEN_SECRET_ARN"] = secret.secret_arn
-        elif config.auth_mode == "none":
-            # config.py only lets this through with allow_unauthenticated=true; say so at every synth.
-            Annotations.of(self).add_warning_v2(
-                "canvas:UnauthenticatedWebhook",
-                "auth_mode=none: POST /events accepts unsigned events from anyone who knows the URL",
-            )
         ingest = functions.add(
             "Ingest", handler="handlers.ingest.handler", description="POST /events: Canvas's webhook",
-            environment=ingest_env,
+            environment=ingest_env, reserved_concurrency=config.ingest_concurrency,
         )
         table.grant(ingest, *WRITE)
         if secret is not None:
@@ -46,12 +61,13 @@ class CanvasSisImportsStack(Stack):
 
         query = functions.add(
             "Query", handler="handlers.query.handler", description="GET /batches/{root_account_uuid}/{sis_batch_id}",
-            environment={"TABLE_NAME": table.table_name},
+            environment={"TABLE_NAME": table.table_name}, reserved_concurrency=config.query_concurrency,
         )
         table.grant(query, "dynamodb:GetItem")
 
         api = IngestApi(self, "Ingress", config=config, ingest=ingest, query=query)
-        alerts = Alerts(self, "Alerts", functions=functions, table=table, notify_emails=config.notify_emails)
+        alerts = Alerts(self, "Alerts", functions=functions, table=table, notify_emails=config.notify_emails,
+                        reserved_concurrency=config.notifier_concurrency)
 
         CfnOutput(self, "WebhookUrl", value=api.webhook_url, description=(
             "Paste into Canvas's Live Events subscription (HTTPS) "
@@ -71,11 +87,11 @@ class CanvasSisImportsStack(Stack):
             consumer = functions.add(
                 "SqsConsumer", handler="handlers.sqs_consumer.handler",
                 description="Canvas's SQS transport -> the same core", environment=store_env,
-                timeout=Duration.seconds(30),
+                timeout=Duration.seconds(30), reserved_concurrency=config.sqs_concurrency,
             )
             table.grant(consumer, *WRITE)
-            queue = CanvasQueue(self, "CanvasQueue", stage=config.stage,
-                                canvas_account_id=config.canvas_account_id, consumer=consumer)
+            queue = CanvasQueue(self, "CanvasQueue", stage=config.stage, canvas_account_id=config.canvas_account_id,
+                                consumer=consumer, max_concurrency=config.sqs_max_concurrency)
             CfnOutput(self, "CanvasQueueUrl", value=queue.queue.queue_url,
                       description="Paste into Canvas's Live Events subscription (SQS)")
             CfnOutput(self, "CanvasQueueArn", value=queue.queue.queue_arn)
@@ -84,12 +100,15 @@ class CanvasSisImportsStack(Stack):
         eventbridge = functions.add(
             "EventBridgeConsumer", handler="handlers.eventbridge.handler",
             description="EventBridge SIS batch events -> the same core", environment=store_env,
+            reserved_concurrency=config.eventbridge_concurrency,
         )
         table.grant(eventbridge, *WRITE)
         bus = EventBus(self, "Events", stage=config.stage, consumer=eventbridge,
-                       archive_days=config.eventbridge_archive_days, source_accounts=config.eventbridge_source_accounts)
+                       archive_days=config.eventbridge_archive_days, source_accounts=config.eventbridge_source_accounts,
+                       source_org_id=config.eventbridge_source_org_id)
         CfnOutput(self, "EventBusName", value=bus.bus.event_bus_name)
         CfnOutput(self, "EventBusArn", value=bus.bus.event_bus_arn)
-        CfnOutput(self, "EventArchiveName", value=bus.archive.archive_name)
+        if bus.archive is not None:
+            CfnOutput(self, "EventArchiveName", value=bus.archive.archive_name)
         CfnOutput(self, "EventBridgeDlqArn", value=bus.dead_letters.queue_arn)
         functions.finish()

@@ -7,8 +7,12 @@
   canvas-live-events-local queue -> handlers.sqs_consumer
   local bus, rule on sis_batch_created/updated -> handlers.eventbridge
 
-Environment: PORT (3000), SIS_AUTH (jwt | token | none), NOTIFICATIONS_FILE
-(.local/notifications.jsonl), LOCAL_STATE_DIR (.local).
+Environment: PORT (3000), SIS_AUTH (jwt | token | none), SIS_ROOT_ACCOUNTS (uuid,...; unset: * = any,
+said at start), SIS_HOSTNAMES (hostname,...; unset: any), NOTIFICATIONS_FILE (.local/notifications.jsonl),
+LOCAL_STATE_DIR (.local).
+
+AWS state lives in moto's memory: every start begins with an empty table and empty queues. The
+notifications file is appended to, never truncated.
 """
 
 from __future__ import annotations
@@ -35,6 +39,44 @@ AWS_UNSET = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SEC
              "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
              "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_USE_FIPS_ENDPOINT",
              "AWS_USE_DUALSTACK_ENDPOINT", "AWS_LAMBDA_FUNCTION_NAME", "SIS_JWT_ISSUERS", "SIS_TOKEN_SECRET_ARN")
+
+
+ANY = "*"
+
+
+def listed(name: str) -> list[str] | None:
+    """A comma-separated variable as its items; None when it is unset or blank."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return None
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def allowed(name: str, what: str) -> list[str] | None:
+    """SIS_ROOT_ACCOUNTS or SIS_HOSTNAMES, checked: None when unset; ValueError when it says nothing usable."""
+    items = listed(name)
+    if items is None:
+        return None
+    if not items:
+        raise ValueError(f"{name} lists no {what}: give them comma-separated, or unset it")
+    if ANY in items and items != [ANY]:
+        raise ValueError(f"{name}: {ANY} (any) cannot be combined with a list; give one or the other")
+    return items
+
+
+def accounts_line(root_accounts: list[str] | None, hostnames: list[str] | None) -> str:
+    """What the banner says about which Canvas accounts the run accepts events from."""
+    if root_accounts is None:
+        line = ("accepting events from any Canvas root account; "
+                "set SIS_ROOT_ACCOUNTS=<uuid,...> to allow only yours")
+    elif root_accounts == [ANY]:
+        line = "accepting events from any Canvas root account (SIS_ROOT_ACCOUNTS=*)"
+    else:
+        line = f"only root accounts {', '.join(root_accounts)} (SIS_ROOT_ACCOUNTS); others: HTTPS 403, SQS and " \
+               "EventBridge drop them"
+    if hostnames and hostnames != [ANY]:
+        line += f"\n               only hostnames {', '.join(hostnames)} (SIS_HOSTNAMES), when an event names one"
+    return line
 
 
 def fail(message: str, code: int = 1) -> int:
@@ -73,7 +115,8 @@ def aws_environment(moto_url: str) -> None:
     )
 
 
-def banner(port: int, auth: str, aws: Any, notifications: Path, token: str | None, moto_url: str) -> str:
+def banner(port: int, auth: str, aws: Any, notifications: Path, token: str | None, moto_url: str,
+           root_accounts: list[str] | None = None, hostnames: list[str] | None = None) -> str:
     from local import resources
 
     base = f"http://127.0.0.1:{port}"
@@ -88,17 +131,19 @@ def banner(port: int, auth: str, aws: Any, notifications: Path, token: str | Non
     }[auth]
     lines = [
         "",
-        f"Canvas SIS import monitor, running locally (AWS emulated by moto at {moto_url}; nothing leaves this machine)",
+        f"Canvas SIS import monitor, running locally (AWS emulated by moto at {moto_url}, in memory: a restart "
+        "starts empty; nothing leaves this machine)",
         "",
         f"  webhook      POST {webhook}",
         f"  batch view   GET  {base}/batches/<root_account_uuid>/<sis_batch_id>   (IAM-authorized when deployed)",
         f"               e.g. curl {base}/batches/{uuid_}/{batch_id}",
         f"  auth         {auth_line}",
+        f"  accounts     {accounts_line(root_accounts, hostnames)}",
         f"  Canvas SQS   {aws.canvas_queue_url}  (dead letters after {resources.MAX_RECEIVES} receives: "
         f"{aws.canvas_dlq_url.rsplit('/', 1)[-1]})",
         f"  EventBridge  bus {aws.bus_name}, rule on detail-type sis_batch_created | sis_batch_updated",
-        f"  alerts       printed here and appended to {notifications}",
-        "  send         make send FILE=examples/failed_import.json   [VIA=https|sqs|eventbridge]",
+        f"  alerts       printed here and appended to {notifications} (kept across runs, never truncated)",
+        "  send         make send FILE=examples/failed_import.json   [VIA=https|sqs|eventbridge] [KEEP_TIMES=1]",
         "  stop         Ctrl-C",
         "",
     ]
@@ -118,6 +163,11 @@ def main() -> int:
     auth = (os.environ.get("SIS_AUTH") or "jwt").strip().lower()
     if auth not in ("jwt", "token", "none"):
         return fail(f"SIS_AUTH must be jwt, token or none, not {auth!r}", 2)
+    try:
+        root_accounts = allowed("SIS_ROOT_ACCOUNTS", "root account uuid")
+        hostnames = allowed("SIS_HOSTNAMES", "hostname")
+    except ValueError as exc:
+        return fail(str(exc), 2)
 
     # Claim the port before anything else, so that a second run stops at once with a clear reason.
     try:
@@ -128,12 +178,13 @@ def main() -> int:
                         f"Stop it, or choose another: make run PORT={port + 1}")
         return fail(f"port {port} could not be opened: {exc.strerror}")
     try:
-        return serve(gateway, port, auth)
+        return serve(gateway, port, auth, root_accounts, hostnames)
     finally:
         gateway.server_close()
 
 
-def serve(gateway: LocalGateway, port: int, auth: str) -> int:
+def serve(gateway: LocalGateway, port: int, auth: str, root_accounts: list[str] | None = None,
+          hostnames: list[str] | None = None) -> int:
     other = settings.live_state()
     if other and other.get("pid") != os.getpid():
         return fail(f"another local run (pid {other.get('pid')}, port {other.get('port')}) uses "
@@ -175,6 +226,12 @@ def serve(gateway: LocalGateway, port: int, auth: str) -> int:
         token = secrets.token_urlsafe(24) if auth == "token" else None
         aws = resources.create(token)
         os.environ.update(TABLE_NAME=aws.table_name, TOPIC_ARN=aws.topic_arn, RETENTION_DAYS="90", SIS_AUTH=auth)
+        # The functions refuse to start without SIS_ROOT_ACCOUNTS; unset here means any (the banner says so).
+        os.environ["SIS_ROOT_ACCOUNTS"] = ",".join(root_accounts or [ANY])
+        if hostnames and hostnames != [ANY]:
+            os.environ["SIS_HOSTNAMES"] = ",".join(hostnames)
+        else:
+            os.environ.pop("SIS_HOSTNAMES", None)  # blank or *: any hostname, so not set at all
         if aws.token_secret_arn:
             os.environ["SIS_TOKEN_SECRET_ARN"] = aws.token_secret_arn
 
@@ -223,7 +280,7 @@ def serve(gateway: LocalGateway, port: int, auth: str) -> int:
             "signing_key": str(key_path) if auth == "jwt" else None, "jwt_issuer": issuer if auth == "jwt" else None,
             "token": token, "notifications_file": str(notifications),
         })
-        print(banner(port, auth, aws, notifications, token, moto_url), flush=True)
+        print(banner(port, auth, aws, notifications, token, moto_url, root_accounts, hostnames), flush=True)
         if not stop.is_set():  # Ctrl-C during start-up: straight to the clean-up
             gateway.serve_forever(poll_interval=0.2)
         return 0

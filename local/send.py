@@ -1,4 +1,4 @@
-"""`make send FILE=… [VIA=https|sqs|eventbridge]`: send Canvas events to the running `make run`.
+"""`make send FILE=… [VIA=https|sqs|eventbridge] [KEEP_TIMES=1]`: send Canvas events to the running `make run`.
 
 FILE holds one Canvas Live Event or a JSON list of them, sent in order, one line printed per event.
   https        POST to the webhook, signed with the development key (RS256, kid header) when the
@@ -6,6 +6,13 @@ FILE holds one Canvas Live Event or a JSON list of them, sent in order, one line
                with ?token=… in token mode
   sqs          SendMessage to the canvas-live-events-local queue, as Canvas's SQS transport does
   eventbridge  PutEvents to the local bus: DetailType = metadata.event_name, Detail = the event
+
+Event times are shifted by default: every metadata.event_time of the file moves by one offset, so that
+the newest becomes now and the spacing between them stays (the ingest ignores events older than the
+retention period and refuses those from the future, and the examples carry fixed times). Events that
+are not objects, or whose event_time is not Canvas's format, are sent as they are. --keep-times
+(KEEP_TIMES=1) sends every time as written.
+
 Exits 1 when an event is refused (HTTP status other than 2xx, or a failed PutEvents entry).
 """
 
@@ -13,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import urllib.error
 import urllib.request
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +87,57 @@ def send_eventbridge(state: dict[str, Any], event: Any) -> str:
 
 SENDERS = {"https": send_https, "sqs": send_sqs, "eventbridge": send_eventbridge}
 
+EVENT_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")  # Canvas's: UTC, milliseconds
+
+
+def event_time(event: Any) -> datetime | None:
+    """An event's metadata.event_time, or None when it has none in Canvas's format."""
+    metadata = event.get("metadata") if isinstance(event, dict) else None
+    value = metadata.get("event_time") if isinstance(metadata, dict) else None
+    if not isinstance(value, str) or not EVENT_TIME.fullmatch(value):
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    except ValueError:  # the right shape, not a date (2020-02-30)
+        return None
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def rebase(events: list[Any], now: datetime | None = None) -> tuple[list[Any], timedelta | None]:
+    """The events with every event_time moved by one offset, so that the newest is `now` (to the
+    millisecond), and that offset; None when no event has a time to move."""
+    times = [t for t in map(event_time, events) if t is not None]
+    if not times:
+        return events, None
+    now = now or datetime.now(timezone.utc)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    offset = now - max(times)
+    shifted = []
+    for event in events:
+        moment = event_time(event)
+        if moment is not None:
+            try:
+                event = {**event, "metadata": {**event["metadata"], "event_time": iso(moment + offset)}}
+            except OverflowError:  # beyond year 1 or 9999 once moved: sent as written
+                pass
+        shifted.append(event)
+    return shifted, offset
+
+
+def describe_offset(offset: timedelta) -> str:
+    """+2339 days 03:55:12.345, -00:00:05.000: days when there are any, then h:m:s.ms."""
+    sign = "-" if offset < timedelta(0) else "+"
+    ms = abs(offset) // timedelta(milliseconds=1)
+    days, ms = divmod(ms, 86_400_000)
+    hours, ms = divmod(ms, 3_600_000)
+    minutes, ms = divmod(ms, 60_000)
+    seconds, ms = divmod(ms, 1000)
+    clock = f"{hours:02d}:{minutes:02d}:{seconds:02d}.{ms:03d}"
+    return f"{sign}{days} day{'s' if days != 1 else ''} {clock}" if days else f"{sign}{clock}"
+
 
 def label(event: Any) -> str:
     if not isinstance(event, dict):
@@ -94,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("file", type=Path, help="a JSON file with one Canvas event or a list of them")
     parser.add_argument("--via", choices=sorted(SENDERS), default="https", help="the ingress path (https)")
     parser.add_argument("--port", type=int, help="the run's HTTP port (default: the one in its state file)")
+    parser.add_argument("--keep-times", action="store_true",
+                        help="send event times as written (default: shift them so that the newest is now)")
     args = parser.parse_args(argv)
     try:
         loaded = json.loads(args.file.read_text())
@@ -105,6 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     settings.loopback_only()
     if args.port:
         state["port"] = args.port
+    if not args.keep_times:
+        now = datetime.now(timezone.utc)
+        events, offset = rebase(events, now)
+        if offset is not None:
+            print(f"event times shifted by {describe_offset(offset)}, so that the newest is now ({iso(now)}); "
+                  "KEEP_TIMES=1 (--keep-times) sends them as written", flush=True)
     refused = 0
     for event in events:
         prefix = f"{args.via:11} {label(event):50} ->"

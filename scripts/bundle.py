@@ -26,6 +26,7 @@ LAMBDA_ENV = {
     "TABLE_NAME": "sis-batches",
     "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
     "SIS_AUTH": "jwt",
+    "SIS_ROOT_ACCOUNTS": "bench-placeholder",
     "POWERTOOLS_SERVICE_NAME": "canvas-sis-imports",
     "POWERTOOLS_METRICS_NAMESPACE": "CanvasSisImports",
     "PYTHONDONTWRITEBYTECODE": "1",  # as in Lambda, where /var/task and /opt are read-only

@@ -13,8 +13,11 @@ os.environ.update(
         "POWERTOOLS_SERVICE_NAME": "canvas-sis-imports",
         "POWERTOOLS_METRICS_NAMESPACE": "CanvasSisImports",
         "POWERTOOLS_TRACE_DISABLED": "true",
+        # The root accounts the tests' events come from (tests.factories); tests of refusals set their own.
+        "SIS_ROOT_ACCOUNTS": "VicYj3cu5BIFpoZhDVU4DZumnlBrWi1grgJEzADs,OtherInstanceUuid",
     }
 )
+os.environ.pop("SIS_HOSTNAMES", None)
 for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
     os.environ.pop(name, None)
 

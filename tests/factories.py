@@ -9,6 +9,20 @@ from typing import Any
 ROOT_ACCOUNT_UUID = "VicYj3cu5BIFpoZhDVU4DZumnlBrWi1grgJEzADs"
 ACCESS_TOKEN = "1398~agJdJdaSLJfJULBa2803dfLJAFdsklj349FADJSLdsaLFlJUBOAUO39289342FJj"
 
+# Event times are relative to when the tests run, never a calendar date: the ingest refuses events
+# from the future and ignores those older than the retention period, so a fixed date would fail one
+# day. Two days ago at 09:00 UTC keeps whole seconds and stays inside every window the tests use.
+NOW = datetime.now(timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    """A moment in Canvas's event_time format (UTC, milliseconds)."""
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+T0 = iso((NOW - timedelta(days=2)).replace(hour=9, minute=0, second=0, microsecond=0))
+
 CREATED_EXAMPLE: dict[str, Any] = {
     "metadata": {
         "root_account_uuid": ROOT_ACCOUNT_UUID,
@@ -36,7 +50,7 @@ CREATED_EXAMPLE: dict[str, Any] = {
         "referrer": None,
         "producer": "canvas",
         "event_name": "sis_batch_created",
-        "event_time": "2020-01-14T14:14:11.498Z",
+        "event_time": T0.replace(":00.000Z", ":11.498Z"),  # Canvas's example is from 2020: too old to apply
     },
     "body": {"sis_batch_id": "31048324", "account_id": "1", "workflow_state": "initializing"},
 }
@@ -45,7 +59,7 @@ UPDATED_EXAMPLE: dict[str, Any] = copy.deepcopy(CREATED_EXAMPLE)
 UPDATED_EXAMPLE["metadata"].update(
     {
         "event_name": "sis_batch_updated",
-        "event_time": "2020-01-15T16:20:25.548Z",
+        "event_time": T0.replace(":00.000Z", ":25.548Z"),
         "time_zone": "America/Los_Angeles",
         "request_id": "ab398133-5324-4234-b31b-419b8d9f1209",
         "url": "https://oxana.instructure.com/api/v1/accounts/1/sis_imports.json"
@@ -53,20 +67,6 @@ UPDATED_EXAMPLE["metadata"].update(
     }
 )
 UPDATED_EXAMPLE["body"] = {"sis_batch_id": "1440004", "account_id": "1", "workflow_state": "created"}
-
-# Event times are relative to when the tests run, never a calendar date: the ingest refuses events
-# from the future and ignores those older than the retention period, so a fixed date would fail one
-# day. Two days ago at 09:00 UTC keeps whole seconds and stays inside every window the tests use.
-NOW = datetime.now(timezone.utc)
-
-
-def iso(moment: datetime) -> str:
-    """A moment in Canvas's event_time format (UTC, milliseconds)."""
-    moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-T0 = iso((NOW - timedelta(days=2)).replace(hour=9, minute=0, second=0, microsecond=0))
 
 BACKGROUND_KEYS = ("root_account_uuid", "root_account_id", "root_account_lti_guid", "producer", "event_name", "event_time")
 

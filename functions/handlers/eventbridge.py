@@ -1,7 +1,8 @@
 """EventBridge: events whose detail-type is the Canvas event name and whose detail is the event.
 
 An invalid event raises, so that after Lambda's asynchronous retries it lands in the function's
-on-failure destination with the reason in its error message.
+on-failure destination with the reason in its error message. A valid event from a root account
+this deployment does not serve is dropped (counted and logged by the core): no retries.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from functools import cache
 from typing import Any
 
 from sis_imports import wiring
+from sis_imports.admission import NotAllowed
 from sis_imports.events import InvalidEvent
 from sis_imports.ingest import SisBatchIngest
 from sis_imports.observability import count_rejected, logger, metrics
@@ -27,12 +29,14 @@ class EventBridgeConsumer:
             count_rejected("invalid")
             logger.warning("invalid EventBridge event", extra={"eventbridge_id": event.get("id")})
             raise
+        except NotAllowed as exc:
+            return {"status": "refused", "field": exc.field}
         return {"status": outcome.status, **outcome.detail}
 
 
 @cache
 def app() -> EventBridgeConsumer:
-    return EventBridgeConsumer(SisBatchIngest(wiring.batch_store()))
+    return EventBridgeConsumer(wiring.sis_batch_ingest())
 
 
 @metrics.log_metrics

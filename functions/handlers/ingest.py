@@ -10,6 +10,7 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 
 from sis_imports import wiring
+from sis_imports.admission import NotAllowed
 from sis_imports.auth import AuthUnavailable, NotJson, Unauthorized
 from sis_imports.events import InvalidEvent
 from sis_imports.http import MAX_BODY_BYTES, BadRequest, HttpRequest, response
@@ -47,6 +48,8 @@ class IngestApi:
             return self._reject(
                 400, "invalid", {"error": "invalid event", "fields": [asdict(e) for e in exc.errors]}
             )
+        except NotAllowed as exc:  # counted and logged by the core, as on every ingress
+            return response(403, {"error": "forbidden", "field": exc.field, "reason": exc.reason})
         except Exception:
             # Our side failed (DynamoDB throttled or down): 5xx makes Canvas retry.
             count("IngestFailures")
@@ -63,7 +66,7 @@ class IngestApi:
 
 @cache
 def app() -> IngestApi:
-    return IngestApi(wiring.authenticator(), SisBatchIngest(wiring.batch_store()))
+    return IngestApi(wiring.authenticator(), wiring.sis_batch_ingest())
 
 
 @metrics.log_metrics

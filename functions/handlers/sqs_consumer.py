@@ -2,12 +2,13 @@
 
 Powertools' BatchProcessor reports failed messages only, so one bad message never makes the good
 ones retry. A message that is invalid stays failed on every receive and the queue's redrive
-policy moves it to the dead-letter queue; its reason is logged with its messageId.
+policy moves it to the dead-letter queue; its reason is logged with its messageId. A valid event
+from a root account this deployment does not serve is dropped (counted and logged by the core):
+retrying it could never succeed, and keeping it would keep another customer's data.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from functools import cache
 from typing import Any
@@ -16,7 +17,8 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from sis_imports import wiring
-from sis_imports.events import FieldError, InvalidEvent
+from sis_imports.admission import NotAllowed
+from sis_imports.events import FieldError, InvalidEvent, NotJson, decode_json
 from sis_imports.ingest import SisBatchIngest
 from sis_imports.observability import count_rejected, logger, metrics
 
@@ -37,10 +39,12 @@ class SqsConsumer:
     def _record(self, record: SQSRecord) -> str:
         try:
             try:
-                raw = json.loads(record.body)
-            except ValueError:
-                raise InvalidEvent([FieldError(field="(message body)", message="is not valid JSON")]) from None
+                raw = decode_json(record.body)
+            except NotJson as exc:
+                raise InvalidEvent([FieldError(field="(message body)", message=str(exc))]) from None
             return self._ingest.ingest(raw).status
+        except NotAllowed:
+            return "refused"  # deleted from the queue: no retries, no dead letter
         except InvalidEvent as exc:
             count_rejected("invalid")
             logger.warning(
@@ -52,7 +56,7 @@ class SqsConsumer:
 
 @cache
 def app() -> SqsConsumer:
-    return SqsConsumer(SisBatchIngest(wiring.batch_store()))
+    return SqsConsumer(wiring.sis_batch_ingest())
 
 
 @metrics.log_metrics

@@ -8,7 +8,6 @@ raises `AuthUnavailable`, so that the sender retries.
 from __future__ import annotations
 
 import hmac
-import json
 import threading
 import time
 from typing import Any, Callable, Protocol
@@ -16,6 +15,11 @@ from typing import Any, Callable, Protocol
 import jwt
 from jwt import PyJWK, PyJWKClient
 from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError
+
+from .events import NotJson, decode_json
+
+__all__ = ["AuthUnavailable", "JwksKeySource", "JwtAuthenticator", "NoAuthenticator", "NotJson", "TokenAuthenticator",
+           "Unauthorized"]
 
 # Canvas signs with RS256 and publishes its keys here (CANVAS.md, "Data Service Setup").
 CANVAS_JWKS_URL = "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/jwks"
@@ -30,54 +34,59 @@ class AuthUnavailable(Exception):
     """Authentication could not be checked because something on our side failed."""
 
 
-class NotJson(Exception):
-    """An unsigned body that is not JSON."""
-
-
 class Request(Protocol):
     body: bytes
     query: dict[str, str]
 
 
-def _json_body(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise NotJson("body is not valid JSON") from None
-
-
 class JwksKeySource:
-    """Signing keys from a JWKS URL: cached, refreshed on an unknown `kid` at most once a minute."""
+    """Signing keys from a JWKS URL, fetched at most once per `REFRESH_INTERVAL_SECONDS`.
+
+    The first fetch counts as a refresh: a cold instance fetches once, however many unknown
+    `kid`s follow (a flood of forged tokens cannot make it hammer the JWKS, nor wait twice for a
+    slow one). Keys are kept `cache_seconds`; a failed refresh keeps the keys already known. The
+    fetch times out after `timeout` seconds, well under the function's 10 s, so that a slow JWKS
+    answers 503 (Canvas retries) rather than letting the function time out.
+    """
 
     def __init__(
         self,
         url: str,
-        cache_seconds: int = 3600,
-        timeout: int = 5,
+        cache_seconds: float = 3600,
+        timeout: float = 3,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self._client = PyJWKClient(url, cache_keys=False, lifespan=cache_seconds, timeout=timeout)
+        self._client = PyJWKClient(url, cache_keys=False, cache_jwk_set=False, timeout=timeout)
+        self._cache_seconds = cache_seconds
         self._clock = clock
-        self._last_refresh: float | None = None
+        self._keys: dict[str, PyJWK] | None = None
+        self._fetched_at: float | None = None  # the last attempt, successful or not
         self._lock = threading.Lock()
 
-    def _find(self, kid: str, refresh: bool) -> PyJWK | None:
+    def _fetch(self, now: float) -> None:
+        self._fetched_at = now
         try:
-            keys = self._client.get_signing_keys(refresh=refresh)
+            keys = self._client.get_signing_keys(refresh=True)
         except PyJWKClientConnectionError as exc:
-            raise AuthUnavailable("the signing keys (JWKS) could not be fetched") from exc
+            if self._keys is None:
+                raise AuthUnavailable("the signing keys (JWKS) could not be fetched") from exc
+            return  # keep the keys we have; the next refresh may do better
         except PyJWKClientError as exc:
-            raise AuthUnavailable(f"the signing keys (JWKS) are unusable: {exc}") from exc
-        return next((key for key in keys if key.key_id == kid), None)
+            if self._keys is None:
+                raise AuthUnavailable(f"the signing keys (JWKS) are unusable: {exc}") from exc
+            return
+        self._keys = {key.key_id: key for key in keys if key.key_id}
 
     def get(self, kid: str) -> PyJWK:
         with self._lock:
-            key = self._find(kid, refresh=False)
-            if key is None:
-                now = self._clock()
-                if self._last_refresh is None or now - self._last_refresh >= REFRESH_INTERVAL_SECONDS:
-                    self._last_refresh = now
-                    key = self._find(kid, refresh=True)
+            now = self._clock()
+            due = self._fetched_at is None or now - self._fetched_at >= REFRESH_INTERVAL_SECONDS
+            expired = self._fetched_at is None or now - self._fetched_at >= self._cache_seconds
+            if self._keys is None or expired or (kid not in self._keys and due):
+                if self._keys is None and not due:
+                    raise AuthUnavailable("the signing keys (JWKS) could not be fetched recently; retry later")
+                self._fetch(now)
+            key = (self._keys or {}).get(kid)
             if key is None:
                 raise Unauthorized("the JWT is signed with an unknown key (kid)")
             return key
@@ -98,7 +107,7 @@ class JwtAuthenticator:
             raise Unauthorized("expected a signed payload (compact JWT); is Sign Payload on in Canvas?")
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.InvalidTokenError:
+        except (jwt.InvalidTokenError, RecursionError):  # RecursionError: a header nested too deeply
             raise Unauthorized("the JWT header is malformed") from None
         if header.get("alg") != "RS256":
             raise Unauthorized("the JWT must be signed with RS256")
@@ -124,7 +133,7 @@ class JwtAuthenticator:
             raise Unauthorized("the JWT issuer is not allowed") from None
         except jwt.InvalidSignatureError:
             raise Unauthorized("the JWT signature does not verify") from None
-        except jwt.InvalidTokenError:
+        except (jwt.InvalidTokenError, RecursionError):
             raise Unauthorized("the JWT is invalid") from None
 
 
@@ -144,9 +153,10 @@ class TokenAuthenticator:
             expected = self._expected_token()
         except Exception as exc:
             raise AuthUnavailable("the shared token could not be read") from exc
-        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        # surrogatepass: a query string can hold anything, and it must not crash the comparison.
+        if not expected or not hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode()):
             raise Unauthorized("the token is wrong")
-        return _json_body(request.body)
+        return decode_json(request.body)
 
 
 class NoAuthenticator:
@@ -155,7 +165,7 @@ class NoAuthenticator:
     mode = "none"
 
     def authenticate(self, request: Request) -> Any:
-        return _json_body(request.body)
+        return decode_json(request.body)
 
 
 class SecretsManagerToken:

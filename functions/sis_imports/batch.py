@@ -1,8 +1,9 @@
 """The stored state of one SIS batch and the pure rules that apply an event to it.
 
-Order is `(event_time, lifecycle rank)`, written as one sortable string, `order_key`, so that
-DynamoDB can compare it in a condition expression. `event_time` always has the same width
-(validated by `events`), so string order is time order.
+Order is `(event_time, lifecycle rank, tie-break)`, written as one sortable string, `order_key`,
+so that DynamoDB can compare it in a condition expression. `event_time` always has the same width
+(validated by `events`) and the rank and tie-break are two characters, so string order is the
+order of events, and it is total: two different events never share a key.
 """
 
 from __future__ import annotations
@@ -12,16 +13,19 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .redact import redact_url
-from .states import CREATION_STATES, RANK, WorkflowState, is_terminal, outcome_of
+from .states import CREATION_STATES, WorkflowState, is_terminal, order_code, outcome_of
 
 if TYPE_CHECKING:  # the notifier and the query read batches without loading the validator
     from .events import SisBatchEvent
 
 DEFAULT_HISTORY_LIMIT = 50
+# How far ahead of our clock an event_time may be (admission.py): clocks drift, an hour is far
+# beyond drift and far short of harm.
+FUTURE_TOLERANCE_SECONDS = 3600
 
 
 def order_key(event_time: str, state: WorkflowState) -> str:
-    return f"{event_time}#{RANK[state]}"
+    return f"{event_time}#{order_code(state)}"
 
 
 @dataclass(frozen=True, order=False)

@@ -11,6 +11,7 @@ costs ingest about 0.1 s of cold start (see README, "Cold start").
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,10 @@ from .states import WorkflowState
 from .table import ID_PATTERN
 
 SIS_EVENT_NAMES = frozenset({"sis_batch_created", "sis_batch_updated"})
+# Canvas events are three levels deep; anything much deeper is not an event, and unbounded nesting
+# would exhaust the parser's recursion.
+MAX_DEPTH = 32
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 EVENT_TIME_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::\d{1,5})?")
 
@@ -167,7 +172,58 @@ class InvalidEvent(Exception):
         super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
 
 
+class NotJson(ValueError):
+    """A body that is not a JSON document we can read; `str(exc)` says why."""
+
+
+def decode_json(body: bytes | str) -> Any:
+    """The JSON document in `body`; raises NotJson for anything else, however odd (never RecursionError)."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise NotJson("the body is not valid JSON: nested too deeply") from None
+    except ValueError:  # UnicodeDecodeError included: bytes that are not UTF-8
+        raise NotJson("the body is not valid JSON (UTF-8)") from None
+
+
+def _path(parts: tuple[Any, ...]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{_printable(part)}" if out else _printable(part)
+    return out or "(event)"
+
+
+def _printable(name: str) -> str:
+    """A key as it may appear in an error or a log: valid Unicode, short."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")[:64]
+
+
+def shape_error(raw: Any) -> FieldError | None:
+    """The first place where `raw` is not a sane JSON document: too deep, or text that is not
+    valid Unicode (a lone surrogate, which JSON's \\u escapes can produce). Iterative: no recursion."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(raw, ())]
+    while stack:
+        value, parts = stack.pop()
+        if len(parts) > MAX_DEPTH:
+            return FieldError(field=_path(parts[:MAX_DEPTH]), message=f"is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, str):
+            if not value.isascii() and _SURROGATE.search(value):
+                return FieldError(field=_path(parts), message="is not valid Unicode (a lone surrogate)")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and not key.isascii() and _SURROGATE.search(key):
+                    return FieldError(field=_path((*parts, key)), message="is a name that is not valid Unicode")
+                stack.append((item, (*parts, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (*parts, index)) for index, item in enumerate(value))
+    return None
+
+
 def parse_event(raw: Any) -> SisBatchEvent | IgnoredEvent:
+    """Validate one decoded event (from any ingress); raises InvalidEvent naming each bad field."""
+    problem = shape_error(raw)
+    if problem is not None:
+        raise InvalidEvent([problem])
     if not isinstance(raw, dict):
         raise InvalidEvent([FieldError(field="(event)", message="must be a JSON object with metadata and body")])
     metadata = raw.get("metadata")

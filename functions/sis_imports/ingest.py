@@ -1,13 +1,15 @@
-"""The one path every ingress (HTTPS, SQS, EventBridge) takes: parse, apply, count."""
+"""The one path every ingress (HTTPS, SQS, EventBridge) takes: parse, admit, apply, count."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
+from .admission import Admission, NotAllowed, Verdict
 from .batch import Decision
 from .events import IgnoredEvent, parse_event
-from .observability import count, logger
+from .observability import count, count_rejected, logger
 from .store import BatchStore
 
 _METRIC = {Decision.APPLY: "EventsApplied", Decision.HISTORY_ONLY: "EventsLate", Decision.DUPLICATE: "EventsDuplicate"}
@@ -20,16 +22,38 @@ class IngestOutcome:
 
 
 class SisBatchIngest:
-    def __init__(self, store: BatchStore):
+    def __init__(self, store: BatchStore, admission: Admission, clock: Callable[[], float] = time.time):
         self._store = store
+        self._admission = admission
+        self._clock = clock
 
     def ingest(self, raw: Any) -> IngestOutcome:
-        """Apply one decoded event. Raises `InvalidEvent` for bad input; store errors propagate."""
+        """Apply one decoded event.
+
+        Raises `InvalidEvent` for bad input and `NotAllowed` for another Canvas's event (both
+        counted and logged here, once for every ingress); store errors propagate.
+        """
         parsed = parse_event(raw)
         if isinstance(parsed, IgnoredEvent):
             count("EventsIgnored")
             logger.info("ignored a Canvas event that is not an SIS batch event", extra={"event_name": parsed.event_name})
             return IngestOutcome("ignored", {"note": "not an SIS batch event; ignored"})
+        try:
+            verdict = self._admission.check(parsed, self._clock())
+        except NotAllowed as exc:
+            count_rejected("not_allowed")
+            # The uuid and host are validated ids, and the operator needs them to see a misconfiguration.
+            logger.warning(
+                "event refused: not an allowed Canvas",
+                extra={"field": exc.field, "root_account_uuid": parsed.root_account_uuid,
+                       "hostname": parsed.metadata.hostname, "sis_batch_id": parsed.sis_batch_id},
+            )
+            raise
+        if verdict is Verdict.TOO_OLD:
+            count("EventsTooOld")
+            logger.info("ignored an event older than the retention period",
+                        extra={"event_time": parsed.event_time, "sis_batch_id": parsed.sis_batch_id})
+            return IngestOutcome("ignored", {"note": "older than the retention period; ignored"})
         result = self._store.apply(parsed)
         count("EventsAccepted")
         count(_METRIC[result.decision])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from functools import partial
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -10,7 +12,12 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "canvas-sis-imports")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "CanvasSisImports")
 
-logger = Logger(service=SERVICE)
+# ASCII-only JSON: text that is not valid Unicode (a lone surrogate in an event) is escaped rather
+# than failing the write to stdout, so that no log line is ever lost to odd characters.
+logger = Logger(
+    service=SERVICE,
+    json_serializer=partial(json.dumps, default=str, separators=(",", ":"), ensure_ascii=True),
+)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 

@@ -1,31 +1,38 @@
-"""Removes secrets from URLs before they are stored (Canvas puts API tokens in query strings)."""
+"""What is kept of a URL Canvas reports (`metadata.url`, `metadata.referrer`): scheme, host and path.
+
+Canvas accepts API tokens in the query string, and tokens come in more shapes than any list of
+parameter names can foresee (`;access_token=`, `access_token[]=`, a nested `?return_to=…?token=`,
+`refresh_token`, `client_secret`, `verifier`…). So nothing of the query string or the fragment is
+kept, nor user info: what an operator needs (which host, which API route) is all in the path.
+"""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+import re
+from urllib.parse import urlsplit
 
-SECRET_PARAMS = frozenset(
-    {"access_token", "token", "key", "api_key", "secret", "password", "signature", "sig", "verifier", "code"}
-)
-REDACTED = "REDACTED"
 MAX_URL_LENGTH = 2048
+# The characters RFC 3986 allows in a path, less `;` (path parameters, where a token could hide).
+_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,=:@/%]*")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,15}")
+_HOST = re.compile(r"[A-Za-z0-9.\-\[\]:]{1,253}")
+# No URL holds these; urlsplit silently deletes tabs and newlines, which would join what follows to the path.
+_NOT_URL = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 def redact_url(url: str | None) -> str | None:
-    """The URL with secret-looking query values replaced, user info dropped; None if unparseable."""
+    """`scheme://host[:port]/path` of `url`, or None when it has no host we can trust to keep."""
     if not url:
         return None
+    url = _NOT_URL.split(url, maxsplit=1)[0]
     try:
         parts = urlsplit(url)
-        host = parts.hostname or ""
-        netloc = host if parts.port is None else f"{host}:{parts.port}"
+        host, port = parts.hostname, parts.port
     except ValueError:
-        # A URL we cannot parse cannot be redacted reliably: keep nothing rather than a secret.
+        return None  # a URL we cannot parse: keep nothing rather than risk a secret
+    if not host or not _HOST.fullmatch(host) or not _SCHEME.fullmatch(parts.scheme):
         return None
-    query = [
-        (name, REDACTED if name.lower() in SECRET_PARAMS else value)
-        for name, value in parse_qsl(parts.query, keep_blank_values=True)
-    ]
-    # The fragment is never sent to Canvas's server and may hold an OAuth token: drop it.
-    redacted = urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="/:,~"), ""))
-    return redacted[:MAX_URL_LENGTH]
+    # Cut the path at the first character a path cannot hold (`;`, whitespace, a stray `?`...).
+    path = _PATH.match(parts.path).group(0)  # type: ignore[union-attr]
+    netloc = host if port is None else f"{host}:{port}"
+    return f"{parts.scheme.lower()}://{netloc}{path}"[:MAX_URL_LENGTH]

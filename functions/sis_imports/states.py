@@ -45,6 +45,25 @@ RANK: dict[WorkflowState, int] = {
     S.RESTORED: 6,
 }
 
+# A fixed tie-break among states of one rank, so that the order of events is total and the final
+# state never depends on which of two events with the same event_time and rank arrived last. The
+# graver end wins: a batch never shows success over a failure reported for the same millisecond.
+TIE_BREAK: dict[WorkflowState, str] = {
+    S.IMPORTED: "a",
+    S.IMPORTED_WITH_MESSAGES: "b",
+    S.FAILED: "c",
+    S.FAILED_WITH_MESSAGES: "d",
+    S.ABORTED: "e",
+    S.RESTORED: "a",
+    S.PARTIALLY_RESTORED: "b",
+}
+
+
+def order_code(state: WorkflowState) -> str:
+    """Two sortable characters: lifecycle rank, then the tie-break within the rank."""
+    return f"{RANK[state]}{TIE_BREAK.get(state, 'a')}"
+
+
 IMPORT_ENDS = frozenset({S.IMPORTED, S.IMPORTED_WITH_MESSAGES, S.FAILED, S.FAILED_WITH_MESSAGES, S.ABORTED})
 RESTORE_ENDS = frozenset({S.PARTIALLY_RESTORED, S.RESTORED})
 TERMINAL = IMPORT_ENDS | RESTORE_ENDS

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from .batch import DEFAULT_HISTORY_LIMIT, Batch, Decision, EventFacts, HistoryEntry, apply_event
+from .batch import DEFAULT_HISTORY_LIMIT, FUTURE_TOLERANCE_SECONDS, Batch, Decision, EventFacts, HistoryEntry, apply_event
 from .states import is_terminal, outcome_of
 from .table import PARTITION_KEY, SORT_KEY
 
@@ -69,8 +69,10 @@ class BatchStore:
         self._clock = clock
 
     def _expires_at(self) -> int:
-        # Retention counts from when we last heard of the batch, so replays of old events live too.
-        return int(self._clock()) + self._retention_seconds
+        # Retention counts from when we last heard of the batch. Events up to FUTURE_TOLERANCE ahead
+        # are admitted, so the item outlives every event it holds by the retention period: once it
+        # expires, each of its events is older than that and is ignored (no replay resurrects it).
+        return int(self._clock()) + self._retention_seconds + FUTURE_TOLERANCE_SECONDS
 
     @staticmethod
     def key(root_account_uuid: str, sis_batch_id: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from .observability import logger
 
 if TYPE_CHECKING:
     from .auth import JwtAuthenticator, NoAuthenticator, TokenAuthenticator
+    from .ingest import SisBatchIngest
 
 AUTH_MODES = ("jwt", "token", "none")
 
@@ -56,6 +57,21 @@ def batch_store() -> Any:
         retention_days=_int("RETENTION_DAYS", 90),
         history_limit=_int("HISTORY_LIMIT", DEFAULT_HISTORY_LIMIT),
     )
+
+
+def sis_batch_ingest() -> "SisBatchIngest":
+    """The core every ingress shares, with the allowed root accounts (fail closed: required)."""
+    from .admission import Admission
+    from .ingest import SisBatchIngest
+
+    root_accounts = os.environ.get("SIS_ROOT_ACCOUNTS", "").strip()
+    if not root_accounts:
+        raise ConfigError(
+            "environment variable SIS_ROOT_ACCOUNTS is required: the Canvas root_account_uuids whose events "
+            "may get in, comma-separated (GET /api/v1/accounts/self answers `uuid`), or * for any"
+        )
+    admission = Admission.of(root_accounts, os.environ.get("SIS_HOSTNAMES", ""), _int("RETENTION_DAYS", 90))
+    return SisBatchIngest(batch_store(), admission)
 
 
 def alert_publisher() -> Any:

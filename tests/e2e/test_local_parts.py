@@ -4,12 +4,19 @@ and response mapping, and the event-source pollers' Lambda semantics (fakes, no 
 from __future__ import annotations
 
 import base64
+import copy
+import http.client
 import json
+import socket
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
-from local.gateway import BATCH_ROUTE, EVENTS_ROUTE, http_event, match, to_response
+from local.gateway import BATCH_ROUTE, EVENTS_ROUTE, JWKS_PATH, LocalGateway, http_event, match, to_response
 from local.pollers import AlertSubscriber, CanvasQueuePoller, StreamPoller, notification_line
+from local.send import describe_offset, rebase
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_routes_match_as_api_gateway_routes_them():
@@ -143,3 +150,85 @@ def test_an_alert_line_is_written_once_even_if_the_message_is_odd(tmp_path):
     assert [json.loads(line) for line in (tmp_path / "alerts" / "n.jsonl").read_text().splitlines()] == [
         {"subject": "s", "message": "plain", "attributes": {}}]
     assert subscriber.sqs.deleted == ["h1"]
+
+
+def test_the_gateway_has_a_real_backlog_and_answers_without_nagle_delays():
+    gateway = LocalGateway(0)
+    accepted: list[socket.socket] = []
+    get_request = gateway.get_request
+
+    def recording_get_request():
+        request = get_request()
+        accepted.append(request[0])
+        return request
+
+    gateway.get_request = recording_get_request  # type: ignore[method-assign]
+    gateway.jwks = {"keys": []}
+    thread = threading.Thread(target=gateway.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        assert gateway.request_queue_size >= 128  # socketserver's default of 5 reset a burst of 16 senders
+        connection = http.client.HTTPConnection("127.0.0.1", gateway.server_address[1], timeout=5)
+        try:
+            for _ in range(2):  # keep-alive: one connection, two answers
+                connection.request("GET", JWKS_PATH)
+                assert connection.getresponse().read() == b'{"keys": []}'
+            assert len(accepted) == 1
+            # The connection is still open: the server's end of it has Nagle's algorithm off.
+            assert accepted[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        finally:
+            connection.close()
+    finally:
+        gateway.shutdown()
+        gateway.server_close()
+        thread.join(timeout=5)
+
+
+def event_at(event_time, sis_batch_id="1"):
+    return {"metadata": {"event_name": "sis_batch_updated", "event_time": event_time},
+            "body": {"sis_batch_id": sis_batch_id, "workflow_state": "importing"}}
+
+
+NOW = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=timezone.utc)
+
+
+def test_send_shifts_a_files_times_so_that_the_newest_is_now_keeping_their_spacing():
+    events = json.loads((EXAMPLES / "restored_import.json").read_text())
+    before = copy.deepcopy(events)
+    shifted, offset = rebase(events, now=NOW)
+    assert events == before  # the file's events are not changed in place
+    times = [e["metadata"]["event_time"] for e in shifted]
+    assert max(times) == times[-1] == "2031-05-06T07:08:09.123Z"  # now, to the millisecond
+    def parse(value: str) -> datetime:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
+
+    originals = [parse(e["metadata"]["event_time"]) for e in events]
+    assert [parse(t) - parse(times[0]) for t in times] == [t - originals[0] for t in originals]
+    assert offset == parse(times[-1]) - originals[-1]
+    # Everything but event_time is as written.
+    for old, new in zip(events, shifted):
+        assert {**new, "metadata": {**new["metadata"], "event_time": None}} == {
+            **old, "metadata": {**old["metadata"], "event_time": None}}
+
+
+def test_send_leaves_events_without_a_usable_time_as_they_are():
+    odd = ["not an object", {"metadata": "not an object"}, {"body": {}}, event_at("2020-01-14 14:14:11"),
+           event_at("2020-02-30T00:00:00.000Z"), event_at(1579011251), event_at("2020-01-14T14:14:11.498+00:00")]
+    shifted, offset = rebase([*odd, event_at("2020-01-14T14:14:11.498Z"), event_at("2020-01-14T14:14:10.000Z")],
+                             now=NOW)
+    assert shifted[:len(odd)] == odd
+    assert [e["metadata"]["event_time"] for e in shifted[len(odd):]] == [
+        "2031-05-06T07:08:09.123Z", "2031-05-06T07:08:07.625Z"]
+    assert rebase(odd, now=NOW) == (odd, None)
+    # A time from the future moves back; one that cannot move that far is sent as written.
+    shifted, offset = rebase([event_at("9999-12-31T23:59:59.999Z"), event_at("0001-01-01T00:00:00.000Z")], now=NOW)
+    assert offset < timedelta(0)
+    assert [e["metadata"]["event_time"] for e in shifted] == ["2031-05-06T07:08:09.123Z", "0001-01-01T00:00:00.000Z"]
+
+
+def test_the_shift_is_told_in_days_and_clock_time():
+    assert describe_offset(timedelta(days=2339, hours=3, minutes=55, seconds=12, milliseconds=345)) == \
+        "+2339 days 03:55:12.345"
+    assert describe_offset(timedelta(days=1, milliseconds=1)) == "+1 day 00:00:00.001"
+    assert describe_offset(timedelta(seconds=-5)) == "-00:00:05.000"
+    assert describe_offset(timedelta(0)) == "+00:00:00.000"

@@ -85,36 +85,66 @@ def test_garbage_and_missing_kid_are_401_not_500(aws, jwt_mode, signing_key, han
     assert status == 401 and "kid" in body["reason"]
 
 
-def test_key_rotation_is_accepted_after_exactly_one_jwks_refresh(aws, jwt_mode, signing_key, handlers_fresh):
+def test_keys_are_fetched_once_and_cached(aws, jwt_mode, signing_key, handlers_fresh):
+    assert call(handlers_fresh, signing_key.sign(CREATED_EXAMPLE))[0] == 200
     assert call(handlers_fresh, signing_key.sign(CREATED_EXAMPLE))[0] == 200
     assert jwt_mode.fetches == 1
-    assert call(handlers_fresh, signing_key.sign(CREATED_EXAMPLE))[0] == 200
-    assert jwt_mode.fetches == 1  # cached
-    rotated = SigningKey("canvas-2026-12")
-    jwt_mode.keys.append(rotated)
-    assert call(handlers_fresh, rotated.sign(CREATED_EXAMPLE))[0] == 200
-    assert jwt_mode.fetches == 2
-    assert call(handlers_fresh, rotated.sign(CREATED_EXAMPLE))[0] == 200
-    assert jwt_mode.fetches == 2
 
 
-def test_unknown_kids_refresh_at_most_once_a_minute(jwks_server, signing_key):
+def test_key_rotation_is_accepted_after_exactly_one_jwks_refresh(jwks_server, signing_key):
     now = [1000.0]
     auth = JwtAuthenticator(JwksKeySource(jwks_server.url, clock=lambda: now[0]))
-    stranger = SigningKey("not-canvas")
 
-    def attempt():
+    def accepted(key):
+        return auth.authenticate(HttpRequest("POST", "/events", key.sign(CREATED_EXAMPLE).encode())) is not None
+
+    assert accepted(signing_key) and jwks_server.fetches == 1
+    now[0] += 3000  # Canvas rotates monthly: the new key appears long after the instance started
+    rotated = SigningKey("canvas-next-month")
+    jwks_server.keys.append(rotated)
+    assert accepted(rotated) and jwks_server.fetches == 2
+    assert accepted(rotated) and accepted(signing_key) and jwks_server.fetches == 2
+
+
+def test_a_cold_instance_fetches_once_however_many_unknown_kids_follow(jwks_server, signing_key):
+    now = [1000.0]
+    auth = JwtAuthenticator(JwksKeySource(jwks_server.url, clock=lambda: now[0]))
+
+    def attempt(kid):
         with pytest.raises(Unauthorized, match="unknown key"):
-            auth.authenticate(HttpRequest("POST", "/events", stranger.sign(CREATED_EXAMPLE).encode()))
+            auth.authenticate(HttpRequest("POST", "/events", SigningKey(kid).sign(CREATED_EXAMPLE).encode()))
 
-    attempt()
-    assert jwks_server.fetches == 2  # the first load, then one refresh for the unknown kid
-    now[0] += 30
-    attempt()
-    assert jwks_server.fetches == 2  # a flood of unknown kids cannot hammer the JWKS endpoint
-    now[0] += 31
-    attempt()
-    assert jwks_server.fetches == 3
+    for n in range(5):
+        attempt(f"not-canvas-{n}")
+        now[0] += 10
+    assert jwks_server.fetches == 1  # the first load counts as the refresh: a flood cannot hammer the JWKS
+    now[0] += 11
+    attempt("not-canvas-again")
+    assert jwks_server.fetches == 2  # a minute after the last fetch, an unknown kid may refresh once
+
+
+def test_a_failed_refresh_keeps_the_keys_already_known(jwks_server, signing_key):
+    now = [1000.0]
+    auth = JwtAuthenticator(JwksKeySource(jwks_server.url, cache_seconds=600, clock=lambda: now[0]))
+    request = HttpRequest("POST", "/events", signing_key.sign(CREATED_EXAMPLE).encode())
+    assert auth.authenticate(request)
+    jwks_server.fail = True
+    now[0] += 601  # the cache expired and the JWKS is down: the known key still verifies
+    assert auth.authenticate(request) and jwks_server.fetches == 2
+
+
+def test_a_slow_jwks_answers_503_well_within_the_function_timeout_after_one_fetch(
+    aws, jwt_mode, signing_key, handlers_fresh
+):
+    jwt_mode.delay = 4.5  # slower than the fetch's timeout (3 s); the function's is 10 s
+    started = time.monotonic()
+    status, body = call(handlers_fresh, signing_key.sign(CREATED_EXAMPLE))
+    took = time.monotonic() - started
+    print(f"slow JWKS: answered {status} after {took:.2f} s, {jwt_mode.fetches} fetch(es)")
+    assert status == 503 and "retry" in body["error"]
+    assert jwt_mode.fetches == 1
+    assert took < 8  # one timed-out fetch (3 s), not two in a row (the old 9.1 s)
+    assert aws.scan() == []
 
 
 def test_jwks_down_answers_503_so_canvas_retries(aws, jwt_mode, signing_key, handlers_fresh):

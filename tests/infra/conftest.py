@@ -25,7 +25,17 @@ if _VENV_NODE.exists():
 for _name in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
     os.environ.pop(_name, None)
 
+# make synth refuses to guess whose Canvas this is: every synth names its root account(s).
+DEFAULT: dict[str, Any] = {"root_account_uuids": "VicYj3cu5BIFpoZhDVU4DZumnlBrWi1grgJEzADs"}
+
 VARIANT: dict[str, Any] = {
+    "root_account_uuids": "VicYj3cu5BIFpoZhDVU4DZumnlBrWi1grgJEzADs, SecondRootAccountUuid0000000000000000000",
+    "canvas_hostnames": "oxana.instructure.com,Oxana.Beta.Instructure.com",
+    "eventbridge_source_org_id": "o-a1b2c3d4e5",
+    "ingest_concurrency": "20",
+    "eventbridge_concurrency": "0",
+    "query_concurrency": "1",
+    "notifier_concurrency": "3",
     "auth_mode": "token",
     "canvas_sqs": "false",
     "domain_name": "sis-events.example.edu",
@@ -72,7 +82,7 @@ def synthesize(context: dict[str, Any], outdir: Path) -> Synth:
 
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory) -> Synth:
-    return synthesize({}, tmp_path_factory.mktemp("cdk-default"))
+    return synthesize(DEFAULT, tmp_path_factory.mktemp("cdk-default"))
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ its handler under python3.13 -I (-S): what ships is what was tested."""
 
 from __future__ import annotations
 
+import json
 import marshal
 import sys
 from importlib.metadata import distributions
@@ -14,7 +15,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from infra.bundling import PROVIDED_BY_RUNTIME, find_python313
-from scripts.bundle import bundles, run_isolated, runtime_dir
+from scripts.bundle import LAMBDA_ENV, bundles, run_isolated, runtime_dir
 
 PYTHON = find_python313()
 needs_313 = pytest.mark.skipif(PYTHON is None, reason="python3.13 (the Lambda runtime's version) is not installed")
@@ -24,8 +25,16 @@ LAMBDA_MARKERS = {**default_environment(), "python_version": "3.13", "python_ful
                   "platform_python_implementation": "CPython", "platform_machine": "x86_64", "extra": ""}
 
 
+def stack_environment(assembly, logical_id):
+    """The function's environment as the template sets it; values CloudFormation fills in at deploy
+    (a Ref, a GetAtt) keep the placeholders of scripts.bundle.LAMBDA_ENV."""
+    (template,) = assembly.glob("*.template.json")
+    variables = json.loads(template.read_text())["Resources"][logical_id]["Properties"]["Environment"]["Variables"]
+    return {k: v for k, v in variables.items() if isinstance(v, str)}
+
+
 @needs_313
-def test_every_handler_imports_from_its_bundle(assembly):
+def test_every_handler_imports_from_its_bundle(assembly, monkeypatch):
     found = bundles(assembly)
     assert len(found) == 5
     runtime = runtime_dir()
@@ -33,10 +42,13 @@ def test_every_handler_imports_from_its_bundle(assembly):
         assert not (bundle.layer / "boto3").exists()  # the runtime provides it
         assert not (bundle.code / "tests").exists()
         module, function = bundle.handler.rsplit(".", 1)
-        result = run_isolated(
-            PYTHON, [bundle.code, bundle.layer, runtime],
-            f"import {module} as m; import sys; print(callable(m.{function}), sys.version_info[:2])",
-        )
+        with monkeypatch.context() as patch:  # with what the stack sets (SIS_ROOT_ACCOUNTS, SIS_AUTH, …)
+            for key, value in stack_environment(assembly, bundle.name).items():
+                patch.setitem(LAMBDA_ENV, key, value)
+            result = run_isolated(
+                PYTHON, [bundle.code, bundle.layer, runtime],
+                f"import {module} as m; import sys; print(callable(m.{function}), sys.version_info[:2])",
+            )
         assert result.returncode == 0, result.stderr[-3000:]
         assert result.stdout.split("\n")[-2] == "True (3, 13)"
 

@@ -5,7 +5,12 @@ import pytest
 from infra.config import DEFAULTS, ConfigError, load_config
 
 
+UUID = "VicYj3cu5BIFpoZhDVU4DZumnlBrWi1grgJEzADs"
+
+
 def config(**context):
+    """The context given, plus the one key without a default (unless given)."""
+    context.setdefault("root_account_uuids", UUID)
     return load_config(context.get)
 
 
@@ -14,6 +19,10 @@ def test_defaults():
     assert (c.stage, c.auth_mode, c.architecture, c.retention_days, c.canvas_sqs) == ("prod", "jwt", "x86_64", 90, True)
     assert c.canvas_account_id == "636161780776"
     assert c.jwks_url == "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/jwks"
+    assert c.root_account_uuids == (UUID,) and not c.any_root_account and c.canvas_hostnames == ()
+    assert c.eventbridge_archive_days == 0 and c.eventbridge_source_org_id is None  # no archive unless asked
+    assert (c.ingest_concurrency, c.sqs_max_concurrency, c.sqs_concurrency, c.eventbridge_concurrency,
+            c.query_concurrency, c.notifier_concurrency) == (10, 5, 5, 5, 2, 2)
     assert set(DEFAULTS) >= {"stage", "auth_mode", "jwks_url", "jwt_issuers", "retention_days", "notify_emails",
                              "throttle_rate", "throttle_burst", "architecture", "domain_name", "certificate_arn"}
 
@@ -47,7 +56,24 @@ def test_lists_and_booleans_from_the_command_line():
         ({"stage": "Prod!"}, "stage"),
         ({"log_retention_days": "10"}, "log_retention_days"),
         ({"removal_policy": "snapshot"}, "removal_policy"),
-        ({"eventbridge_archive_days": "0"}, "eventbridge_archive_days"),
+        ({"eventbridge_archive_days": "-1"}, "eventbridge_archive_days"),
+        ({"eventbridge_archive_days": "91"}, "eventbridge_archive_days"),
+        ({"eventbridge_archive_days": "31", "retention_days": "30"}, "retention_days"),
+        ({"eventbridge_source_org_id": "o-short"}, "eventbridge_source_org_id"),
+        ({"eventbridge_source_org_id": "123456789012"}, "eventbridge_source_org_id"),
+        ({"root_account_uuids": "good,has space"}, "root_account_uuids"),
+        ({"root_account_uuids": "a/b"}, "root_account_uuids"),
+        ({"root_account_uuids": "x" * 129}, "root_account_uuids"),
+        ({"root_account_uuids": "*,VicYj3cu5BIFpoZhDVU4DZumnlBrWi1grgJEzADs"}, "root_account_uuids"),
+        ({"canvas_hostnames": "https://canvas.example.edu"}, "canvas_hostnames"),
+        ({"canvas_hostnames": "canvas.example.edu,not a host"}, "canvas_hostnames"),
+        ({"ingest_concurrency": "-1"}, "ingest_concurrency"),
+        ({"query_concurrency": "1001"}, "query_concurrency"),
+        ({"notifier_concurrency": "two"}, "notifier_concurrency"),
+        ({"eventbridge_concurrency": "1.5"}, "eventbridge_concurrency"),
+        ({"sqs_max_concurrency": "1"}, "sqs_max_concurrency"),
+        ({"sqs_max_concurrency": "1001"}, "sqs_max_concurrency"),
+        ({"sqs_max_concurrency": "10", "sqs_concurrency": "5"}, "sqs_concurrency"),
         ({"auth_mode": "none"}, "allow_unauthenticated"),
         ({"auth_mode": "none", "allow_unauthenticated": "perhaps"}, "allow_unauthenticated"),
     ],
@@ -62,6 +88,59 @@ def test_errors_list_the_allowed_values():
         config(auth_mode="basic")
     with pytest.raises(ConfigError, match="x86_64, arm64"):
         config(architecture="sparc")
+
+
+@pytest.mark.parametrize("given", [None, "", " , "])
+def test_root_account_uuids_is_required_and_the_error_says_where_to_find_it(given):
+    with pytest.raises(ConfigError) as refused:
+        load_config({"root_account_uuids": given}.get)
+    message = str(refused.value)
+    assert message.startswith("context root_account_uuids is required")
+    assert "GET /api/v1/accounts/self" in message and "`uuid`" in message
+    assert "metadata.root_account_uuid" in message
+    assert "-c root_account_uuids=*" in message  # the explicit opt-out
+
+
+def test_root_accounts_and_hostnames_from_the_command_line_and_cdk_json():
+    c = config(root_account_uuids=f" {UUID} , beta:Uuid~1.x-y_z ",
+               canvas_hostnames="Oxana.Instructure.com, canvas.example.edu")
+    assert c.root_account_uuids == (UUID, "beta:Uuid~1.x-y_z")
+    assert c.canvas_hostnames == ("oxana.instructure.com", "canvas.example.edu")  # host names compare lowercase
+    assert config(root_account_uuids=[UUID, "b"]).root_account_uuids == (UUID, "b")
+    anyone = config(root_account_uuids="*")
+    assert anyone.any_root_account and anyone.root_account_uuids == ("*",)
+
+
+def test_the_root_account_alphabet_is_the_id_alphabet_of_the_store():
+    from infra.config import ROOT_ACCOUNT_UUID
+    from sis_imports.table import ID_PATTERN
+
+    assert f"^{ROOT_ACCOUNT_UUID.pattern}$" == ID_PATTERN
+
+
+def test_the_archive_is_opt_in_and_never_outlives_the_batches():
+    assert config(eventbridge_archive_days="90").eventbridge_archive_days == 90  # = retention_days: allowed
+    assert config(eventbridge_archive_days="7", retention_days="7").eventbridge_archive_days == 7
+    with pytest.raises(ConfigError) as refused:
+        config(eventbridge_archive_days="120")
+    message = str(refused.value)
+    assert "eventbridge_archive_days (120)" in message and "retention_days (90)" in message
+    assert "ignored" in message and "resurrect" in message
+
+
+def test_concurrency_zero_means_no_reservation_and_the_sqs_reservation_covers_its_maximum():
+    c = config(ingest_concurrency="0", sqs_concurrency="0", eventbridge_concurrency=0, query_concurrency="0",
+               notifier_concurrency="0")
+    assert (c.ingest_concurrency, c.sqs_concurrency, c.eventbridge_concurrency, c.query_concurrency,
+            c.notifier_concurrency) == (0, 0, 0, 0, 0)
+    assert c.sqs_max_concurrency == 5  # the event source's cap holds without a reservation
+    assert config(sqs_max_concurrency="20", sqs_concurrency="25").sqs_concurrency == 25
+    assert config(sqs_max_concurrency="2", sqs_concurrency="2").sqs_max_concurrency == 2
+
+
+def test_an_organization_limits_cross_account_puts():
+    c = config(eventbridge_source_org_id="o-a1b2c3d4e5", eventbridge_source_accounts="111122223333")
+    assert c.eventbridge_source_org_id == "o-a1b2c3d4e5"
 
 
 def test_an_open_webhook_needs_an_explicit_yes():
@@ -80,13 +159,20 @@ def test_cdk_json_context_is_valid_and_matches_the_defaults():
     from pathlib import Path
 
     context = json.loads((Path(__file__).resolve().parents[2] / "cdk.json").read_text())["context"]
-    assert load_config(context.get) == config()
+    assert "root_account_uuids" not in context  # each deploy names its own Canvas; no shared placeholder
+    with pytest.raises(ConfigError, match="root_account_uuids is required"):
+        load_config(context.get)
+    assert load_config({**context, "root_account_uuids": UUID}.get) == config()
     unknown = {k for k in context if not k.startswith("@aws-cdk") and k not in DEFAULTS}
     assert unknown == set()  # a misspelt key would otherwise be ignored silently
 
 
 @pytest.mark.parametrize(("given", "meant"), [("notify_email", "notify_emails"), ("retention_day", "retention_days"),
-                                              ("canvas_account", "canvas_account_id"), ("archtecture", "architecture")])
+                                              ("canvas_account", "canvas_account_id"), ("archtecture", "architecture"),
+                                              ("root_account_uuid", "root_account_uuids"),
+                                              ("canvas_hostname", "canvas_hostnames"),
+                                              ("eventbridge_source_org", "eventbridge_source_org_id"),
+                                              ("sqs_max_concurency", "sqs_max_concurrency")])
 def test_a_misspelt_key_is_refused_naming_the_right_one(given, meant):
     with pytest.raises(ConfigError, match=f"{given} is not a setting: did you mean {meant}"):
         load_config({given: "x"}.get, keys=[given])
@@ -94,4 +180,4 @@ def test_a_misspelt_key_is_refused_naming_the_right_one(given, meant):
 
 def test_keys_of_cdk_and_other_tools_pass():
     keys = ["@aws-cdk/aws-iam:minimizePolicies", "aws:cdk:enable-path-metadata", "cli-telemetry", "acknowledged-issue-numbers"]
-    assert load_config({}.get, keys=keys) == config()
+    assert load_config({"root_account_uuids": UUID}.get, keys=keys) == config()

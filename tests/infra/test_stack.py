@@ -250,6 +250,51 @@ def test_each_function_gets_the_environment_its_handler_reads(template, variant)
     assert function(variant, "handlers.ingest.handler")["Environment"]["Variables"]["RETENTION_DAYS"] == "30"
 
 
+def test_every_ingress_path_knows_which_canvas_is_ours(template, variant):
+    """The allowlist reaches the three functions that take events, and only them."""
+    env = {name: function(template, handler)["Environment"]["Variables"] for name, handler in HANDLERS.items()}
+    for writer in ("Ingest", "SqsConsumer", "EventBridgeConsumer"):
+        assert env[writer]["SIS_ROOT_ACCOUNTS"] == "VicYj3cu5BIFpoZhDVU4DZumnlBrWi1grgJEzADs", writer
+        assert "SIS_HOSTNAMES" not in env[writer]  # set only when canvas_hostnames is
+    for reader in ("Query", "Notifier"):
+        assert not {"SIS_ROOT_ACCOUNTS", "SIS_HOSTNAMES"} & set(env[reader]), reader
+    for writer in ("Ingest", "EventBridgeConsumer"):  # the variant has no SQS consumer
+        variables = function(variant, HANDLERS[writer])["Environment"]["Variables"]
+        assert variables["SIS_ROOT_ACCOUNTS"] == (
+            "VicYj3cu5BIFpoZhDVU4DZumnlBrWi1grgJEzADs,SecondRootAccountUuid0000000000000000000")
+        assert variables["SIS_HOSTNAMES"] == "oxana.instructure.com,oxana.beta.instructure.com"
+
+
+def test_any_root_account_and_an_open_webhook_are_warned_at_every_synth(tmp_path):
+    """What the stack adds to itself at every synth (a bare stack: no second full synth needed)."""
+    from infra.config import load_config
+    from infra.stack import warn_about_open_doors
+
+    def warnings(**context):
+        stack = cdk.Stack(cdk.App(outdir=str(tmp_path / str(len(context)))), "Warned")
+        cdk.CfnWaitConditionHandle(stack, "Something")  # a template needs one resource
+        warn_about_open_doors(stack, load_config(context.get))
+        return [str(w.entry.data) for w in Annotations.from_stack(stack).find_warning("*", Match.any_value())]
+
+    (anyone,) = warnings(root_account_uuids="*")
+    assert "root_account_uuids=*" in anyone and "ANY Canvas customer" in anyone
+    (open_,) = warnings(root_account_uuids="u1", auth_mode="none", allow_unauthenticated="true")
+    assert "auth_mode=none" in open_
+    assert warnings(root_account_uuids="u1,u2") == []
+
+
+def test_each_function_has_its_reserved_concurrency_and_the_sqs_source_a_maximum(template, variant):
+    reserved = {name: function(template, handler).get("ReservedConcurrentExecutions")
+                for name, handler in HANDLERS.items()}
+    assert reserved == {"Ingest": 10, "SqsConsumer": 5, "EventBridgeConsumer": 5, "Query": 2, "Notifier": 2}
+    (mapping,) = template.find_resources("AWS::Lambda::EventSourceMapping", {"Properties": {"BatchSize": 10}}).values()
+    assert mapping["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 5}  # = the consumer's reservation
+    reserved = {name: function(variant, handler).get("ReservedConcurrentExecutions")
+                for name, handler in HANDLERS.items() if name != "SqsConsumer"}
+    # eventbridge_concurrency=0: no reservation at all (a reservation of 0 would stop the function)
+    assert reserved == {"Ingest": 20, "EventBridgeConsumer": None, "Query": 1, "Notifier": 3}
+
+
 def test_unchanged_inputs_give_unchanged_assets(template, variant):
     """Same requirements and code, same asset hashes, whatever the context: no redeploy churn."""
     def assets(t):
@@ -281,7 +326,8 @@ def test_canvas_queue_takes_messages_from_canvas_only(template):
     assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements_)
     dlq = template.to_json()["Resources"][queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]]["Properties"]
     assert dlq["SqsManagedSseEnabled"] is True
-    assert dlq["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]  # a dead letter outlives its source
+    # Raw events (tokens in metadata.url, client_ip, user_login): 4 days in the queue and in its dead letters.
+    assert queue["MessageRetentionPeriod"] == dlq["MessageRetentionPeriod"] == 4 * 86400 == 345600
     consumer = function(template, "handlers.sqs_consumer.handler")
     assert queue["VisibilityTimeout"] >= 6 * consumer["Timeout"]  # as Lambda advises for SQS sources
     mapping = template.find_resources("AWS::Lambda::EventSourceMapping", {"Properties": {"BatchSize": 10}})
@@ -307,11 +353,11 @@ def test_event_bus_rule_archive_and_dead_letters(template, variant):
     assert 0 < target["RetryPolicy"]["MaximumRetryAttempts"] <= 185
     assert 0 < target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 86400
     dlq_id = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
-    assert template.to_json()["Resources"][dlq_id]["Properties"]["SqsManagedSseEnabled"] is True
-    (archive,) = resources(template, "AWS::Events::Archive").values()
-    assert archive["Properties"]["RetentionDays"] == 30
-    assert archive["Properties"]["EventPattern"] == rule["Properties"]["EventPattern"]
-    assert ref_name(archive["Properties"]["SourceArn"]).startswith("EventsBus")
+    dlq = template.to_json()["Resources"][dlq_id]["Properties"]
+    assert dlq["SqsManagedSseEnabled"] is True
+    assert dlq["MessageRetentionPeriod"] == 345600  # raw events: 4 days
+    assert resources(template, "AWS::Events::Archive") == {}  # opt-in: raw events are not kept by default
+    assert "EventArchiveName" not in template.to_json()["Outputs"]
     invoke_config = only(template, "AWS::Lambda::EventInvokeConfig")["Properties"]
     assert invoke_config["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0] == dlq_id
     assert 0 <= invoke_config["MaximumRetryAttempts"] <= 2
@@ -322,8 +368,49 @@ def test_event_bus_rule_archive_and_dead_letters(template, variant):
     for policy in bus_policies:
         statement = policy["Properties"]["Statement"]
         assert statement["Action"] == "events:PutEvents" and statement["Effect"] == "Allow"
+        # eventbridge_source_org_id: the account alone is not enough, the caller must be of the organization
+        assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}
     (variant_archive,) = resources(variant, "AWS::Events::Archive").values()
-    assert variant_archive["Properties"]["RetentionDays"] == 7
+    assert variant_archive["Properties"]["RetentionDays"] == 7  # <= retention_days (30)
+    assert variant_archive["Properties"]["EventPattern"] == rule["Properties"]["EventPattern"]
+    assert ref_name(variant_archive["Properties"]["SourceArn"]).startswith("EventsBus")
+    assert ref_name(variant.to_json()["Outputs"]["EventArchiveName"]["Value"]).startswith("EventsBusArchive")
+    events_dlq = [r["Properties"] for k, r in variant.to_json()["Resources"].items()
+                  if k.startswith("EventsDeadLetters") and r["Type"] == "AWS::SQS::Queue"]
+    assert [q["MessageRetentionPeriod"] for q in events_dlq] == [345600]
+
+
+def test_an_organization_without_accounts_is_an_org_wide_bus_never_an_open_one(tmp_path):
+    """Principal * only ever with the organization condition; cdk-nag (EVB1) agrees it is not open."""
+    from aws_cdk import aws_events as events
+    from aws_cdk import aws_lambda as lambda_
+
+    from infra.event_bus import EventBus
+
+    app = cdk.App(outdir=str(tmp_path))
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    stack = cdk.Stack(app, "OrgBus")
+    consumer = lambda_.Function(stack, "Consumer", runtime=lambda_.Runtime.PYTHON_3_13, handler="index.handler",
+                                code=lambda_.Code.from_inline("def handler(event, context): pass"))
+    bus = EventBus(stack, "Events", stage="t", consumer=consumer, archive_days=0, source_accounts=(),
+                   source_org_id="o-a1b2c3d4e5")
+    # The control: what EVB1 exists to catch, so that its silence about the bus above means something.
+    events.CfnEventBusPolicy(stack, "OpenControl", statement_id="Open", event_bus_name=bus.bus.event_bus_name,
+                             statement={"Effect": "Allow", "Principal": "*", "Action": "events:PutEvents",
+                                        "Resource": bus.bus.event_bus_arn})
+    with pytest.raises(Exception) as failed:
+        app.synth()  # the bare test function has findings of its own too
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    open_ = [v for r in report["pluginReports"] for v in r["violations"] if v["ruleName"] == "AwsSolutions-EVB1"]
+    assert [location["constructPath"] for v in open_ for location in v["violatingConstructs"]] == [
+        "OrgBus/OpenControl"], failed.value
+    synthesized = json.loads((tmp_path / "OrgBus.template.json").read_text())["Resources"].values()
+    (policy,) = [r for r in synthesized if r["Type"] == "AWS::Events::EventBusPolicy"
+                 and r["Properties"]["StatementId"] != "Open"]
+    statement = policy["Properties"]["Statement"]
+    assert statement["Principal"] == {"AWS": "*"} and statement["Action"] == "events:PutEvents"
+    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}
+    assert not [r for r in synthesized if r["Type"] == "AWS::Events::Archive"]  # archive_days=0
 
 
 def test_outputs_give_what_operators_paste_and_subscribe(template, variant):

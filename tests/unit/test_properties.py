@@ -99,3 +99,33 @@ def test_in_order_delivery_alerts_for_every_end_reached(batches):
             alerts.append(alert.message["workflow_state"])
         batch = new
     assert alerts == [e["body"]["workflow_state"] for e in events if WorkflowState(e["body"]["workflow_state"]) in TERMINAL]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    first=st.sampled_from(sorted(WorkflowState)),
+    second=st.sampled_from(sorted(WorkflowState)),
+    before=st.lists(st.sampled_from(sorted(WorkflowState)), max_size=3),
+)
+def test_events_tied_on_time_end_the_same_whichever_arrives_first(first, second, before):
+    """The promise: the final state depends on the events, never on their arrival order."""
+    tied = [canvas_event(first.value, at(T0, 60), "8"), canvas_event(second.value, at(T0, 60), "8")]
+    earlier = [canvas_event(state.value, at(T0, n), "8") for n, state in enumerate(before)]
+
+    def final(order):
+        batch = None
+        for raw in order:
+            _, batch = apply_event(batch, parse_event(raw))
+        return batch.workflow_state, batch.event_time, batch.history
+
+    assert final(earlier + tied) == final(earlier + tied[::-1]) == final(tied[::-1] + earlier)
+
+
+def test_a_tie_between_two_ends_goes_to_the_graver_one():
+    for good, grave in [("imported", "failed"), ("imported_with_messages", "failed_with_messages"),
+                        ("imported", "aborted"), ("restored", "partially_restored")]:
+        for order in ([good, grave], [grave, good]):
+            batch = None
+            for state in order:
+                _, batch = apply_event(batch, parse_event(canvas_event(state, T0, "9")))
+            assert batch.workflow_state.value == grave

@@ -1,0 +1,74 @@
+"""Which valid events get in: the trust boundary past authentication (pure, no AWS).
+
+Canvas signs the Live Events of every customer with one key set, and one AWS account sends every
+customer's SQS messages: a valid signature proves "came through Instructure", not "came from our
+Canvas". Only `root_account_uuid` (and `hostname`, when present) says whose an event is, so only
+the operator's root accounts (and host names) are let in.
+
+Time is checked too: an event from more than `FUTURE_TOLERANCE_SECONDS` ahead would freeze its
+batch (every real later event would look older), and one older than the retention period would
+re-create a batch whose item has expired (a replay of an old archive).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import StrEnum
+
+from .batch import FUTURE_TOLERANCE_SECONDS
+from .events import FieldError, InvalidEvent, SisBatchEvent
+
+ANY = "*"
+
+
+class NotAllowed(Exception):
+    """A valid event from a root account (or host) this deployment does not serve."""
+
+    def __init__(self, field: str, reason: str):
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class Verdict(StrEnum):
+    ADMIT = "admit"
+    TOO_OLD = "too_old"  # older than the retention period: acknowledged, ignored
+
+
+def _names(raw: str) -> frozenset[str] | None:
+    names = frozenset(part.strip() for part in raw.split(",") if part.strip())
+    return None if not names or ANY in names else names
+
+
+def event_epoch(event_time: str) -> float:
+    return datetime.strptime(event_time, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+@dataclass(frozen=True)
+class Admission:
+    root_accounts: frozenset[str] | None  # None: any root account (the explicit `*`)
+    hostnames: frozenset[str] | None  # None: any host name
+    retention_seconds: int
+
+    @classmethod
+    def of(cls, root_accounts: str, hostnames: str = "", retention_days: int = 90) -> Admission:
+        """From the comma-separated settings (`*` for any root account)."""
+        if not root_accounts.strip():
+            raise ValueError("no root accounts given: list the root_account_uuids to allow, or * for any")
+        lowered = _names(hostnames.lower())
+        return cls(_names(root_accounts), lowered, retention_days * 86400)
+
+    def check(self, event: SisBatchEvent, now: float) -> Verdict:
+        """ADMIT or TOO_OLD; raises NotAllowed (not ours) or InvalidEvent (from the future)."""
+        if self.root_accounts is not None and event.root_account_uuid not in self.root_accounts:
+            raise NotAllowed("metadata.root_account_uuid", "this Canvas root account is not allowed here")
+        hostname = event.metadata.hostname
+        if self.hostnames is not None and hostname is not None and hostname.lower() not in self.hostnames:
+            raise NotAllowed("metadata.hostname", "this Canvas host name is not allowed here")
+        moment = event_epoch(event.event_time)
+        if moment > now + FUTURE_TOLERANCE_SECONDS:
+            raise InvalidEvent([FieldError("metadata.event_time", "is more than 1 hour in the future")])
+        if moment < now - self.retention_seconds:
+            return Verdict.TOO_OLD
+        return Verdict.ADMIT
