@@ -9,7 +9,8 @@ from typing import Any
 import boto3
 
 from sis_imports.events import SIS_EVENT_NAMES
-from sis_imports.table import ATTRIBUTE_DEFINITIONS, KEY_SCHEMA, STREAM_VIEW_TYPE, TTL_ATTRIBUTE
+from sis_imports.table import (ATTRIBUTE_DEFINITIONS, KEY_SCHEMA, OPEN_INDEX, OPEN_INDEX_PROJECTION, OPEN_SINCE,
+                               PARTITION_KEY, STREAM_VIEW_TYPE, TTL_ATTRIBUTE)
 
 STAGE = "local"
 TABLE_NAME = f"canvas-sis-batches-{STAGE}"
@@ -19,6 +20,13 @@ CANVAS_DLQ = f"canvas-live-events-{STAGE}-dlq"
 MAX_RECEIVES = 5  # infra/canvas_queue.py's redrive (importing infra would load the CDK)
 BUS_NAME = f"canvas-sis-imports-{STAGE}"  # as infra/event_bus.py names it
 DETAIL_TYPES = sorted(SIS_EVENT_NAMES)  # the event names the core accepts
+CANVAS_TOKEN_SECRET = f"canvas-api-token-{STAGE}"  # the reconciler's Canvas API token
+# The sparse index of open batches (only their items carry OPEN_SINCE), as the stack declares it.
+OPEN_BATCHES_INDEX = {
+    "IndexName": OPEN_INDEX,
+    "KeySchema": [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}, {"AttributeName": OPEN_SINCE, "KeyType": "RANGE"}],
+    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(OPEN_INDEX_PROJECTION)},
+}
 
 
 @dataclass
@@ -46,7 +54,8 @@ def create(token: str | None) -> LocalAws:
     table = dynamodb.create_table(
         TableName=TABLE_NAME,
         KeySchema=KEY_SCHEMA,
-        AttributeDefinitions=ATTRIBUTE_DEFINITIONS,
+        AttributeDefinitions=[*ATTRIBUTE_DEFINITIONS, {"AttributeName": OPEN_SINCE, "AttributeType": "S"}],
+        GlobalSecondaryIndexes=[OPEN_BATCHES_INDEX],
         BillingMode="PAY_PER_REQUEST",
         StreamSpecification={"StreamEnabled": True, "StreamViewType": STREAM_VIEW_TYPE},
     )["TableDescription"]
@@ -77,3 +86,8 @@ def create(token: str | None) -> LocalAws:
         secret_arn = boto3.client("secretsmanager").create_secret(Name="canvas-token-local", SecretString=token)["ARN"]
     return LocalAws(TABLE_NAME, table["LatestStreamArn"], topic_arn, subscriber_url, canvas_url, canvas_arn, dlq_url,
                     eventbridge_url, BUS_NAME, secret_arn)
+
+
+def canvas_token_secret(token: str) -> str:
+    """The reconciler's Canvas API token in the emulated Secrets Manager, as the stack's secret holds it; its ARN."""
+    return boto3.client("secretsmanager").create_secret(Name=CANVAS_TOKEN_SECRET, SecretString=token)["ARN"]

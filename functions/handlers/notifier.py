@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from sis_imports import wiring
-from sis_imports.alerts import alert_for
+from sis_imports.alerts import alert_for, stuck_alert_for
 from sis_imports.batch import Batch
 from sis_imports.observability import count, logger, metrics
 
@@ -55,7 +55,8 @@ class Notifier:
         new = _batch(stream.new_image if stream else None)
         if new is None:  # a REMOVE (TTL expiry): nothing ended
             return None
-        alert = alert_for(_batch(stream.old_image), new)
+        old = _batch(stream.old_image)
+        alert = alert_for(old, new) or stuck_alert_for(old, new)
         if alert is None:
             return None
         message_id = self._publisher.publish(alert)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from .redact import redact_url
 from .states import CREATION_STATES, WorkflowState, is_terminal, order_code, outcome_of
+from .table import OPEN_SINCE
 
 if TYPE_CHECKING:  # the notifier and the query read batches without loading the validator
     from .events import SisBatchEvent
@@ -76,6 +77,11 @@ class Batch:
     url: str | None = None
     referrer: str | None = None
     expires_at: int | None = field(default=None, compare=False)
+    # Recorded by the reconciler's first pass for an import that had ended before it: no alert. Any
+    # later write clears it.
+    baseline: bool = False
+    # The state a stuck alert was raised for (once per batch and state); set by the reconciler.
+    stuck_state: str | None = None
 
     @property
     def order_key(self) -> str:
@@ -116,6 +122,10 @@ class Batch:
             "url": self.url,
             "referrer": self.referrer,
             "expires_at": self.expires_at,
+            # Present only while the batch is open: what makes the open-batches index sparse.
+            OPEN_SINCE: None if self.terminal else self.first_event_at,
+            "baseline": True if self.baseline else None,
+            "stuck_state": self.stuck_state,
         }
         return {name: value for name, value in item.items() if value is not None}
 
@@ -141,6 +151,8 @@ class Batch:
             url=opt("url"),
             referrer=opt("referrer"),
             expires_at=None if item.get("expires_at") is None else int(item["expires_at"]),
+            baseline=bool(item.get("baseline", False)),
+            stuck_state=opt("stuck_state"),
         )
 
 
@@ -215,6 +227,7 @@ def apply_event(
         return Decision.DUPLICATE, batch
     history = merge_history(batch.history, entry, history_limit)
     first_event_at = min(batch.first_event_at, entry.event_time)
+    batch = replace(batch, baseline=False)  # whatever this event writes is no longer the first pass's record
     if entry.order_key > batch.order_key:
         new = replace(
             batch,

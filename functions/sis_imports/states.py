@@ -83,6 +83,10 @@ OUTCOME: dict[WorkflowState, Outcome] = {
 CREATION_STATES = frozenset({S.INITIALIZING, S.CREATED})
 
 
+# The event_name the reconciler records for a state it read from Canvas's SIS Import API.
+API_EVENT_NAME = "sis_import_api"
+
+
 def is_terminal(state: WorkflowState) -> bool:
     return state in TERMINAL
 

@@ -17,7 +17,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from .batch import DEFAULT_HISTORY_LIMIT, FUTURE_TOLERANCE_SECONDS, Batch, Decision, EventFacts, HistoryEntry, apply_event
 from .states import is_terminal, outcome_of
-from .table import PARTITION_KEY, SORT_KEY
+from .table import OPEN_INDEX, OPEN_SINCE, PARTITION_KEY, SORT_KEY
 
 if TYPE_CHECKING:
     from .events import SisBatchEvent
@@ -35,6 +35,20 @@ class StoreConflict(Exception):
 class ApplyResult:
     decision: Decision
     batch: Batch
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """A state the reconciler wrote: the batch's state before (None if we never heard of it)."""
+
+    previous_state: Any
+    batch: Batch | None
+    created: bool
+
+
+# The reconciler's per-root-account marker: outside the id alphabet (table.ID_PATTERN), so no batch
+# can collide with it and the query route cannot ask for it.
+MARKER_ID = "#reconciler"
 
 
 def to_attributes(item: dict[str, Any]) -> dict[str, Any]:
@@ -90,6 +104,10 @@ class BatchStore:
             return self._apply_in_order(event)
         except Exception as exc:
             stored = _stored_item(exc)
+        return self._apply_from(stored, event)
+
+    def _apply_from(self, stored: dict[str, Any] | None, event: SisBatchEvent) -> ApplyResult:
+        """The pure core decides from the stored item; one version-guarded write, retried on a race."""
         for _ in range(MAX_ATTEMPTS):
             current = Batch.from_item(from_attributes(stored)) if stored else None
             decision, new = apply_event(current, event, self._history_limit)
@@ -102,8 +120,93 @@ class BatchStore:
                 stored = _stored_item(exc)
         raise StoreConflict(f"batch {event.sis_batch_id} changed {MAX_ATTEMPTS} times while being written")
 
-    def _apply_in_order(self, event: SisBatchEvent) -> ApplyResult:
-        """The one-write path: valid when the event is newer than the stored state (or first)."""
+    def reconcile(self, event: SisBatchEvent, *, baseline: bool = False) -> Reconciled | None:
+        """Apply what Canvas's API answered, unless the batch is already in that state (then None).
+
+        The same core as a live event: `event` is newer than anything stored (its time is the moment
+        of the read) unless a live event overtook the read, which then wins by the usual order. One
+        conditional write; when it fails, the stored item comes back with the failure and either
+        nothing is owed (same state) or the core decides as for any late event. `baseline` (the
+        first pass for an instance) records an import we never heard of without an alert.
+        """
+        if baseline:
+            new = replace(apply_event(None, event, self._history_limit)[1], baseline=True,
+                          expires_at=self._expires_at())
+            try:
+                self._put(new, expected_version=None)
+                return Reconciled(None, new, created=True)
+            except Exception as exc:
+                _stored_item(exc)  # it exists after all: reconcile it as any other
+        try:
+            old = self._apply_in_order(event, unless_state=True)
+            return Reconciled(old.workflow_state if old else None, None, created=old is None)
+        except Exception as exc:
+            stored = _stored_item(exc)
+        current = Batch.from_item(from_attributes(stored)) if stored else None
+        if current is not None and current.workflow_state is event.workflow_state:
+            return None
+        result = self._apply_from(stored, event)
+        if result.decision is Decision.DUPLICATE:
+            return None
+        return Reconciled(current.workflow_state if current else None, result.batch, created=current is None)
+
+    def open_batches(self, root_account_uuid: str) -> list[Batch]:
+        """Every batch of the root account not in an end state: one query of the sparse index.
+
+        The projection holds what the reconciler compares (state, times, stuck_state); the rest of
+        each Batch is left empty.
+        """
+        batches, start = [], None
+        while True:
+            kwargs: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
+            page = self._client.query(
+                TableName=self._table, IndexName=OPEN_INDEX,
+                KeyConditionExpression="#pk = :pk", ExpressionAttributeNames={"#pk": PARTITION_KEY},
+                ExpressionAttributeValues={":pk": {"S": root_account_uuid}}, **kwargs,
+            )
+            for item in page.get("Items", []):
+                plain = from_attributes(item)
+                plain.setdefault("account_id", "")
+                batches.append(Batch.from_item(plain))
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return batches
+
+    def mark_stuck(self, root_account_uuid: str, sis_batch_id: str, state: str) -> bool:
+        """Record once that the batch is stuck in `state` (its stream record makes the notifier alert).
+
+        False when it was already marked for that state, or has moved on meanwhile.
+        """
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self.key(root_account_uuid, sis_batch_id),
+                UpdateExpression="SET #stuck = :state",
+                ConditionExpression="#state = :state AND (attribute_not_exists(#stuck) OR #stuck <> :state)",
+                ExpressionAttributeNames={"#stuck": "stuck_state", "#state": "workflow_state"},
+                ExpressionAttributeValues={":state": {"S": state}},
+            )
+            return True
+        except Exception as exc:
+            _stored_item(exc)
+            return False
+
+    def reconciled_before(self, root_account_uuid: str) -> bool:
+        """Whether a reconcile pass for this root account has completed before (its marker item)."""
+        response = self._client.get_item(TableName=self._table, Key=self.key(root_account_uuid, MARKER_ID),
+                                         ConsistentRead=True)
+        return "Item" in response
+
+    def mark_reconciled(self, root_account_uuid: str, when: str) -> None:
+        self._client.put_item(TableName=self._table, Item={
+            **self.key(root_account_uuid, MARKER_ID), "first_reconciled_at": {"S": when}})
+
+    def _apply_in_order(self, event: SisBatchEvent, *, unless_state: bool = False) -> Any:
+        """The one-write path: valid when the event is newer than the stored state (or first).
+
+        With `unless_state`, also only when the batch is not already in the event's state; answers
+        the batch as it was before (None when new) instead of the result.
+        """
         entry = HistoryEntry.of(event)
         facts = EventFacts.of(event)
         state = event.workflow_state
@@ -140,10 +243,15 @@ class BatchStore:
             if value is not None:
                 sets.append(f"#{name} = if_not_exists(#{name}, :{name})")
                 values[f":{name}"] = value
+        removes = ["#baseline"]  # any write ends the first pass's record (batch.py)
         if outcome is not None:
             sets.append("#outcome = :outcome")
             values[":outcome"] = outcome.value
-        expression = "SET " + ", ".join(sets) + ("" if outcome is not None else " REMOVE #outcome")
+            removes.append(f"#{OPEN_SINCE}")  # an end state leaves the open-batches index
+        else:
+            sets.append(f"#{OPEN_SINCE} = if_not_exists(#first_event_at, :time)")
+            removes.append("#outcome")
+        expression = "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes)
         names = {f"#{name}": name for name in re.findall(r"#(\w+)", expression)}
         names["#sis_batch_id"] = SORT_KEY
         response = self._client.update_item(
@@ -151,13 +259,17 @@ class BatchStore:
             Key=self.key(event.root_account_uuid, event.sis_batch_id),
             UpdateExpression=expression,
             ConditionExpression=(
-                "attribute_not_exists(#sis_batch_id) OR (#order_key < :key AND size(#history) < :limit)"
+                "attribute_not_exists(#sis_batch_id) OR (#order_key < :key AND size(#history) < :limit"
+                + (" AND #workflow_state <> :state)" if unless_state else ")")
             ),
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=to_attributes(values),
-            ReturnValues="ALL_NEW",
+            ReturnValues="ALL_OLD" if unless_state else "ALL_NEW",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
+        if unless_state:
+            old = response.get("Attributes")
+            return Batch.from_item(from_attributes(old)) if old and "workflow_state" in old else None
         return ApplyResult(Decision.APPLY, Batch.from_item(from_attributes(response["Attributes"])))
 
     def _put(self, batch: Batch, expected_version: int | None) -> None:

@@ -8,6 +8,13 @@ STREAM_VIEW_TYPE = "NEW_AND_OLD_IMAGES"
 # Ids become these keys and URL path segments: ingest accepts, and the query route asks for, only these.
 ID_PATTERN = r"^[A-Za-z0-9_.:~-]{1,128}$"
 
+# A sparse index of the batches not in an end state: only their items carry OPEN_SINCE (their
+# first_event_at). The reconciler finds open batches with one query, never a scan.
+OPEN_INDEX = "open-batches"
+OPEN_SINCE = "open_since"
+OPEN_INDEX_PROJECTION = ["workflow_state", "event_time", "first_event_at", "account_id", "stuck_state", "order_key",
+                         "version"]
+
 KEY_SCHEMA = [
     {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
     {"AttributeName": SORT_KEY, "KeyType": "RANGE"},

@@ -14,6 +14,7 @@ from .observability import logger
 if TYPE_CHECKING:
     from .auth import JwtAuthenticator, NoAuthenticator, TokenAuthenticator
     from .ingest import SisBatchIngest
+    from .reconciler import Reconciler
 
 AUTH_MODES = ("jwt", "token", "none")
 
@@ -72,6 +73,42 @@ def sis_batch_ingest() -> "SisBatchIngest":
         )
     admission = Admission.of(root_accounts, os.environ.get("SIS_HOSTNAMES", ""), _int("RETENTION_DAYS", 90))
     return SisBatchIngest(batch_store(), admission)
+
+
+def reconciler() -> "Reconciler":
+    """The reconcile pass over `CANVAS_INSTANCES` (JSON: [{"url": …, "token_secret": …}]).
+
+    Only this function loads canvasapi (its own layer): the ingest path never does.
+    """
+    import json
+
+    from aws_lambda_powertools.utilities import parameters
+
+    from .admission import Admission
+    from .canvas_api import CanvasApi
+    from .reconcile import parse_stuck_minutes
+    from .reconciler import Instance, Reconciler
+
+    raw = _required("CANVAS_INSTANCES")
+    try:
+        configured = json.loads(raw)
+        pairs = [(str(i["url"]), str(i["token_secret"])) for i in configured]
+    except (ValueError, TypeError, KeyError):
+        raise ConfigError('environment variable CANVAS_INSTANCES must be JSON: [{"url": …, "token_secret": …}]') from None
+
+    def token(secret: str) -> Any:
+        # Powertools caches the secret (5 minutes): a rotated token is picked up without a redeploy.
+        return lambda: str(parameters.get_secret(secret, max_age=300)).strip()
+
+    try:
+        instances = [Instance(url, CanvasApi(url, token(secret), timeout=_int("CANVAS_TIMEOUT_SECONDS", 10)))
+                     for url, secret in pairs]
+        stuck = parse_stuck_minutes(os.environ.get("STUCK_MINUTES", ""))
+    except ValueError as exc:
+        raise ConfigError(f"reconciler configuration: {exc}") from None
+    allowed = Admission.of(_required("SIS_ROOT_ACCOUNTS")).root_accounts
+    return Reconciler(batch_store(), instances, allowed_root_accounts=allowed,
+                      lookback_hours=_int("RECONCILE_LOOKBACK_HOURS", 48), stuck_minutes=stuck)
 
 
 def alert_publisher() -> Any:

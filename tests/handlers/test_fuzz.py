@@ -12,7 +12,6 @@ moto's DynamoDB, the real store, to show that path too."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import boto3
 import pytest
@@ -21,13 +20,12 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from local.lambda_context import LambdaContext
-from sis_imports.batch import apply_event
 from sis_imports.events import InvalidEvent
-from sis_imports.store import ApplyResult, to_attributes
 from tests.aws_env import TABLE_NAME, AwsEnv
 from tests.conftest import http_event
 from tests.factories import NOW, T0, at, canvas_event, iso
 from tests.jwks import JwksServer, SigningKey
+from tests.memory_store import MemoryStore
 
 SHARED_TOKEN = "fuzz-shared-token-0123456789"
 FIELDS = [
@@ -134,22 +132,6 @@ def pipeline():
     jwks.close()
     for name, value in saved.items():
         os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
-
-
-class MemoryStore:
-    """The store's contract (`apply`), kept in a dict by the pure core's rules."""
-
-    def __init__(self):
-        self.items: dict[tuple[str, str], Any] = {}
-
-    def apply(self, event):
-        key = (event.root_account_uuid, event.sis_batch_id)
-        decision, batch = apply_event(self.items.get(key), event)
-        self.items[key] = batch
-        return ApplyResult(decision, batch)
-
-    def scan(self) -> list[dict]:
-        return [to_attributes(batch.to_item()) for batch in self.items.values()]
 
 
 def stored_is_sane(store) -> None:

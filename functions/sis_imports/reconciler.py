@@ -1,0 +1,148 @@
+"""One reconcile pass: read Canvas's SIS Import API, compare with the table, write what differs.
+
+Per Canvas instance: the root account (`accounts/self`, cached), one query of the open-batches
+index, the listing of the imports created in the lookback window, one fetch by id per open batch
+older than the window; then one write per difference through the core (reconcile.plan decides),
+and one per newly stuck batch. Every read happens before any write, so a pass that fails (Canvas
+down, 401, throttled past the backoff) changes nothing; the next pass tries again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from .canvas_api import CanvasApi, CanvasError, CanvasNotFound
+from .observability import count, logger
+from .reconcile import CanvasImport, event_time, plan, to_fetch
+from .states import WorkflowState
+from .store import BatchStore
+
+
+class ReconcileError(Exception):
+    """A pass for one instance could not be done; `str(exc)` is safe to log (no token)."""
+
+
+@dataclass
+class Instance:
+    url: str
+    api: CanvasApi
+    root_account_uuid: str | None = None  # from accounts/self, cached for the container's life
+    account_id: str | None = None
+    reconciled_before: bool = False
+    previous_answers: dict[str, WorkflowState] | None = None  # the last successful pass's, by id
+
+    @property
+    def hostname(self) -> str | None:
+        return urlsplit(self.url).hostname
+
+
+@dataclass
+class InstanceSummary:
+    url: str
+    root_account_uuid: str | None = None
+    ok: bool = True
+    error: str | None = None
+    first_pass: bool = False
+    seen: int = 0
+    corrected: int = 0
+    missed: int = 0
+    stuck: int = 0
+    requests: int = 0
+    throttled: int = 0
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        store: BatchStore,
+        instances: list[Instance],
+        *,
+        allowed_root_accounts: frozenset[str] | None,
+        lookback_hours: int,
+        stuck_minutes: dict[WorkflowState, int],
+        clock: Callable[[], float] = time.time,
+    ):
+        self._store = store
+        self.instances = instances
+        self._allowed = allowed_root_accounts
+        self._lookback_seconds = lookback_hours * 3600
+        self._stuck_minutes = stuck_minutes
+        self._clock = clock
+
+    def run(self) -> dict[str, Any]:
+        summaries = []
+        for instance in self.instances:
+            summary = InstanceSummary(instance.url)
+            instance.api.reset_counters()
+            try:
+                self._reconcile(instance, summary)
+            except (CanvasError, ReconcileError, ValueError, KeyError) as exc:
+                summary.ok, summary.error = False, f"{type(exc).__name__}: {exc}"
+                count("ReconcileFailures")
+                logger.error("reconcile pass failed; nothing was changed, the next pass tries again",
+                             extra={"canvas": instance.url, "reason": summary.error})
+            counters = instance.api.counters()
+            summary.requests, summary.throttled = int(counters["requests"]), int(counters["throttled"])
+            count("CanvasRequests", summary.requests)
+            count("CanvasThrottled", summary.throttled)
+            summaries.append(summary)
+        return {"instances": [vars(s) for s in summaries]}
+
+    def _reconcile(self, instance: Instance, summary: InstanceSummary) -> None:
+        if instance.root_account_uuid is None:
+            account = instance.api.account_self()
+            instance.root_account_uuid, instance.account_id = str(account["uuid"]), str(account["id"])
+        uuid = instance.root_account_uuid
+        summary.root_account_uuid = uuid
+        if self._allowed is not None and uuid not in self._allowed:
+            raise ReconcileError(f"its root account {uuid} is not in SIS_ROOT_ACCOUNTS (root_account_uuids)")
+        if not instance.reconciled_before:
+            instance.reconciled_before = self._store.reconciled_before(uuid)
+        summary.first_pass = not instance.reconciled_before
+
+        started = self._clock()
+        open_batches = self._store.open_batches(uuid)
+        since = datetime.fromtimestamp(started - self._lookback_seconds, timezone.utc)
+        answers = [CanvasImport.of(raw, started) for raw in instance.api.sis_imports_created_since("self", since)]
+        for sis_batch_id in to_fetch(open_batches, answers):
+            read_at = self._clock()
+            try:
+                answers.append(CanvasImport.of(instance.api.sis_import("self", sis_batch_id), read_at))
+            except CanvasNotFound:
+                logger.warning("an open batch is unknown to Canvas (deleted, or another instance's)",
+                               extra={"canvas": instance.url, "sis_batch_id": sis_batch_id})
+        summary.seen = len(answers)
+        count("ImportsSeen", summary.seen)
+
+        owed = plan(answers, open_batches, previous=instance.previous_answers, now=self._clock(),
+                    stuck_minutes=self._stuck_minutes)
+        for answer in owed.writes:
+            event = answer.as_event(uuid, instance.account_id or "self", instance.hostname)
+            result = self._store.reconcile(event, baseline=summary.first_pass and answer.terminal)
+            if result is None:
+                continue
+            summary.corrected += 1
+            summary.missed += result.created
+            previous = result.previous_state.value if result.previous_state else None
+            summary.changes.append({"sis_batch_id": answer.sis_batch_id, "from": previous,
+                                    "to": answer.workflow_state.value})
+            logger.info("state corrected from Canvas's SIS Import API",
+                        extra={"canvas": instance.url, "sis_batch_id": answer.sis_batch_id, "from": previous,
+                               "to": answer.workflow_state.value, "baseline": summary.first_pass})
+        for sis_batch_id, state in owed.stuck:
+            if self._store.mark_stuck(uuid, sis_batch_id, state.value):
+                summary.stuck += 1
+                logger.warning("import stuck", extra={"canvas": instance.url, "sis_batch_id": sis_batch_id,
+                                                      "workflow_state": state.value})
+        count("StatesCorrected", summary.corrected)
+        count("EventsMissed", summary.missed)
+        count("ImportsStuck", summary.stuck)
+        if summary.first_pass:
+            self._store.mark_reconciled(uuid, event_time(started))
+            instance.reconciled_before = True
+        instance.previous_answers = {a.sis_batch_id: a.workflow_state for a in answers}
