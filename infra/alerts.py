@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from .queues import dead_letter_queue
+from .queues import dead_letter_queue, queue
 from .functions import Functions
+
+
+RETRY_EVERY = Duration.minutes(5)
+RETRY_RECEIVES = 288  # every 5 minutes for 24 hours
 
 
 class Alerts(Construct):
@@ -45,16 +51,37 @@ class Alerts(Construct):
         # A description names the shard and sequence numbers only, no event content: kept the longest SQS allows.
         self.failures = dead_letter_queue(self, "NotifierFailures", holds="the notifier's on-failure destination",
                                           retention_period=Duration.days(14))
+        # Alerts SNS refused: published again every 5 minutes for a day by AlertRetry, then kept in its
+        # dead-letter queue (alerts hold no secret: 14 days) until `make redrive` moves them back.
+        self.retry_dead_letters = dead_letter_queue(self, "AlertRetryDeadLetters", retention_period=Duration.days(14))
+        self.retries = queue(self, "AlertRetries", visibility_timeout=RETRY_EVERY, retention_period=Duration.days(4),
+                             dead_letter_queue=sqs.DeadLetterQueue(queue=self.retry_dead_letters,
+                                                                   max_receive_count=RETRY_RECEIVES))
         self.notifier = functions.add(
             "Notifier",
             handler="handlers.notifier.handler",
-            description="Table stream -> one SNS alert per end state",
-            environment={"TOPIC_ARN": self.topic.topic_arn},
+            description="Table stream -> one SNS alert per end of an import or a restore, and per stuck state",
+            environment={"TOPIC_ARN": self.topic.topic_arn, "NOTIFIER_FAILURE_QUEUE_URL": self.failures.queue_url,
+                         "ALERT_RETRY_QUEUE_URL": self.retries.queue_url},
+            # Each record is started only with 8 s left (handlers/notifier.py), Canvas details take up to 3 s.
+            timeout=Duration.seconds(30),
             reserved_concurrency=reserved_concurrency,
             any_resource_reason="dynamodb:ListStreams (which the stream event source needs) has no resource-level "
             "permission either; reading the stream itself is scoped to this table's stream.",
         )
         self.topic.grant_publish(self.notifier)
+        self.failures.grant_send_messages(self.notifier)
+        self.retries.grant_send_messages(self.notifier)
+        self.retry = functions.add(
+            "AlertRetry",
+            handler="handlers.alert_retry.handler",
+            description="Alerts SNS refused -> published again (every 5 minutes, for a day)",
+            environment={"TOPIC_ARN": self.topic.topic_arn},
+            timeout=Duration.seconds(30),
+        )
+        self.topic.grant_publish(self.retry)
+        self.retry.add_event_source(sources.SqsEventSource(self.retries, batch_size=10,
+                                                            report_batch_item_failures=True))
         self.notifier.add_event_source(
             sources.DynamoEventSource(
                 table,
@@ -65,14 +92,29 @@ class Alerts(Construct):
                 max_record_age=Duration.hours(24),
                 report_batch_item_failures=True,
                 on_failure=sources.SqsDlq(self.failures),
-                # Only writes that leave a batch in an end state can owe an alert.
+                # Only writes that leave a batch in an end state, or marked stuck by the reconciler (its
+                # stuck_state, set once per batch and state), can owe an alert. A record passes if either does.
                 filters=[
                     lambda_.FilterCriteria.filter(
                         {
                             "eventName": lambda_.FilterRule.or_("INSERT", "MODIFY"),
-                            "dynamodb": {"NewImage": {"terminal": {"BOOL": lambda_.FilterRule.is_equal(True)}}},
+                            # `ended`: an end is in the history, current or late (a late end after a newer state).
+                            "dynamodb": {"NewImage": {"ended": {"BOOL": lambda_.FilterRule.is_equal(True)}}},
                         }
-                    )
+                    ),
+                    lambda_.FilterCriteria.filter(
+                        {
+                            "eventName": lambda_.FilterRule.or_("INSERT", "MODIFY"),
+                            "dynamodb": {"NewImage": {"stuck_state": {"S": lambda_.FilterRule.exists()}}},
+                        }
+                    ),
                 ],
             )
         )
+
+    def read_canvas(self, *, instances_json: str, secret_arns: list[str], layer: lambda_.ILayerVersion) -> None:
+        """Let the notifier read Canvas's SIS Import API for an end's details (the reconciler's instances)."""
+        self.notifier.add_environment("CANVAS_INSTANCES", instances_json)
+        self.notifier.add_layers(layer)  # canvasapi, imported on the first alert that asks Canvas
+        iam.Grant.add_to_principal(grantee=self.notifier, actions=["secretsmanager:GetSecretValue"],
+                                   resource_arns=secret_arns)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / ".build"
 RUNTIME_REQUIREMENTS = ROOT / "requirements" / "runtime.txt"
+# The reconciler's own layer (canvasapi and its dependencies): only that function gets it.
+RECONCILER_REQUIREMENTS = ROOT / "requirements" / "reconciler.txt"
 FUNCTIONS = ROOT / "functions"
 PYTHON_VERSION = "3.13"
 # manylinux2014 first (what the pins resolve to today), then manylinux_2_28: the Python 3.13 runtime
@@ -106,25 +109,32 @@ def _publish(tmp: Path, out: Path) -> Path:
     return out
 
 
-def build_layer(architecture: str = "x86_64", requirements: Path = RUNTIME_REQUIREMENTS) -> Path:
-    """`.build/layer-<arch>-<hash>/` holding `python/` with the pinned runtime requirements."""
+def build_layer(architecture: str = "x86_64", requirements: Path = RUNTIME_REQUIREMENTS, name: str = "layer") -> Path:
+    """`.build/<name>-<arch>-<hash>/` holding `python/` with the pinned `requirements`.
+
+    `name` tells layers apart: each keeps its own newest build (the shared `layer`, the reconciler's
+    `reconciler-layer`), so building one never prunes the other.
+    """
+    if not re.fullmatch(r"[a-z][a-z0-9-]*", name) or name.endswith("-"):
+        raise ValueError(f"not a layer name: {name!r}")
     platforms = PLATFORMS[architecture]
     key = _digest(requirements.read_bytes(), " ".join(platforms).encode(), PYTHON_VERSION.encode(), RECIPE.encode(),
                   _compiler_version().encode())
-    out = BUILD / f"layer-{architecture}-{key}"
+    out = BUILD / f"{name}-{architecture}-{key}"
     if (out / ".complete").exists():
         return out
-    _prune(f"layer-{architecture}-*", keep=1)
+    # Matches this name's folders only: "layer-x86_64-*" is not a prefix of "reconciler-layer-x86_64-…".
+    _prune(f"{name}-{architecture}-*", keep=1)
     tmp = _scratch(out)
     target = tmp / "python"
-    # This machine's pip.conf names a constraints file; the layer is exactly runtime.txt, nothing else.
+    # This machine's pip.conf names a constraints file; the layer is exactly its requirements, nothing else.
     env = {**os.environ, "PIP_CONSTRAINT": "", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     subprocess.run(
         [
             sys.executable, "-m", "pip", "install", "--quiet", "--no-compile",
             *(arg for platform in platforms for arg in ("--platform", platform)),
             "--implementation", "cp", "--python-version", PYTHON_VERSION,
-            # --no-deps: runtime.txt pins every transitive dependency (the bundle test proves it).
+            # --no-deps: each requirements file pins every transitive dependency (the bundle test proves it).
             "--only-binary=:all:", "--no-deps", "--target", str(target), "-r", str(requirements),
         ],
         check=True,

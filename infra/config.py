@@ -6,6 +6,7 @@ import difflib
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
 
 CANVAS_JWKS_URL = "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/jwks"
 CANVAS_AWS_ACCOUNT = "636161780776"
@@ -24,6 +25,15 @@ ANY_ROOT_ACCOUNT = "*"
 # Reserved concurrency per function (0: none), and the SQS event source's maximum concurrency.
 CONCURRENCY_KEYS = ("ingest_concurrency", "sqs_concurrency", "eventbridge_concurrency", "query_concurrency",
                     "notifier_concurrency")
+# The reconciler's thresholds, in minutes, for a batch that stays in one non-end state: context
+# `stuck_<state>_minutes`, the function's STUCK_MINUTES (`initializing=60,created=60,…`).
+STUCK_MINUTES = {"initializing": 60, "created": 60, "importing": 360, "cleanup_batch": 60, "restoring": 120}
+STUCK_LIMIT_MINUTES = 30 * 24 * 60
+# Chat (issue 10): AWS Chatbot's topic, and Slack/Teams webhook subscribers filtered on `outcome`.
+CHAT_MODES = ("none", "chatbot")
+CHAT_OUTCOMES = ("failure", "warning", "stuck", "success")  # chat.py's OUTCOMES (a test holds them equal)
+# A Secrets Manager secret name: 1 to 512 of these (AWS's own rule).
+SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
 
 # Every key the stack reads, with its default: README's configuration table lists the same.
 DEFAULTS: dict[str, Any] = {
@@ -54,6 +64,22 @@ DEFAULTS: dict[str, Any] = {
     "eventbridge_concurrency": 5,
     "query_concurrency": 2,
     "notifier_concurrency": 2,
+    # The reconciler (issue 9): none of it exists without canvas_instances.
+    "canvas_instances": "",
+    "reconcile_minutes": 5,
+    "reconcile_lookback_hours": 48,
+    **{f"stuck_{state}_minutes": minutes for state, minutes in STUCK_MINUTES.items()},
+    "reconciler_concurrency": 1,
+    # Operations (issue 11): the ops topic's subscribers, the alarms' settings, the table's protection.
+    "ops_emails": "",
+    "heartbeat_hours": 26,
+    "auth_failures_per_hour": 50,
+    "deletion_protection": True,
+    # Chat (issue 10): none of it exists unless asked for.
+    "chat": "none",
+    "slack_webhook_secret": "",
+    "teams_webhook_secret": "",
+    "chat_outcomes": "failure,warning,stuck",
 }
 
 
@@ -95,6 +121,19 @@ class StackConfig:
     eventbridge_concurrency: int = 5
     query_concurrency: int = 2
     notifier_concurrency: int = 2
+    canvas_instances: tuple[str, ...] = ()  # base URLs, https://host[:port]; empty: no reconciler at all
+    reconcile_minutes: int = 5
+    reconcile_lookback_hours: int = 48
+    stuck_minutes: tuple[tuple[str, int], ...] = tuple(STUCK_MINUTES.items())  # (state, minutes), in STUCK_MINUTES' order
+    reconciler_concurrency: int = 1  # 1: passes never overlap; 0: no reservation
+    ops_emails: tuple[str, ...] = ()  # email subscriptions to the operations topic (alarms)
+    heartbeat_hours: int = 26  # alarm when no SIS event is accepted for this long; 0: no heartbeat alarm
+    auth_failures_per_hour: int = 50  # alarm when this many events are answered 401/403 within an hour
+    deletion_protection: bool = True  # the table's DynamoDB deletion protection
+    chat: str = "none"  # chatbot: a topic of AWS Chatbot custom notifications, fed by the notifier
+    slack_webhook_secret: str | None = None  # the NAME of a secret holding a Slack incoming-webhook URL
+    teams_webhook_secret: str | None = None  # the NAME of a secret holding a Teams Workflows webhook URL
+    chat_outcomes: tuple[str, ...] = ("failure", "warning", "stuck")  # what reaches chat, in CHAT_OUTCOMES' order
 
     @property
     def any_root_account(self) -> bool:
@@ -213,6 +252,19 @@ def load_config(get: Callable[[str], Any], keys: Iterable[str] = ()) -> StackCon
             f"sqs_max_concurrency ({sqs_max}): a smaller reservation throttles the SQS consumer and sends "
             "messages to the dead-letter queue"
         )
+    hostnames = _each("canvas_hostnames", tuple(h.lower() for h in _list(value("canvas_hostnames"))),
+                      DOMAIN, "a host name (like canvas.example.edu)")
+    instances = _canvas_instances(value("canvas_instances"), hostnames)
+    stuck = tuple((state, _int(f"stuck_{state}_minutes", value(f"stuck_{state}_minutes"), 1, STUCK_LIMIT_MINUTES))
+                  for state in STUCK_MINUTES)
+    for state, minutes in stuck:
+        # A batch's item expires retention_days after its last event: past that it cannot be stuck.
+        if minutes > retention_days * 24 * 60:
+            raise ConfigError(
+                f"context stuck_{state}_minutes ({minutes}) must not exceed retention_days in minutes "
+                f"({retention_days * 24 * 60}): a batch expires retention_days after its last event, before it "
+                "could count as stuck"
+            )
     return StackConfig(
         stage=stage,
         auth_mode=auth_mode,
@@ -234,11 +286,93 @@ def load_config(get: Callable[[str], Any], keys: Iterable[str] = ()) -> StackCon
         log_retention_days=_log_retention(value("log_retention_days")),
         root_account_uuids=_root_accounts(value("root_account_uuids")),
         allow_unauthenticated=allow_unauthenticated,
-        canvas_hostnames=_each("canvas_hostnames", tuple(h.lower() for h in _list(value("canvas_hostnames"))),
-                               DOMAIN, "a host name (like canvas.example.edu)"),
+        canvas_hostnames=hostnames,
         sqs_max_concurrency=sqs_max,
         **concurrency,
+        canvas_instances=instances,
+        reconcile_minutes=_int("reconcile_minutes", value("reconcile_minutes"), 1, 60),
+        reconcile_lookback_hours=_int("reconcile_lookback_hours", value("reconcile_lookback_hours"), 1, 720),
+        stuck_minutes=stuck,
+        # More than one would let two passes overlap (each reads Canvas and writes the same batches).
+        reconciler_concurrency=_int("reconciler_concurrency", value("reconciler_concurrency"), 0, 1),
+        ops_emails=_each("ops_emails", _list(value("ops_emails")), EMAIL, "an email address"),
+        # Hourly periods, one per hour: CloudWatch evaluates an alarm over at most 7 days.
+        heartbeat_hours=_int("heartbeat_hours", value("heartbeat_hours"), 0, 168),
+        auth_failures_per_hour=_int("auth_failures_per_hour", value("auth_failures_per_hour"), 1, 1_000_000),
+        deletion_protection=_bool("deletion_protection", value("deletion_protection")),
+        chat=_choice("chat", value("chat"), CHAT_MODES),
+        slack_webhook_secret=_webhook_secret("slack_webhook_secret", value("slack_webhook_secret")),
+        teams_webhook_secret=_webhook_secret("teams_webhook_secret", value("teams_webhook_secret")),
+        chat_outcomes=_chat_outcomes(value("chat_outcomes")),
     )
+
+
+def _webhook_secret(key: str, value: Any) -> str | None:
+    """The NAME of the Secrets Manager secret that holds a chat webhook URL (the operator makes it).
+
+    The URL itself is refused, and never repeated in the error: whoever has it can post to the channel."""
+    name = str(value or "").strip()
+    if not name:
+        return None
+    if "://" in name or name.lower().startswith("hooks."):
+        raise ConfigError(f"context {key} is the NAME of a Secrets Manager secret that holds the webhook URL, not "
+                          "the URL (a secret: keep it out of the context and the command line): "
+                          f"aws secretsmanager create-secret --name canvas-sis-{key.split('_')[0]}-webhook "
+                          "--secret-string <URL>, then -c " + key + "=canvas-sis-" + key.split("_")[0] + "-webhook")
+    if name.startswith("arn:"):
+        raise ConfigError(f"context {key} is the secret's name, not its ARN (the stack builds the ARN)")
+    if not SECRET_NAME.fullmatch(name):
+        raise ConfigError(f"context {key}: not a Secrets Manager secret name (1 to 512 of A-Z a-z 0-9 / _ + = . @ -)")
+    # The function finds the secret by a partial ARN (no random suffix), which Secrets Manager cannot tell
+    # from a full one when the name itself ends in a hyphen and six characters.
+    if re.search(r"-[A-Za-z0-9]{6}$", name):
+        raise ConfigError(f"context {key}: {name!r} ends in a hyphen and six characters, which Secrets Manager "
+                          "takes for its random suffix when the function looks the secret up: name it otherwise "
+                          "(e.g. canvas-sis-slack-webhook)")
+    return name
+
+
+def _chat_outcomes(value: Any) -> tuple[str, ...]:
+    """The outcomes that reach chat: an SNS filter policy on the `outcome` attribute (and the notifier's
+    test for the Chatbot topic); at least one, each known."""
+    given = tuple(o.lower() for o in _list(value))
+    unknown = [o for o in given if o not in CHAT_OUTCOMES]
+    if unknown or not given:
+        raise ConfigError(f"context chat_outcomes must be a comma-separated list of {', '.join(CHAT_OUTCOMES)} "
+                          f"(at least one), not {value!r}")
+    return tuple(o for o in CHAT_OUTCOMES if o in given)
+
+
+def _canvas_instances(value: Any, hostnames: tuple[str, ...]) -> tuple[str, ...]:
+    """Base URLs of the Canvas instances the reconciler reads, as `https://host[:port]` (lowercase,
+    no default port, no trailing slash); a path, query, login or other scheme is refused."""
+    out: list[str] = []
+    for text in _list(value):
+        # Shown without a query or a login (where a token might have been pasted): the token goes in its secret.
+        shown = text.split("?")[0].split("#")[0] + ("?…" if "?" in text else "")
+        shown = shown if "@" not in shown else "a URL with a login in it"
+        what = (f"context canvas_instances: {shown!r} is not a Canvas base URL (https://host or https://host:port, "
+                "no path, no query, no login: the API token goes in the stack's secret)")
+        try:
+            parts = urlsplit(text)
+            port = parts.port
+        except ValueError:
+            raise ConfigError(what) from None
+        host = parts.hostname or ""
+        if (parts.scheme != "https" or parts.username is not None or parts.password is not None or parts.query
+                or parts.fragment or parts.path not in ("", "/") or not DOMAIN.fullmatch(host) or port == 0):
+            raise ConfigError(what)
+        url = f"https://{host}" + (f":{port}" if port not in (None, 443) else "")
+        if url in out:
+            raise ConfigError(f"context canvas_instances: {url} is listed twice")
+        # The reconciler's events name their instance's host, and must pass the same allowlist as live ones.
+        if hostnames and host not in hostnames:
+            raise ConfigError(
+                f"context canvas_instances: the host of {url} is not in canvas_hostnames ({', '.join(hostnames)}): "
+                "the states the reconciler reads would be refused like another instance's events"
+            )
+        out.append(url)
+    return tuple(out)
 
 
 def _root_accounts(value: Any) -> tuple[str, ...]:

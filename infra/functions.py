@@ -1,6 +1,12 @@
-"""Lambda functions: the shared layer and code asset, one role and one log group per function."""
+"""Lambda functions: the shared layer and code asset, one role and one log group per function.
+
+A function may add a layer of its own (`extra_layer`): the reconciler's canvasapi goes to it alone, so
+that no other function (above all the ingest path) can load it."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
@@ -33,6 +39,18 @@ class Functions(Construct):
         self.code = lambda_.Code.from_asset(str(build_code()))
         self._made: list[tuple[lambda_.Function, iam.Role]] = []
 
+    def extra_layer(self, construct_id: str, *, requirements: Path, name: str, description: str) -> lambda_.LayerVersion:
+        """A layer of `requirements` (fully pinned, installed with --no-deps), built into `.build/<name>-…`
+        beside the shared one; give it to the functions that need it through `add(layers=…)`."""
+        return lambda_.LayerVersion(
+            self,
+            construct_id,
+            code=lambda_.Code.from_asset(str(build_layer(self._config.architecture, requirements, name=name))),
+            compatible_runtimes=[lambda_.Runtime.PYTHON_3_13],
+            compatible_architectures=[self.architecture],
+            description=description,
+        )
+
     def add(
         self,
         construct_id: str,
@@ -44,9 +62,11 @@ class Functions(Construct):
         memory_size: int = 512,
         reserved_concurrency: int = 0,
         any_resource_reason: str = "",
+        layers: Sequence[lambda_.ILayerVersion] = (),
     ) -> lambda_.Function:
         """`any_resource_reason` names what, besides X-Ray, the caller grants on '*' and why;
-        `reserved_concurrency` 0 means no reservation (a reservation of 0 would stop the function)."""
+        `reserved_concurrency` 0 means no reservation (a reservation of 0 would stop the function);
+        `layers` come after the shared one (Lambda unpacks them in order into /opt)."""
         config = self._config
         log_group = logs.LogGroup(
             self,
@@ -69,7 +89,7 @@ class Functions(Construct):
             architecture=self.architecture,
             handler=handler,
             code=self.code,
-            layers=[self.layer],
+            layers=[self.layer, *layers],
             role=role,
             log_group=log_group,
             logging_format=lambda_.LoggingFormat.JSON,

@@ -73,12 +73,15 @@ class IngestApi(Construct):
             methods=[apigwv2.HttpMethod.POST],
             integration=integrations.HttpLambdaIntegration("Ingest", ingest),
         )
-        self.api.add_routes(
-            path="/batches/{root_account_uuid}/{sis_batch_id}",
-            methods=[apigwv2.HttpMethod.GET],
-            integration=integrations.HttpLambdaIntegration("Query", query),
-            authorizer=authorizers.HttpIamAuthorizer(),
-        )
+        # The operators' reads, IAM-authorized (SigV4): one batch, and a root account's recent batches.
+        query_integration = integrations.HttpLambdaIntegration("Query", query)
+        for path in ("/batches/{root_account_uuid}/{sis_batch_id}", "/batches/{root_account_uuid}"):
+            self.api.add_routes(
+                path=path,
+                methods=[apigwv2.HttpMethod.GET],
+                integration=query_integration,
+                authorizer=authorizers.HttpIamAuthorizer(),
+            )
         if config.auth_mode == "none":
             why_open = ("auth_mode=none, chosen explicitly with allow_unauthenticated=true (config.py refuses it "
                         "otherwise; synth warns every time): for trials, never production.")
@@ -102,3 +105,4 @@ class IngestApi(Construct):
             base = self.api.api_endpoint
         self.webhook_url = f"{base}/events"
         self.query_url = f"{base}/batches/{{root_account_uuid}}/{{sis_batch_id}}"
+        self.list_url = f"{base}/batches/{{root_account_uuid}}"

@@ -1,4 +1,5 @@
-"""The batch table: one item per SIS batch, streamed to the notifier."""
+"""The batch table: one item per SIS batch, streamed to the notifier, with a sparse index of open batches
+and an index of every batch by last activity (the list route)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import sys
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from .bundling import FUNCTIONS
@@ -23,7 +25,7 @@ def _key(role: str) -> dynamodb.Attribute:
 
 
 class BatchTable(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, retain: bool) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, retain: bool, deletion_protection: bool = True) -> None:
         super().__init__(scope, construct_id)
         self.table = dynamodb.Table(
             self,
@@ -37,4 +39,39 @@ class BatchTable(Construct):
             time_to_live_attribute=shape.TTL_ATTRIBUTE,
             stream=dynamodb.StreamViewType[shape.STREAM_VIEW_TYPE],
             removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+            # A delete (by hand, or by a stack deployed with removal_policy=destroy) fails until this is
+            # turned off: context deletion_protection=false, deployed first.
+            deletion_protection=deletion_protection,
         )
+        # Sparse: only a batch not in an end state carries OPEN_SINCE, so the reconciler finds the open
+        # batches of a root account with one query, never a scan. Made with or without the reconciler:
+        # every write keeps the attribute, whichever path wrote it. On-demand, as the table.
+        self.table.add_global_secondary_index(
+            index_name=shape.OPEN_INDEX,
+            partition_key=_key("HASH"),
+            sort_key=dynamodb.Attribute(name=shape.OPEN_SINCE, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.INCLUDE,
+            non_key_attributes=list(shape.OPEN_INDEX_PROJECTION),
+        )
+        # Every batch of a root account by last activity, newest first for the list route: every batch
+        # item has last_event_at, the reconciler's marker item has not (so it is not listed). The
+        # projection is the batch view without its history, which stays out of the index's storage.
+        self.table.add_global_secondary_index(
+            index_name=shape.ACTIVITY_INDEX,
+            partition_key=_key("HASH"),
+            sort_key=dynamodb.Attribute(name=shape.ACTIVITY_SORT_KEY, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.INCLUDE,
+            non_key_attributes=list(shape.ACTIVITY_INDEX_PROJECTION),
+        )
+
+
+def grant_items(grantee: iam.IGrantable, table: dynamodb.Table, *actions: str) -> None:
+    """Item actions on the table itself. (`Table.grant` would add `<table>/index/*` now that the table
+    has indexes: a wildcard no function needs; each index is granted by name, to its one reader.)"""
+    iam.Grant.add_to_principal(grantee=grantee, actions=list(actions), resource_arns=[table.table_arn])
+
+
+def grant_index_query(grantee: iam.IGrantable, table: dynamodb.Table, index_name: str) -> None:
+    """dynamodb:Query on one index, named."""
+    iam.Grant.add_to_principal(grantee=grantee, actions=["dynamodb:Query"],
+                               resource_arns=[f"{table.table_arn}/index/{index_name}"])

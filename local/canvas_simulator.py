@@ -18,12 +18,30 @@ X-Request-Cost and the leaky bucket's X-Rate-Limit-Remaining.
 Imports are driven from Python (create_import, advance, run, abort, restore, ...). Every change
 Canvas announces (all but aborted and cleanup_batch) becomes a Live Event handed to `on_event`,
 unless it was told to lose it. Times come from `clock`, never from today's date.
+
+With a `control_key`, the same driving is open over HTTP (`make simulate` uses it), under
+/_simulator/, which is no Canvas route: every request needs `X-Simulator-Control: <control_key>`
+(else 404, as for any unknown route), JSON in and out, no Canvas token, never throttled:
+
+  GET  /_simulator/status                    uuid, host, counts of imports and events (pending: not yet delivered)
+  POST /_simulator/imports                   {"strand", "lose": [states], "at", "import_type", "options": {}}
+  GET  /_simulator/imports/:id
+  POST /_simulator/imports/:id/advance       {"state", "at", "lose", "counts", "errors", "warnings"}
+  POST /_simulator/imports/:id/run           {"outcome", "counts", "errors", "warnings"}
+  POST /_simulator/imports/:id/abort         {"how": api | all_pending | change_threshold, "at", "deletes"}
+  POST /_simulator/imports/:id/restore       {"partial", "finish"}
+  POST /_simulator/imports/:id/lose          {"states": [...]}
+  POST /_simulator/abort_all_pending         {"at"}
+  POST /_simulator/throttle                  {"count"}: the next `count` API requests answer 403
+`at` is an ISO-8601 time (backdating an import, say). `on_event` is called with the simulator's
+lock held: it must not block (the local run queues the event for a delivery thread).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import secrets
 import string
 import threading
 import time
@@ -54,6 +72,10 @@ HWM, LEAK_PER_SECOND = 600.0, 10.0  # Canvas's leaky bucket defaults
 # Canvas sends the URL of the creating request whole; API tokens in its query are real (a fake one here).
 UPLOADER_URL_TOKEN = "1398~SIMULATEDuploaderTOKENinTHEurlQ7wLx2Vn9Rk4Tz8Hs3Jd6Mf1Bp5Gc0Ya"
 MAX_LISTED = 24
+CONTROL_PREFIX = "/_simulator/"
+CONTROL_HEADER = "X-Simulator-Control"
+MAX_CONTROL_BODY = 64 * 1024
+ABORTS = ("api", "all_pending", "change_threshold")
 
 
 def event_time(moment: datetime) -> str:
@@ -114,8 +136,11 @@ class CanvasSimulator:
                  hostname: str = "canvas.test", clock: Callable[[], datetime] | None = None,
                  on_event: Callable[[dict[str, Any]], None] | None = None, throttle_every: int = 0,
                  throttle_probability: float = 0.0, throttle_status: int = 403, seed: int = 0,
-                 compact_events: bool = False, first_id: int = 1000, unpermitted_token: str | None = None):
+                 compact_events: bool = False, first_id: int = 1000, unpermitted_token: str | None = None,
+                 control_key: str | None = None):
         self._rng = random.Random(seed)
+        self.control_key = control_key
+        self.pending_events: Callable[[], int] = lambda: 0  # events handed to on_event, not yet delivered
         self.token, self.unpermitted_token = token, unpermitted_token
         self.root_account_uuid = root_account_uuid or "".join(
             self._rng.choice(string.ascii_letters + string.digits) for _ in range(40))
@@ -141,13 +166,17 @@ class CanvasSimulator:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
-                status, headers, body = simulator.handle("GET", self.path, dict(self.headers.items()))
+                length = int(self.headers.get("Content-Length") or 0)
+                data = self.rfile.read(min(length, MAX_CONTROL_BODY)) if length > 0 else b""
+                status, headers, body = simulator.handle(self.command, self.path, dict(self.headers.items()), data)
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            do_POST = do_PUT = do_DELETE = do_GET  # noqa: N815
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -181,8 +210,13 @@ class CanvasSimulator:
         with self._lock:
             self._force_throttle += count
 
-    def handle(self, method: str, target: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+    def handle(self, method: str, target: str, headers: dict[str, str],
+               body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
         """One request as Canvas answers it: (status, headers, body). The HTTP server calls this."""
+        path = urlsplit(target).path
+        if path == CONTROL_PREFIX.rstrip("/") or path.startswith(CONTROL_PREFIX):
+            status, payload = self._control(method, path, headers, body)
+            return status, {"Content-Type": "application/json; charset=utf-8"}, json.dumps(payload).encode()
         with self._lock:
             self.requests += 1
             if self._throttles():
@@ -264,6 +298,84 @@ class CanvasSimulator:
     @staticmethod
     def _not_found() -> tuple[int, dict[str, str], Any]:
         return 404, {}, {"errors": [{"message": "The specified resource does not exist."}]}
+
+    # -- driving imports over HTTP (make simulate) ---------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            return {"root_account_uuid": self.root_account_uuid, "hostname": self.hostname,
+                    "imports": len(self.imports), "events_announced": len(self.events) + len(self.lost),
+                    "events_lost": len(self.lost), "events_pending": self.pending_events(),
+                    "requests": self.requests, "throttled": self.throttled, "now": event_time(self.clock())}
+
+    def _control(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        given = {k.lower(): v for k, v in headers.items()}.get(CONTROL_HEADER.lower(), "")
+        if not self.control_key or not secrets.compare_digest(given.encode(), self.control_key.encode()):
+            return 404, {"errors": [{"message": "The specified resource does not exist."}]}
+        try:
+            args = json.loads(body or b"{}")
+            if not isinstance(args, dict):
+                raise ValueError("the body must be a JSON object")
+            return self._drive(method, path[len(CONTROL_PREFIX):].strip("/").split("/"), args)
+        except KeyError as exc:
+            return 404, {"error": f"no such import: {exc.args[0]}"}
+        except (ValueError, TypeError) as exc:
+            return 400, {"error": str(exc)}
+
+    def _drive(self, method: str, parts: list[str], args: dict[str, Any]) -> tuple[int, Any]:
+        def at() -> datetime | None:
+            if args.get("at") in (None, ""):
+                return None
+            moment = _parse_time(str(args["at"]))
+            if moment is None:
+                raise ValueError(f"`at` is not an ISO-8601 time: {args['at']!r}")
+            return moment
+
+        def details() -> dict[str, Any]:
+            return {k: args[k] for k in ("counts", "errors", "warnings") if args.get(k) is not None}
+
+        route = (method, parts[0] if parts else "", len(parts))
+        if route == ("GET", "status", 1):
+            return 200, self.status()
+        if route == ("POST", "throttle", 1):
+            self.throttle_next(int(args.get("count", 1)))
+            return 200, self.status()
+        if route == ("POST", "abort_all_pending", 1):
+            return 200, {"aborted": self.abort_all_pending(at=at())}
+        if route == ("POST", "imports", 1):
+            options = args.get("options") or {}
+            if not isinstance(options, dict):
+                raise ValueError("`options` must be an object")
+            sis_id = self.create_import(strand=bool(args.get("strand")), lose=list(args.get("lose") or ()), at=at(),
+                                        import_type=str(args.get("import_type") or "instructure_csv"), **options)
+            return 201, {"id": sis_id, "sis_import": self.sis_import(sis_id)}
+        if parts[0] != "imports" or len(parts) not in (2, 3) or not parts[1].isdigit():
+            return 404, {"errors": [{"message": "The specified resource does not exist."}]}
+        sis_id = int(parts[1])
+        with self._lock:
+            if sis_id not in self.imports:
+                raise KeyError(sis_id)
+        action = parts[2] if len(parts) == 3 else None
+        if method == "GET" and action is None:
+            pass
+        elif method != "POST" or action is None:
+            return 404, {"errors": [{"message": "The specified resource does not exist."}]}
+        elif action == "advance":
+            self.advance(sis_id, str(args["state"]) if "state" in args else "", at=at(), lose=bool(args.get("lose")),
+                         **details())
+        elif action == "run":
+            self.run(sis_id, str(args.get("outcome") or "imported"), **details())
+        elif action == "abort":
+            if str(args.get("how") or "api") not in ABORTS:
+                raise ValueError(f"`how` is one of {', '.join(ABORTS)}")
+            self.abort(sis_id, str(args.get("how") or "api"), at=at(), deletes=int(args.get("deletes", 250)))
+        elif action == "restore":
+            self.restore(sis_id, partial=bool(args.get("partial")), finish=args.get("finish", True) is not False)
+        elif action == "lose":
+            self.lose(sis_id, *map(str, args.get("states") or ()))
+        else:
+            return 404, {"errors": [{"message": "The specified resource does not exist."}]}
+        return 200, {"id": sis_id, "sis_import": self.sis_import(sis_id)}
 
     # -- driving imports ----------------------------------------------------------------------
 

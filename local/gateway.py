@@ -3,25 +3,33 @@
 Each request becomes the event API Gateway would send the function, and the function's answer
 becomes the HTTP response, by the same rules: an unmatched route is `404 {"message":"Not Found"}`,
 a function that raises is `500 {"message":"Internal Server Error"}`.
+
+Besides, local-only control routes that no deployment has (`POST /_local/reconcile`: one reconcile
+pass now, for `make reconcile`): answered only with the run's control key in `X-Local-Control`
+(kept in its 0600 state file), else 404 like any unknown route.
 """
 
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import sys
 import time
 import uuid
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local.invoke import Handler, invoke
 
 EVENTS_ROUTE = "POST /events"
 BATCH_ROUTE = "GET /batches/{root_account_uuid}/{sis_batch_id}"
+LIST_ROUTE = "GET /batches/{root_account_uuid}"
 JWKS_PATH = "/.well-known/jwks.json"
+RECONCILE_CONTROL = "POST /_local/reconcile"  # local only: no such route is deployed
+CONTROL_HEADER = "X-Local-Control"
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # HTTP API's request payload quota
 ACCOUNT_ID = "123456789012"  # moto's default account
 
@@ -34,6 +42,8 @@ def match(method: str, path: str) -> tuple[str, dict[str, str] | None] | None:
     if method == "GET" and len(parts) == 4 and parts[:2] == ["", "batches"] and parts[2] and parts[3]:
         # API Gateway hands path parameters over URL-decoded.
         return BATCH_ROUTE, {"root_account_uuid": unquote(parts[2]), "sis_batch_id": unquote(parts[3])}
+    if method == "GET" and len(parts) == 3 and parts[:2] == ["", "batches"] and parts[2]:
+        return LIST_ROUTE, {"root_account_uuid": unquote(parts[2])}
     return None
 
 
@@ -173,6 +183,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         if self.command == "GET" and path == JWKS_PATH and self.server.jwks is not None:
             return self._json(200, self.server.jwks)
+        control = self.server.controls.get(f"{self.command} {path}")
+        if control is not None and self.server.control_key and hmac.compare_digest(
+                (self.headers.get(CONTROL_HEADER) or "").encode(), self.server.control_key.encode()):
+            try:
+                status, payload = control(body)
+            except Exception as exc:
+                print(f"[http] {self.command} {path}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                status, payload = 500, {"error": f"{type(exc).__name__}: {exc}"}
+            return self._json(status, payload)
         matched = match(self.command, path)
         handler = self.server.routes.get(matched[0]) if matched else None
         if matched is None or handler is None:
@@ -212,3 +231,5 @@ class LocalGateway(ThreadingHTTPServer):
         self.routes: dict[str, Handler] = {}
         self.function_names: dict[str, str] = {}
         self.jwks: dict[str, Any] | None = None
+        self.controls: dict[str, Callable[[bytes], tuple[int, Any]]] = {}  # local-only routes (module doc)
+        self.control_key: str | None = None

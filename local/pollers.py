@@ -138,9 +138,10 @@ class CanvasQueuePoller(Poller):
     """The Canvas queue -> the SQS consumer, in Lambda's SQS event shape (partial batch failures honoured)."""
 
     def __init__(self, stop: threading.Event, queue_url: str, queue_arn: str, handler: Handler, max_receives: int,
-                 sqs: Any = None):
-        super().__init__("sqs", stop)
+                 sqs: Any = None, name: str = "sqs", function_name: str = "sqs-consumer"):
+        super().__init__(name, stop)
         self.queue_url, self.queue_arn, self.handler, self.max_receives = queue_url, queue_arn, handler, max_receives
+        self.function_name = function_name
         self.sqs = sqs or boto3.client("sqs")
 
     def poll(self) -> bool:
@@ -152,9 +153,9 @@ class CanvasQueuePoller(Poller):
             return False
         event = {"Records": [_sqs_record(m, self.queue_arn) for m in messages]}
         try:
-            failed = _failed_ids(invoke(self.handler, event, "sqs-consumer"))
+            failed = _failed_ids(invoke(self.handler, event, self.function_name))
         except Exception as exc:  # Lambda: the whole batch becomes visible again
-            print(f"[sqs] the consumer raised {type(exc).__name__}; the batch comes back", flush=True)
+            print(f"[{self.name}] the consumer raised {type(exc).__name__}; the batch comes back", flush=True)
             failed = {m["MessageId"] for m in messages}
         for message in messages:
             if message["MessageId"] not in failed:
@@ -163,7 +164,7 @@ class CanvasQueuePoller(Poller):
             receives = int((message.get("Attributes") or {}).get("ApproximateReceiveCount", "1"))
             where = ("moves to the dead-letter queue" if receives >= self.max_receives
                      else f"comes back in {SQS_VISIBILITY_SECONDS} s")
-            print(f"[sqs] message {message['MessageId']} failed (receive {receives} of {self.max_receives}); "
+            print(f"[{self.name}] message {message['MessageId']} failed (receive {receives} of {self.max_receives}); "
                   f"it {where}", flush=True)
         return True
 
@@ -196,24 +197,22 @@ def notification_line(envelope: dict[str, Any]) -> dict[str, Any]:
         message: Any = json.loads(envelope.get("Message") or "null")
     except ValueError:
         message = envelope.get("Message")  # not JSON: keep it as text rather than lose it
+    from sis_imports.alert_text import email_text
+
     return {
         "subject": envelope.get("Subject"),
         "message": message,
         "attributes": {name: value.get("Value") for name, value in (envelope.get("MessageAttributes") or {}).items()},
+        # What an email subscriber of the topic reads (the per-protocol message's `email` part).
+        "email": email_text(message) if isinstance(message, dict) else None,
     }
 
 
 def describe(line: dict[str, Any], path: Path) -> str:
-    m = line["message"] if isinstance(line["message"], dict) else {}
-    duration = m.get("duration_seconds")
-    took = f"  took {duration:g} s" if isinstance(duration, (int, float)) else ""
-    return (
-        f"\n  ALERT  {line['subject']}\n"
-        f"         batch {m.get('sis_batch_id')} (account {m.get('account_id')}, root account "
-        f"{m.get('root_account_uuid')})\n"
-        f"         state {m.get('previous_state')} -> {m.get('workflow_state')}  outcome {m.get('outcome')}{took}\n"
-        f"         appended to {path}\n"
-    )
+    """The alert as an email subscriber reads it, indented under its subject."""
+    text = line.get("email") or json.dumps(line.get("message"))
+    body = "\n".join(f"         {row}" if row else "" for row in text.rstrip().splitlines())
+    return f"\n  ALERT  {line['subject']}\n{body}\n         (appended to {path})\n"
 
 
 class AlertSubscriber(Poller):

@@ -9,8 +9,9 @@ from typing import Any
 import boto3
 
 from sis_imports.events import SIS_EVENT_NAMES
-from sis_imports.table import (ATTRIBUTE_DEFINITIONS, KEY_SCHEMA, OPEN_INDEX, OPEN_INDEX_PROJECTION, OPEN_SINCE,
-                               PARTITION_KEY, STREAM_VIEW_TYPE, TTL_ATTRIBUTE)
+from sis_imports.table import (ACTIVITY_INDEX, ACTIVITY_INDEX_PROJECTION, ACTIVITY_SORT_KEY, ATTRIBUTE_DEFINITIONS,
+                               KEY_SCHEMA, OPEN_INDEX, OPEN_INDEX_PROJECTION, OPEN_SINCE, PARTITION_KEY,
+                               STREAM_VIEW_TYPE, TTL_ATTRIBUTE)
 
 STAGE = "local"
 TABLE_NAME = f"canvas-sis-batches-{STAGE}"
@@ -24,8 +25,16 @@ CANVAS_TOKEN_SECRET = f"canvas-api-token-{STAGE}"  # the reconciler's Canvas API
 # The sparse index of open batches (only their items carry OPEN_SINCE), as the stack declares it.
 OPEN_BATCHES_INDEX = {
     "IndexName": OPEN_INDEX,
-    "KeySchema": [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}, {"AttributeName": OPEN_SINCE, "KeyType": "RANGE"}],
+    "KeySchema": [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
+                  {"AttributeName": OPEN_SINCE, "KeyType": "RANGE"}],
     "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(OPEN_INDEX_PROJECTION)},
+}
+# Every batch by last activity (the list route), as the stack declares it.
+ACTIVITY_BATCHES_INDEX = {
+    "IndexName": ACTIVITY_INDEX,
+    "KeySchema": [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
+                  {"AttributeName": ACTIVITY_SORT_KEY, "KeyType": "RANGE"}],
+    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(ACTIVITY_INDEX_PROJECTION)},
 }
 
 
@@ -41,6 +50,9 @@ class LocalAws:
     eventbridge_queue_url: str
     bus_name: str
     token_secret_arn: str | None
+    alert_retry_queue_url: str = ""  # alerts SNS refused (the stack's AlertRetries)
+    alert_retry_queue_arn: str = ""
+    notifier_failures_url: str = ""  # stream records the notifier could not read (NotifierFailures)
 
 
 def _queue(sqs: Any, name: str) -> tuple[str, str]:
@@ -54,8 +66,9 @@ def create(token: str | None) -> LocalAws:
     table = dynamodb.create_table(
         TableName=TABLE_NAME,
         KeySchema=KEY_SCHEMA,
-        AttributeDefinitions=[*ATTRIBUTE_DEFINITIONS, {"AttributeName": OPEN_SINCE, "AttributeType": "S"}],
-        GlobalSecondaryIndexes=[OPEN_BATCHES_INDEX],
+        AttributeDefinitions=[*ATTRIBUTE_DEFINITIONS, {"AttributeName": OPEN_SINCE, "AttributeType": "S"},
+                              {"AttributeName": ACTIVITY_SORT_KEY, "AttributeType": "S"}],
+        GlobalSecondaryIndexes=[OPEN_BATCHES_INDEX, ACTIVITY_BATCHES_INDEX],
         BillingMode="PAY_PER_REQUEST",
         StreamSpecification={"StreamEnabled": True, "StreamViewType": STREAM_VIEW_TYPE},
     )["TableDescription"]
@@ -84,8 +97,10 @@ def create(token: str | None) -> LocalAws:
     secret_arn = None
     if token is not None:
         secret_arn = boto3.client("secretsmanager").create_secret(Name="canvas-token-local", SecretString=token)["ARN"]
+    retry_url, retry_arn = _queue(sqs, f"canvas-sis-alert-retries-{STAGE}")
+    failures_url, _ = _queue(sqs, f"canvas-sis-notifier-failures-{STAGE}")
     return LocalAws(TABLE_NAME, table["LatestStreamArn"], topic_arn, subscriber_url, canvas_url, canvas_arn, dlq_url,
-                    eventbridge_url, BUS_NAME, secret_arn)
+                    eventbridge_url, BUS_NAME, secret_arn, retry_url, retry_arn, failures_url)
 
 
 def canvas_token_secret(token: str) -> str:

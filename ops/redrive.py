@@ -1,10 +1,12 @@
 """Moves dead letters back once their cause is fixed.
 
 - The Canvas queue's dead-letter queue: an SQS message move task back to the source queue.
+- The alert retry queue's dead-letter queue (alerts SNS refused for a day): likewise, back to the
+  retry queue, whose function publishes them.
 - The EventBridge dead-letter queue (target DLQ and the function's on-failure destination): each
   event is put back on the bus, then deleted.
 
-Usage: python -m ops.redrive --stack CanvasSisImports-prod [--which canvas|eventbridge|all] [--dry-run]
+Usage: python -m ops.redrive --stack CanvasSisImports-prod [--which canvas|alerts|eventbridge|all] [--dry-run]
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import sys
 from typing import Any
 
-OUTPUTS = {"canvas": "CanvasQueueDlqArn", "eventbridge": "EventBridgeDlqArn"}
+OUTPUTS = {"canvas": "CanvasQueueDlqArn", "alerts": "AlertRetryDlqArn", "eventbridge": "EventBridgeDlqArn"}
 
 
 def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
@@ -27,14 +29,14 @@ def queue_url(sqs: Any, arn: str) -> str:
     return sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
 
 
-def redrive_canvas(sqs: Any, dlq_arn: str, dry_run: bool) -> str:
+def redrive_canvas(sqs: Any, dlq_arn: str, dry_run: bool, label: str = "canvas") -> str:
     depth = sqs.get_queue_attributes(QueueUrl=queue_url(sqs, dlq_arn), AttributeNames=["ApproximateNumberOfMessages"])
     count = int(depth["Attributes"]["ApproximateNumberOfMessages"])
     if dry_run or count == 0:
-        return f"canvas: {count} message(s) in the dead-letter queue" + (" (dry run)" if dry_run and count else "")
+        return f"{label}: {count} message(s) in the dead-letter queue" + (" (dry run)" if dry_run and count else "")
     # Without DestinationArn, SQS moves each message back to the queue it came from.
     task = sqs.start_message_move_task(SourceArn=dlq_arn)
-    return f"canvas: moving about {count} message(s) back (task {task['TaskHandle'][:16]}…)"
+    return f"{label}: moving about {count} message(s) back (task {task['TaskHandle'][:16]}…)"
 
 
 def redrive_eventbridge(sqs: Any, events: Any, dlq_arn: str, bus_name: str, dry_run: bool) -> str:
@@ -70,7 +72,7 @@ def redrive_eventbridge(sqs: Any, events: Any, dlq_arn: str, bus_name: str, dry_
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stack", default="CanvasSisImports-prod", help="the CloudFormation stack name")
-    parser.add_argument("--which", choices=["canvas", "eventbridge", "all"], default="all")
+    parser.add_argument("--which", choices=["canvas", "alerts", "eventbridge", "all"], default="all")
     parser.add_argument("--dry-run", action="store_true", help="only count what is waiting")
     args = parser.parse_args(argv)
 
@@ -78,14 +80,14 @@ def main(argv: list[str] | None = None) -> int:
 
     outputs = stack_outputs(boto3.client("cloudformation"), args.stack)
     sqs = boto3.client("sqs")
-    chosen = ["canvas", "eventbridge"] if args.which == "all" else [args.which]
+    chosen = ["canvas", "alerts", "eventbridge"] if args.which == "all" else [args.which]
     for which in chosen:
         arn = outputs.get(OUTPUTS[which])
         if not arn:
             print(f"{which}: the stack has no output {OUTPUTS[which]} (is that ingress turned off?)")
             continue
-        if which == "canvas":
-            print(redrive_canvas(sqs, arn, args.dry_run))
+        if which in ("canvas", "alerts"):
+            print(redrive_canvas(sqs, arn, args.dry_run, which))
         else:
             print(redrive_eventbridge(sqs, boto3.client("events"), arn, outputs["EventBusName"], args.dry_run))
     return 0

@@ -2,7 +2,9 @@
 
 Each figure is the median over fresh `python3.13 -I -S` processes of the time to import the
 handler module, which (as in Lambda, with AWS_LAMBDA_FUNCTION_NAME set) also builds its clients.
-Run `make synth` first; `make bench` prints the table. Target: every ratio <= 1.5.
+Run `make synth` first; `make bench` prints the table. Target: every ratio <= 1.5. Each handler
+is imported with its own layers (the reconciler, present when synthesized with `canvas_instances`,
+with its second layer too), so each figure is what that function loads.
 """
 
 from __future__ import annotations
@@ -69,18 +71,17 @@ def main() -> int:
         print(f"no functions in {args.assembly}: run `make synth` first")
         return 1
     if args.instructions:
-        paths = [found[0].code, found[0].layer, runtime]
+        paths = [*found[0].paths, runtime]
         startup = instructions(python, paths, "pass")
         base = instructions(python, paths, BASELINE) - startup
         print(f"instructions beyond interpreter start-up; baseline {BASELINE!r}: {base / 1e6:.0f} M")
         for bundle in found:
-            count = instructions(python, [bundle.code, bundle.layer, runtime], f"import {bundle.module}") - startup
+            count = instructions(python, [*bundle.paths, runtime], f"import {bundle.module}") - startup
             print(f"{bundle.handler:32} {count / 1e6:7.0f} M   ratio {count / base:.2f}", flush=True)
         return 0
     rows = []
     for bundle in found:
-        paths = [bundle.code, bundle.layer, runtime]
-        handler, baseline = measure(python, paths, bundle.module, args.runs)
+        handler, baseline = measure(python, [*bundle.paths, runtime], bundle.module, args.runs)
         median, base_median = statistics.median(handler), statistics.median(baseline)
         rows.append({"handler": bundle.handler, "median_ms": round(median), "boto3_median_ms": round(base_median),
                      "ratio_median": round(median / base_median, 2), "min_ms": round(min(handler)),

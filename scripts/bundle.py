@@ -1,7 +1,8 @@
-"""The Lambda bundles as synthesized: each function's code folder plus the layer, from cdk.out.
+"""The Lambda bundles as synthesized: each function's code folder plus its layers, from cdk.out.
 
 Used by the bundle test and the cold-start benchmark: both import a handler from exactly what
-ships, with only boto3 (which the runtime provides) beside it, under `python3.13 -I`.
+ships, with only boto3 (which the runtime provides) beside it, under `python3.13 -I`. Every function
+has the shared layer; the reconciler (with `canvas_instances`) has its own second layer too.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ LAMBDA_ENV = {
     "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
     "SIS_AUTH": "jwt",
     "SIS_ROOT_ACCOUNTS": "bench-placeholder",
+    # The template joins the secrets' ARNs into it at deploy (a Fn::Join), so it needs a stand-in here.
+    "CANVAS_INSTANCES": '[{"url": "https://canvas.example.edu", '
+                        '"token_secret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-placeholder-AbCdEf"}]',
     "POWERTOOLS_SERVICE_NAME": "canvas-sis-imports",
     "POWERTOOLS_METRICS_NAMESPACE": "CanvasSisImports",
     "PYTHONDONTWRITEBYTECODE": "1",  # as in Lambda, where /var/task and /opt are read-only
@@ -38,11 +42,16 @@ class Bundle:
     name: str
     handler: str  # module.function
     code: Path
-    layer: Path
+    layers: tuple[Path, ...]  # each layer's python/ folder, in the function's order (the shared one first)
 
     @property
     def module(self) -> str:
         return self.handler.rsplit(".", 1)[0]
+
+    @property
+    def paths(self) -> list[Path]:
+        """sys.path as in Lambda, before the runtime's own packages: the code, then the layers."""
+        return [self.code, *self.layers]
 
 
 def bundles(assembly: Path) -> list[Bundle]:
@@ -64,8 +73,8 @@ def bundles(assembly: Path) -> list[Bundle]:
         props = r["Properties"]
         if r["Type"] != "AWS::Lambda::Function" or not str(props.get("Handler", "")).startswith("handlers."):
             continue
-        (layer_ref,) = props["Layers"]
-        out.append(Bundle(name, props["Handler"], folder(props["Code"]["S3Key"]), layers[layer_ref["Ref"]] / "python"))
+        out.append(Bundle(name, props["Handler"], folder(props["Code"]["S3Key"]),
+                          tuple(layers[ref["Ref"]] / "python" for ref in props["Layers"])))
     return sorted(out, key=lambda b: b.handler)
 
 

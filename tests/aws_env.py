@@ -27,6 +27,8 @@ class AwsEnv:
     topic_arn: str
     queue_url: str
     stream_arn: str
+    retry_queue_url: str = ""
+    failures_url: str = ""
     _iterators: dict[str, str] = field(default_factory=dict)
     _pending: list[dict[str, Any]] = field(default_factory=list)
 
@@ -42,6 +44,8 @@ class AwsEnv:
             topic_arn=aws.topic_arn,
             queue_url=aws.subscriber_queue_url,
             stream_arn=aws.stream_arn,
+            retry_queue_url=aws.alert_retry_queue_url,
+            failures_url=aws.notifier_failures_url,
         )
 
     def new_stream_records(self) -> list[dict[str, Any]]:
@@ -82,6 +86,17 @@ class AwsEnv:
                     }
                 )
                 self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def drain(self, queue_url: str) -> list[dict[str, Any]]:
+        """Every message body (parsed) on a queue, received and deleted."""
+        out: list[dict[str, Any]] = []
+        while True:
+            messages = self.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return out
+            for message in messages:
+                out.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def scan(self) -> list[dict[str, Any]]:
         return self.dynamodb.scan(TableName=TABLE_NAME)["Items"]

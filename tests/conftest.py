@@ -28,7 +28,7 @@ from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
-HANDLER_MODULES = ("ingest", "query", "notifier", "sqs_consumer", "eventbridge")
+HANDLER_MODULES = ("ingest", "query", "notifier", "sqs_consumer", "eventbridge", "alert_retry")
 
 
 def http_event(
@@ -80,6 +80,9 @@ def aws(monkeypatch):
         env = AwsEnv.create()
         monkeypatch.setenv("TABLE_NAME", TABLE_NAME)
         monkeypatch.setenv("TOPIC_ARN", env.topic_arn)
+        monkeypatch.setenv("ALERT_RETRY_QUEUE_URL", env.retry_queue_url)
+        monkeypatch.setenv("NOTIFIER_FAILURE_QUEUE_URL", env.failures_url)
+        monkeypatch.setenv("ALERT_RETRY_DELAY_SECONDS", "0")
         yield env
 
 

@@ -1,8 +1,17 @@
-"""The table's stream -> SNS: one alert each time a batch's workflow_state changes into an end state.
+"""The table's stream -> SNS: one alert for each end of an import or a restore, and for each stuck state.
 
-Publishing from the stream, after the write, means a failed publish is retried and never lost.
-Lambda retries a stream batch from its lowest failed record onwards, so once one record fails,
-the records after it are not published in this invocation (they would be published twice).
+Publishing from the stream, after the write, means an alert is owed by a durable record. Delivery:
+- Records of one batch keep their order. A record that cannot be read (a bug, a damaged item) goes
+  to the failure queue with its reason, and so do the later records of that batch in the same
+  invocation ("held back"); other batches are never blocked.
+- When SNS fails, the alert goes to the retry queue, re-published with backoff for a day by the
+  alert_retry function (then its dead-letter queue, which `make redrive` moves back): an SNS outage
+  loses nothing. Later alerts of that batch in the invocation follow it there, in order.
+- Only when even that fails does a record fail; Lambda then retries from it, and the records after
+  it are held back rather than published twice.
+- Before each record the remaining time is checked: a record is never started so late that a
+  timeout could strike after its publish (a timeout makes Lambda deliver the batch again).
+Every alert carries an `alert_id`, the same on every repeat.
 """
 
 from __future__ import annotations
@@ -15,22 +24,32 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from sis_imports import wiring
-from sis_imports.alerts import alert_for, stuck_alert_for
+from sis_imports.alerts import Alert, end_alert, owed, stuck_alert_for
 from sis_imports.batch import Batch
-from sis_imports.observability import count, logger, metrics
+from sis_imports.observability import count, import_finished, logger, metrics
+from sis_imports.publisher import CHAT, TOPIC, ChatPublishFailed
+
+# A publish (and a Canvas read for details) must finish well inside what is left of the invocation.
+MIN_REMAINING_MS = 8_000
 
 
 class EarlierRecordFailed(Exception):
-    """Held back because an earlier record of the batch failed; retried with it."""
+    """Held back because an earlier record failed; Lambda delivers it again with that one."""
 
 
 class Notifier:
-    def __init__(self, publisher: Any):
+    def __init__(self, publisher: Any, failures: Any = None, retries: Any = None, details: Any = None):
         self._publisher = publisher
+        self._failures = failures  # unreadable records, with their reason
+        self._retries = retries  # alerts SNS refused, re-published later
+        self._details = details  # Canvas's SIS Import API, for the why of an end
         self._failed = False
+        self._held: set[tuple[str, str]] = set()
+        self._deferred: set[tuple[str, str]] = set()
+        self._context: Any = None
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        self._failed = False
+        self._failed, self._held, self._deferred, self._context = False, set(), set(), context
         return process_partial_response(
             event=event,
             record_handler=self._record,
@@ -39,49 +58,105 @@ class Notifier:
             context=context,
         )
 
-    def _record(self, record: DynamoDBRecord) -> str | None:
+    def _remaining_ms(self) -> int:
+        try:
+            return int(self._context.get_remaining_time_in_millis())
+        except Exception:
+            return 60_000
+
+    def _record(self, record: DynamoDBRecord) -> str:
         if self._failed:
             raise EarlierRecordFailed()
-        try:
-            return self._publish(record)
-        except Exception:
+        if self._remaining_ms() < MIN_REMAINING_MS:
             self._failed = True
-            count("AlertsFailed")
-            logger.exception("an alert could not be published; it will be retried")
-            raise
-
-    def _publish(self, record: DynamoDBRecord) -> str | None:
+            raise EarlierRecordFailed("too little time left to publish safely; delivered again")
         stream = record.dynamodb
-        new = _batch(stream.new_image if stream else None)
-        if new is None:  # a REMOVE (TTL expiry): nothing ended
-            return None
-        old = _batch(stream.old_image)
-        alert = alert_for(old, new) or stuck_alert_for(old, new)
-        if alert is None:
-            return None
-        message_id = self._publisher.publish(alert)
-        count("AlertsPublished")
-        logger.info(
-            "alert published",
-            extra={
-                "sis_batch_id": alert.message["sis_batch_id"],
-                "root_account_uuid": alert.message["root_account_uuid"],
-                "workflow_state": alert.message["workflow_state"],
-                "outcome": alert.message["outcome"],
-                "message_id": message_id,
-            },
-        )
-        return message_id
+        keys = stream.keys if stream and stream.keys else {}
+        key = (str(keys.get("root_account_uuid", "")), str(keys.get("sis_batch_id", "")))
+        if key in self._held:
+            return self._fail_record(record, key, "held back: an earlier record of this batch could not be read")
+        try:
+            old, new = _batch(stream.old_image if stream else None), _batch(stream.new_image if stream else None)
+            if new is None:  # a REMOVE (TTL expiry), or the reconciler's marker: nothing ended
+                return "nothing owed"
+            occurrences = owed(old, new)
+            stuck = stuck_alert_for(old, new)
+        except Exception as exc:
+            return self._fail_record(record, key, f"the record could not be read: {type(exc).__name__}: {exc}")
+        for occurrence in occurrences:
+            alert = end_alert(new, occurrence, *self._why(new))
+            import_finished(alert.message["outcome"], alert.message["duration_seconds"])
+            self._deliver(key, alert)
+        if stuck is not None:
+            self._deliver(key, stuck)
+        return "ok"
+
+    def _why(self, batch: Batch) -> tuple[dict[str, Any] | None, str | None]:
+        if self._details is None:
+            return None, "no Canvas instance is configured for the reconciler"
+        if self._remaining_ms() < MIN_REMAINING_MS + 4_000:
+            return None, "no time left in this invocation to ask Canvas"
+        return self._details.fetch(batch)
+
+    def _deliver(self, key: tuple[str, str], alert: Alert) -> None:
+        targets: tuple[str, ...] = (TOPIC, CHAT)
+        if key not in self._deferred:
+            try:
+                message_id = self._publisher.publish(alert)
+                count("AlertsPublished")
+                _log("alert published", alert, message_id=message_id)
+                return
+            except ChatPublishFailed:
+                count("AlertsPublished")
+                targets = (CHAT,)  # out on the alert topic; only the chat copy is owed
+                logger.exception("the chat topic refused an alert; it goes to the retry queue")
+            except Exception:
+                count("AlertsFailed")
+                logger.exception("SNS refused an alert; it goes to the retry queue",
+                                 extra={"alert_id": alert.message["alert_id"]})
+        if self._retries is None:
+            self._failed = True
+            raise RuntimeError("the alert could not be published and there is no retry queue")
+        try:
+            self._retries.defer(alert, targets)
+        except Exception:
+            self._failed = True  # neither SNS nor SQS: Lambda delivers the record again
+            logger.exception("the alert could not be queued for a retry either")
+            raise
+        self._deferred.add(key)  # this batch's later alerts follow it, in order
+        count("AlertsDeferred")
+        _log("alert deferred to the retry queue", alert)
+
+    def _fail_record(self, record: DynamoDBRecord, key: tuple[str, str], reason: str) -> str:
+        self._held.add(key)
+        count("RecordsUnreadable")
+        logger.error("stream record sent to the failure queue",
+                     extra={"reason": reason, "root_account_uuid": key[0], "sis_batch_id": key[1],
+                            "sequence_number": record.dynamodb.sequence_number if record.dynamodb else None})
+        if self._failures is None:
+            self._failed = True
+            raise RuntimeError(reason)
+        self._failures.send(record.raw_event, reason)
+        return "sent to the failure queue"
+
+
+def _log(message: str, alert: Alert, **extra: Any) -> None:
+    logger.info(message, extra={
+        "alert_id": alert.message["alert_id"], "type": alert.message["type"],
+        "sis_batch_id": alert.message["sis_batch_id"], "root_account_uuid": alert.message["root_account_uuid"],
+        "workflow_state": alert.message["workflow_state"], "outcome": alert.message["outcome"], **extra})
 
 
 def _batch(image: dict[str, Any] | None) -> Batch | None:
-    # An image without a state is not a batch yet (moto emits a keys-only INSERT before an upsert).
+    # An image without a state is not a batch (moto emits a keys-only INSERT before an upsert; the
+    # reconciler's marker item has none).
     return Batch.from_item(image) if image and "workflow_state" in image else None
 
 
 @cache
 def app() -> Notifier:
-    return Notifier(wiring.alert_publisher())
+    return Notifier(wiring.alert_publisher(), wiring.notifier_failures(), wiring.alert_retries(),
+                    wiring.alert_details())
 
 
 @metrics.log_metrics

@@ -12,9 +12,7 @@ re-create a batch whose item has expired (a replay of an old archive).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from enum import StrEnum
 
 from .batch import FUTURE_TOLERANCE_SECONDS
 from .events import FieldError, InvalidEvent, SisBatchEvent
@@ -31,7 +29,9 @@ class NotAllowed(Exception):
         super().__init__(f"{field}: {reason}")
 
 
-class Verdict(StrEnum):
+class Verdict:
+    """What `Admission.check` answers (plain constants: an Enum costs the ingest's cold start)."""
+
     ADMIT = "admit"
     TOO_OLD = "too_old"  # older than the retention period: acknowledged, ignored
 
@@ -45,11 +45,14 @@ def event_epoch(event_time: str) -> float:
     return datetime.strptime(event_time, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
 
 
-@dataclass(frozen=True)
 class Admission:
-    root_accounts: frozenset[str] | None  # None: any root account (the explicit `*`)
-    hostnames: frozenset[str] | None  # None: any host name
-    retention_seconds: int
+    # A plain class, not a dataclass: the generated methods cost the ingest's cold start.
+    __slots__ = ("root_accounts", "hostnames", "retention_seconds")
+
+    def __init__(self, root_accounts: frozenset[str] | None, hostnames: frozenset[str] | None, retention_seconds: int):
+        self.root_accounts = root_accounts  # None: any root account (the explicit `*`)
+        self.hostnames = hostnames  # None: any host name
+        self.retention_seconds = retention_seconds
 
     @classmethod
     def of(cls, root_accounts: str, hostnames: str = "", retention_days: int = 90) -> Admission:
@@ -59,7 +62,7 @@ class Admission:
         lowered = _names(hostnames.lower())
         return cls(_names(root_accounts), lowered, retention_days * 86400)
 
-    def check(self, event: SisBatchEvent, now: float) -> Verdict:
+    def check(self, event: SisBatchEvent, now: float) -> str:
         """ADMIT or TOO_OLD; raises NotAllowed (not ours) or InvalidEvent (from the future)."""
         if self.root_accounts is not None and event.root_account_uuid not in self.root_accounts:
             raise NotAllowed("metadata.root_account_uuid", "this Canvas root account is not allowed here")

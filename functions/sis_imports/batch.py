@@ -125,6 +125,9 @@ class Batch:
             # Present only while the batch is open: what makes the open-batches index sparse.
             OPEN_SINCE: None if self.terminal else self.first_event_at,
             "baseline": True if self.baseline else None,
+            # Set once any end has entered the history: the notifier's stream filter lets only these
+            # (and stuck batches) through, so a late end after a newer state still reaches it.
+            "ended": True if any(is_terminal(e.workflow_state) for e in self.history) else None,
             "stuck_state": self.stuck_state,
         }
         return {name: value for name, value in item.items() if value is not None}

@@ -27,7 +27,11 @@ SIS_EVENT_NAMES = frozenset({"sis_batch_created", "sis_batch_updated"})
 # Canvas events are three levels deep; anything much deeper is not an event, and unbounded nesting
 # would exhaust the parser's recursion.
 MAX_DEPTH = 32
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _has_surrogate(text: str) -> bool:
+    # Only non-ASCII text can hold one; re caches the pattern after its first use (not at import).
+    return not text.isascii() and re.search(r"[\ud800-\udfff]", text) is not None
 EVENT_TIME_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::\d{1,5})?")
 
@@ -207,11 +211,11 @@ def shape_error(raw: Any) -> FieldError | None:
         if len(parts) > MAX_DEPTH:
             return FieldError(field=_path(parts[:MAX_DEPTH]), message=f"is nested deeper than {MAX_DEPTH} levels")
         if isinstance(value, str):
-            if not value.isascii() and _SURROGATE.search(value):
+            if _has_surrogate(value):
                 return FieldError(field=_path(parts), message="is not valid Unicode (a lone surrogate)")
         elif isinstance(value, dict):
             for key, item in value.items():
-                if isinstance(key, str) and not key.isascii() and _SURROGATE.search(key):
+                if isinstance(key, str) and _has_surrogate(key):
                     return FieldError(field=_path((*parts, key)), message="is a name that is not valid Unicode")
                 stack.append((item, (*parts, key)))
         elif isinstance(value, list):

@@ -49,7 +49,7 @@ class SisBatchIngest:
                        "hostname": parsed.metadata.hostname, "sis_batch_id": parsed.sis_batch_id},
             )
             raise
-        if verdict is Verdict.TOO_OLD:
+        if verdict == Verdict.TOO_OLD:
             count("EventsTooOld")
             logger.info("ignored an event older than the retention period",
                         extra={"event_time": parsed.event_time, "sis_batch_id": parsed.sis_batch_id})

@@ -25,6 +25,15 @@ def count(name: str, value: int = 1) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
+def import_finished(outcome: str, duration_seconds: float | None) -> None:
+    """ImportsFinished by `outcome` (the dashboard's imports per outcome), and ImportDuration."""
+    with single_metric(name="ImportsFinished", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as metric:
+        metric.add_dimension(name="service", value=SERVICE)
+        metric.add_dimension(name="outcome", value=outcome or "unknown")
+    if duration_seconds is not None:
+        metrics.add_metric(name="ImportDuration", unit=MetricUnit.Seconds, value=duration_seconds)
+
+
 def count_rejected(reason: str) -> None:
     """EventsRejected in total, and once more under a `reason` dimension (invalid, unauthorized, ...)."""
     count("EventsRejected")

@@ -107,6 +107,7 @@ class Reconciler:
 
         started = self._clock()
         open_batches = self._store.open_batches(uuid)
+        count("ImportsOpen", len(open_batches))  # a gauge: the dashboard shows its maximum
         since = datetime.fromtimestamp(started - self._lookback_seconds, timezone.utc)
         answers = [CanvasImport.of(raw, started) for raw in instance.api.sis_imports_created_since("self", since)]
         for sis_batch_id in to_fetch(open_batches, answers):

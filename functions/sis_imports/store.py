@@ -17,7 +17,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from .batch import DEFAULT_HISTORY_LIMIT, FUTURE_TOLERANCE_SECONDS, Batch, Decision, EventFacts, HistoryEntry, apply_event
 from .states import is_terminal, outcome_of
-from .table import OPEN_INDEX, OPEN_SINCE, PARTITION_KEY, SORT_KEY
+from .table import ACTIVITY_INDEX, ACTIVITY_SORT_KEY, OPEN_INDEX, OPEN_SINCE, PARTITION_KEY, SORT_KEY
 
 if TYPE_CHECKING:
     from .events import SisBatchEvent
@@ -37,13 +37,16 @@ class ApplyResult:
     batch: Batch
 
 
-@dataclass(frozen=True)
 class Reconciled:
-    """A state the reconciler wrote: the batch's state before (None if we never heard of it)."""
+    """A state the reconciler wrote: the batch's state before (None if we never heard of it).
 
-    previous_state: Any
-    batch: Batch | None
-    created: bool
+    A plain class, not a dataclass: the store is in the ingest's bundle, whose cold start it would cost.
+    """
+
+    __slots__ = ("previous_state", "batch", "created")
+
+    def __init__(self, previous_state: Any, batch: Batch | None, created: bool):
+        self.previous_state, self.batch, self.created = previous_state, batch, created
 
 
 # The reconciler's per-root-account marker: outside the id alphabet (table.ID_PATTERN), so no batch
@@ -172,6 +175,70 @@ class BatchStore:
             if not start:
                 return batches
 
+    def recent(
+        self,
+        root_account_uuid: str,
+        *,
+        state: str | None = None,
+        outcome: str | None = None,
+        since: str | None = None,
+        limit: int = 50,
+        start: dict[str, str] | None = None,
+        max_evaluated: int = 1000,
+    ) -> tuple[list[Batch], dict[str, str] | None]:
+        """The root account's batches, newest activity first: up to `limit` of them, and the key to go
+        on from (None when there are no more). One query of the activity index per page, never a scan.
+
+        `since` (Canvas's event_time format) bounds the index key: last activity at or after it.
+        `state` and `outcome` filter what the index returns, so a page may take several queries; after
+        `max_evaluated` index entries the batches found so far come back with the key to go on from
+        (fewer than `limit`, and more may follow). The key is the index's own (root account, batch id,
+        last_event_at), as plain strings. Each Batch holds what the index projects: no history.
+        """
+        names = {"#pk": PARTITION_KEY}
+        values: dict[str, Any] = {":pk": root_account_uuid}
+        condition = "#pk = :pk"
+        if since is not None:
+            condition += " AND #at >= :since"
+            names["#at"] = ACTIVITY_SORT_KEY
+            values[":since"] = since
+        filters = []
+        for name, value in (("workflow_state", state), ("outcome", outcome)):
+            if value is not None:
+                filters.append(f"#{name} = :{name}")
+                names[f"#{name}"] = name
+                values[f":{name}"] = value
+        batches: list[Batch] = []
+        evaluated, key = 0, start
+        while True:
+            wanted = limit - len(batches)
+            kwargs: dict[str, Any] = {"ExclusiveStartKey": to_attributes(key)} if key else {}
+            if filters:
+                kwargs["FilterExpression"] = " AND ".join(filters)
+            page = self._client.query(
+                TableName=self._table, IndexName=ACTIVITY_INDEX, KeyConditionExpression=condition,
+                ExpressionAttributeNames=names, ExpressionAttributeValues=to_attributes(values),
+                ScanIndexForward=False,
+                # Unfiltered, exactly what is wanted; filtered, a fuller page, since some will not match.
+                Limit=max(wanted, min(100, max_evaluated)) if filters else wanted, **kwargs,
+            )
+            items = page.get("Items", [])
+            evaluated += int(page.get("ScannedCount", len(items)))
+            last = page.get("LastEvaluatedKey")
+            for position, item in enumerate(items, start=1):
+                plain = from_attributes(item)
+                plain.setdefault("account_id", "")
+                batches.append(Batch.from_item(plain))
+                if len(batches) == limit:
+                    more = position < len(items) or last is not None
+                    return batches, ({PARTITION_KEY: plain[PARTITION_KEY], SORT_KEY: plain[SORT_KEY],
+                                      ACTIVITY_SORT_KEY: plain[ACTIVITY_SORT_KEY]} if more else None)
+            if not last:
+                return batches, None
+            key = {name: str(value) for name, value in from_attributes(last).items()}
+            if evaluated >= max_evaluated:
+                return batches, key
+
     def mark_stuck(self, root_account_uuid: str, sis_batch_id: str, state: str) -> bool:
         """Record once that the batch is stuck in `state` (its stream record makes the notifier alert).
 
@@ -248,6 +315,8 @@ class BatchStore:
             sets.append("#outcome = :outcome")
             values[":outcome"] = outcome.value
             removes.append(f"#{OPEN_SINCE}")  # an end state leaves the open-batches index
+            sets.append("#ended = :true")
+            values[":true"] = True
         else:
             sets.append(f"#{OPEN_SINCE} = if_not_exists(#first_event_at, :time)")
             removes.append("#outcome")

@@ -15,6 +15,14 @@ OPEN_SINCE = "open_since"
 OPEN_INDEX_PROJECTION = ["workflow_state", "event_time", "first_event_at", "account_id", "stuck_state", "order_key",
                          "version"]
 
+# Every batch by last activity (issue 11's list route, `GET /batches/{root_account_uuid}`): every batch
+# item carries last_event_at; the reconciler's marker item does not, so it stays out. The projection is
+# what the batch view shows without its history (and `outcome`, which the route filters on).
+ACTIVITY_INDEX = "batches-by-activity"
+ACTIVITY_SORT_KEY = "last_event_at"
+ACTIVITY_INDEX_PROJECTION = ["workflow_state", "event_time", "first_event_at", "account_id", "root_account_id",
+                             "hostname", "terminal", "outcome"]
+
 KEY_SCHEMA = [
     {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
     {"AttributeName": SORT_KEY, "KeyType": "RANGE"},

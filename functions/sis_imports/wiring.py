@@ -80,28 +80,15 @@ def reconciler() -> "Reconciler":
 
     Only this function loads canvasapi (its own layer): the ingest path never does.
     """
-    import json
-
-    from aws_lambda_powertools.utilities import parameters
-
     from .admission import Admission
     from .canvas_api import CanvasApi
     from .reconcile import parse_stuck_minutes
     from .reconciler import Instance, Reconciler
 
-    raw = _required("CANVAS_INSTANCES")
+    _required("CANVAS_INSTANCES")
+    pairs = _canvas_instances()
     try:
-        configured = json.loads(raw)
-        pairs = [(str(i["url"]), str(i["token_secret"])) for i in configured]
-    except (ValueError, TypeError, KeyError):
-        raise ConfigError('environment variable CANVAS_INSTANCES must be JSON: [{"url": …, "token_secret": …}]') from None
-
-    def token(secret: str) -> Any:
-        # Powertools caches the secret (5 minutes): a rotated token is picked up without a redeploy.
-        return lambda: str(parameters.get_secret(secret, max_age=300)).strip()
-
-    try:
-        instances = [Instance(url, CanvasApi(url, token(secret), timeout=_int("CANVAS_TIMEOUT_SECONDS", 10)))
+        instances = [Instance(url, CanvasApi(url, _token(secret), timeout=_int("CANVAS_TIMEOUT_SECONDS", 10)))
                      for url, secret in pairs]
         stuck = parse_stuck_minutes(os.environ.get("STUCK_MINUTES", ""))
     except ValueError as exc:
@@ -114,7 +101,56 @@ def reconciler() -> "Reconciler":
 def alert_publisher() -> Any:
     from .publisher import AlertPublisher
 
-    return AlertPublisher(_client("sns"), _required("TOPIC_ARN"))
+    return AlertPublisher(_client("sns"), _required("TOPIC_ARN"), os.environ.get("CHAT_TOPIC_ARN", "").strip() or None,
+                          os.environ.get("CHAT_OUTCOMES", "").strip() or "failure,warning,stuck")
+
+
+def notifier_failures() -> Any:
+    """The queue for stream records the notifier cannot read (optional: without it they fail)."""
+    from .publisher import FailureQueue
+
+    url = os.environ.get("NOTIFIER_FAILURE_QUEUE_URL", "").strip()
+    return FailureQueue(lambda: _client("sqs"), url) if url else None
+
+
+def alert_retries() -> Any:
+    """The queue alerts go to when SNS refuses them (optional: without it the record fails)."""
+    from .publisher import AlertRetryQueue
+
+    url = os.environ.get("ALERT_RETRY_QUEUE_URL", "").strip()
+    delay = os.environ.get("ALERT_RETRY_DELAY_SECONDS", "").strip()
+    first_delay = int(delay) if delay.isdigit() else 60
+    return AlertRetryQueue(lambda: _client("sqs"), url, first_delay) if url else None
+
+
+def _canvas_instances() -> list[tuple[str, str]]:
+    import json
+
+    raw = os.environ.get("CANVAS_INSTANCES", "").strip()
+    if not raw:
+        return []
+    try:
+        return [(str(i["url"]), str(i["token_secret"])) for i in json.loads(raw)]
+    except (ValueError, TypeError, KeyError):
+        raise ConfigError('environment variable CANVAS_INSTANCES must be JSON: [{"url": …, "token_secret": …}]') from None
+
+
+def _token(secret: str) -> Any:
+    def read() -> str:
+        # Powertools caches the secret (5 minutes): a rotated token is picked up without a redeploy.
+        from aws_lambda_powertools.utilities import parameters
+
+        return str(parameters.get_secret(secret, max_age=300)).strip()
+
+    return read
+
+
+def alert_details() -> Any:
+    """Canvas's SIS Import API for the why of an end, when instances are configured (else None)."""
+    from .alert_details import CanvasDetails
+
+    instances = _canvas_instances()
+    return CanvasDetails([(url, _token(secret)) for url, secret in instances]) if instances else None
 
 
 def authenticator() -> "JwtAuthenticator | TokenAuthenticator | NoAuthenticator":

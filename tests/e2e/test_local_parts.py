@@ -22,7 +22,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 def test_routes_match_as_api_gateway_routes_them():
     assert match("POST", "/events") == (EVENTS_ROUTE, None)
     assert match("GET", "/batches/abc%3A1/42") == (BATCH_ROUTE, {"root_account_uuid": "abc:1", "sis_batch_id": "42"})
-    for method, path in [("GET", "/events"), ("POST", "/events/"), ("GET", "/batches/a"), ("GET", "/batches/a/b/c"),
+    assert match("GET", "/batches/abc%3A1") == ("GET /batches/{root_account_uuid}", {"root_account_uuid": "abc:1"})
+    for method, path in [("GET", "/events"), ("POST", "/events/"), ("GET", "/batches/"), ("GET", "/batches/a/b/c"),
                          ("GET", "/batches//b"), ("DELETE", "/batches/a/b")]:
         assert match(method, path) is None
 
@@ -142,13 +143,16 @@ def test_the_canvas_queue_poller_keeps_only_the_failed_messages():
 def test_an_alert_line_is_written_once_even_if_the_message_is_odd(tmp_path):
     envelope = {"Type": "Notification", "Subject": "SIS import 1 failed", "Message": json.dumps({"outcome": "failure"}),
                 "MessageAttributes": {"outcome": {"Type": "String", "Value": "failure"}}}
+    from sis_imports.alert_text import email_text
+
     assert notification_line(envelope) == {"subject": "SIS import 1 failed", "message": {"outcome": "failure"},
-                                           "attributes": {"outcome": "failure"}}
+                                           "attributes": {"outcome": "failure"},
+                                           "email": email_text({"outcome": "failure"})}
     sqs = FakeSqs([{"ReceiptHandle": "h1", "Body": json.dumps({"Subject": "s", "Message": "plain"})}])
     subscriber = AlertSubscriber(threading.Event(), "http://q", tmp_path / "alerts" / "n.jsonl", sqs=sqs)
     assert subscriber.poll() is True
     assert [json.loads(line) for line in (tmp_path / "alerts" / "n.jsonl").read_text().splitlines()] == [
-        {"subject": "s", "message": "plain", "attributes": {}}]
+        {"subject": "s", "message": "plain", "attributes": {}, "email": None}]
     assert subscriber.sqs.deleted == ["h1"]
 
 

@@ -71,10 +71,14 @@ class LocalRun:
         self.port = free_port()
         self.state = state
         self.base = f"http://127.0.0.1:{self.port}"
+        # The reconciler runs at start and then only when a test asks (make reconcile / simulate),
+        # unless the test sets RECONCILE_SECONDS: a timed pass must not land in the middle of another test.
         self.env = {**os.environ, "PORT": str(self.port), "LOCAL_STATE_DIR": str(state),
-                    "NOTIFICATIONS_FILE": str(state / "notifications.jsonl"), "SIS_AUTH": "jwt", **env}
+                    "NOTIFICATIONS_FILE": str(state / "notifications.jsonl"), "SIS_AUTH": "jwt",
+                    "RECONCILE_SECONDS": "3600", **env}
         for name in ("AWS_ENDPOINT_URL", "TABLE_NAME", "TOPIC_ARN", "SIS_JWKS_URL", "SIS_JWT_ISSUERS",
-                     "SIS_ROOT_ACCOUNTS", "SIS_HOSTNAMES"):
+                     "SIS_ROOT_ACCOUNTS", "SIS_HOSTNAMES", "CANVAS_API_URL", "CANVAS_API_TOKEN", "CANVAS_INSTANCES",
+                     "RECONCILE_LOOKBACK_HOURS", "STUCK_MINUTES"):
             if name not in env:  # only what the test asks for, not what the developer's shell has
                 self.env.pop(name, None)
         self.log_path = state / "run.log"
@@ -213,8 +217,12 @@ def test_the_pipeline_end_to_end(local_run):
     first = by_state[("7001", "failed_with_messages")]
     assert first["subject"] == "SIS import 7001 failed_with_messages on oxana.instructure.com"
     assert first["attributes"] == {"workflow_state": "failed_with_messages", "outcome": "failure",
-                                   "root_account_uuid": ROOT_ACCOUNT_UUID, "account_id": "1"}
+                                   "root_account_uuid": ROOT_ACCOUNT_UUID, "account_id": "1",
+                                   "alert_id": first["message"]["alert_id"], "type": "sis_import_finished"}
     assert first["message"]["previous_state"] == "importing"
+    # The line keeps what an email subscriber reads, and the console printed it.
+    assert first["email"].startswith("The SIS import 7001 on oxana.instructure.com ended: failed_with_messages")
+    assert "The SIS import 7001 on oxana.instructure.com ended" in local_run.log()
     restore = by_state[("7002", "partially_restored")]
     assert restore["subject"].startswith("SIS restore of import 7002 partially_restored")
     assert restore["attributes"]["outcome"] == "warning"
@@ -346,6 +354,10 @@ def test_a_run_with_allowed_root_accounts_refuses_the_others(tmp_path):
         run.wait_ready()
         assert f"only root accounts {ROOT_ACCOUNT_UUID} (SIS_ROOT_ACCOUNTS)" in run.log()
         assert "only hostnames oxana.instructure.com (SIS_HOSTNAMES)" in run.log()
+        # The Canvas simulator takes the first allowed root account and host, so that its events get in.
+        state = json.loads((tmp_path / "run.json").read_text())
+        assert state["root_account_uuid"] == ROOT_ACCOUNT_UUID
+        assert f"root account {ROOT_ACCOUNT_UUID} (host oxana.instructure.com)" in run.log()
 
         # Another root account over signed HTTPS: 403, `make send` exits 1, nothing stored.
         foreign = canvas_event("initializing", T0, "666", root_account_uuid=attacker)

@@ -139,10 +139,8 @@ def stored_is_sane(store) -> None:
     for item in store.scan():
         assert item["root_account_uuid"]["S"] != "AttackerTrialInstanceUuid"
         assert not item["event_time"]["S"].startswith("9999")
-        dumped = json.dumps(item)
         assert "?" not in item.get("url", {}).get("S", "")
-        json.dumps(item, ensure_ascii=False).encode("utf-8")  # valid Unicode throughout
-        assert "\\ud8" not in dumped.lower() and "\\udf" not in dumped.lower()
+        json.dumps(item, ensure_ascii=False).encode("utf-8")  # valid Unicode throughout: no lone surrogate
 
 
 def check_http(pipeline, mode: str, event: dict) -> None:

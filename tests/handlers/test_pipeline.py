@@ -38,52 +38,11 @@ def test_a_failed_import_gives_exactly_one_alert_with_filterable_attributes(aws,
         "outcome": "failure",
         "root_account_uuid": "VicYj3cu5BIFpoZhDVU4DZumnlBrWi1grgJEzADs",
         "account_id": "1",
+        "alert_id": alert["message"]["alert_id"],
+        "type": "sis_import_finished",
     }
     assert alert["message"]["previous_state"] == "importing"
     assert alert["message"]["duration_seconds"] == 61.5
-
-
-def test_sns_failing_the_first_publishes_still_ends_with_one_alert_per_transition(aws, none_mode, handlers_fresh):
-    failures = {"left": 3}
-
-    def flaky_publish(**kwargs):
-        if failures["left"]:
-            failures["left"] -= 1
-            raise ClientError({"Error": {"Code": "InternalError", "Message": "SNS is having a day"}}, "Publish")
-
-    boto3.DEFAULT_SESSION or boto3.setup_default_session()
-    boto3.DEFAULT_SESSION.events.register("before-call.sns.Publish", flaky_publish)
-    batches = [failed_import("2001"), failed_import("2002")]
-    restore = [canvas_event("restoring", at(T0, 3600), "2001"), canvas_event("restored", at(T0, 3700), "2001")]
-    for event in batches[0] + batches[1] + restore:
-        post(handlers_fresh, event)
-    invocations = aws.pump_stream(notifier(handlers_fresh))
-    assert failures["left"] == 0 and invocations == 4  # three failed attempts, then success
-    alerts = sorted((a["message"]["sis_batch_id"], a["message"]["workflow_state"]) for a in aws.alerts())
-    assert alerts == [("2001", "failed_with_messages"), ("2001", "restored"), ("2002", "failed_with_messages")]
-
-
-def test_records_after_a_failed_one_are_held_back_not_published_twice(aws, none_mode, handlers_fresh):
-    calls = {"n": 0}
-
-    def fail_first(**kwargs):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise ClientError({"Error": {"Code": "InternalError", "Message": "x"}}, "Publish")
-
-    boto3.setup_default_session()
-    boto3.DEFAULT_SESSION.events.register("before-call.sns.Publish", fail_first)
-    post(handlers_fresh, canvas_event("failed", T0, "3001"))
-    post(handlers_fresh, canvas_event("imported", T0, "3002"))
-    records = aws.new_stream_records()
-    response = notifier(handlers_fresh)({"Records": records}, LambdaContext())
-    failed = [f["itemIdentifier"] for f in response["batchItemFailures"]]
-    numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
-    assert failed == numbers[numbers.index(failed[0]):]  # everything from the first failure on
-    assert calls["n"] == 1  # the second alert was not attempted: it is retried with the first
-    response = notifier(handlers_fresh)({"Records": records}, LambdaContext())
-    assert response["batchItemFailures"] == []
-    assert len(aws.alerts()) == 2
 
 
 def test_the_access_token_appears_nowhere(aws, none_mode, handlers_fresh, capsys, captured_logs):

@@ -40,14 +40,14 @@ class Clock:
 class World:
     """Canvas (the simulator) delivering its Live Events to our ingest core, our store, our reconciler."""
 
-    def __init__(self, aws, clock: Clock, token: str = TOKEN):
+    def __init__(self, aws, clock: Clock, token: str = TOKEN, hostname: str = "oxana.instructure.com"):
         from sis_imports.ingest import SisBatchIngest
 
         self.aws, self.clock = aws, clock
         self.store = BatchStore(boto3.client("dynamodb"), TABLE_NAME, clock=clock.epoch)
         self.ingest = SisBatchIngest(self.store, Admission.of(ROOT_ACCOUNT_UUID), clock=clock.epoch)
         self.canvas = CanvasSimulator(token=TOKEN, root_account_uuid=ROOT_ACCOUNT_UUID, clock=clock,
-                                      on_event=self.deliver, hostname="oxana.instructure.com")
+                                      on_event=self.deliver, hostname=hostname)
         self.canvas.start()
         self.api = CanvasApi(self.canvas.base_url, lambda: token, timeout=5, sleep=lambda s: None)
         self.instance = Instance(self.canvas.base_url, self.api)

@@ -39,6 +39,7 @@ def test_store_and_notifier_match_the_pure_core(pipeline, case):
     run = f"r{next(_ids)}-"  # fresh batch ids for each example in the shared table
     order = [{**raw, "body": {**raw["body"], "sis_batch_id": run + raw["body"]["sis_batch_id"]}} for raw in order]
     expected: dict = {}
+    entered: set = set()  # every entry that made it into a batch's (bounded) history at some point
     for raw in order:
         event = parse_event(raw)
         decision, new = apply_event(expected.get(event.sis_batch_id), event, history_limit=6)
@@ -46,10 +47,12 @@ def test_store_and_notifier_match_the_pure_core(pipeline, case):
         assert result.decision is decision
         if decision is not Decision.DUPLICATE:
             expected[event.sis_batch_id] = new
+            entered |= {(event.sis_batch_id, e.workflow_state.value, e.event_time) for e in new.history}
     for batch_id, batch in expected.items():
         assert store.get(batch.root_account_uuid, batch_id) == batch
     env.pump_stream(lambda event, context: notifier.handle(event, context))
     published = sorted(
         (a["message"]["sis_batch_id"], a["message"]["workflow_state"], a["message"]["finished_at"]) for a in env.alerts()
     )
-    assert published == sorted(expected_alerts(order))
+    # The promise, for the ends that entered the history (one older than the 6 entries kept never does).
+    assert published == sorted(expected_alerts(order) & entered)

@@ -49,6 +49,23 @@ VARIANT: dict[str, Any] = {
     "log_retention_days": "90",
     "retention_days": "30",
     "stage": "staging",
+    # The reconciler (default: none of it): two instances, as typed (case, a trailing slash, a port),
+    # whose hosts are in canvas_hostnames; thresholds off their defaults, two of them left as they are.
+    "canvas_instances": "https://Oxana.Instructure.com/, https://oxana.beta.instructure.com:8443",
+    "reconcile_minutes": "10",
+    "reconcile_lookback_hours": "72",
+    "stuck_initializing_minutes": "45",
+    "stuck_importing_minutes": "240",
+    "stuck_cleanup_batch_minutes": "30",
+    "stuck_restoring_minutes": "90",
+    # Operations (issue 11): alarm mail, a shorter heartbeat, a lower refusal threshold, an unprotected table.
+    "ops_emails": "oncall@example.edu",
+    "heartbeat_hours": "50",
+    "auth_failures_per_hour": "20",
+    "deletion_protection": "false",
+    # Chat (issue 10): the Chatbot topic, and a Slack webhook subscriber whose secret the operator made.
+    "chat": "chatbot",
+    "slack_webhook_secret": "canvas-sis-slack-webhook",
 }
 
 
@@ -103,3 +120,8 @@ def assembly(synthesized):
 @pytest.fixture(scope="session")
 def variant(variant_synth):
     return variant_synth.template
+
+
+@pytest.fixture(scope="session")
+def variant_assembly(variant_synth):
+    return variant_synth.assembly

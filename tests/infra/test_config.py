@@ -23,6 +23,11 @@ def test_defaults():
     assert c.eventbridge_archive_days == 0 and c.eventbridge_source_org_id is None  # no archive unless asked
     assert (c.ingest_concurrency, c.sqs_max_concurrency, c.sqs_concurrency, c.eventbridge_concurrency,
             c.query_concurrency, c.notifier_concurrency) == (10, 5, 5, 5, 2, 2)
+    # No reconciler unless canvas_instances names one; its settings still have their defaults.
+    assert c.canvas_instances == () and (c.reconcile_minutes, c.reconcile_lookback_hours) == (5, 48)
+    assert dict(c.stuck_minutes) == {"initializing": 60, "created": 60, "importing": 360, "cleanup_batch": 60,
+                                     "restoring": 120}
+    assert c.reconciler_concurrency == 1
     assert set(DEFAULTS) >= {"stage", "auth_mode", "jwks_url", "jwt_issuers", "retention_days", "notify_emails",
                              "throttle_rate", "throttle_burst", "architecture", "domain_name", "certificate_arn"}
 
@@ -75,6 +80,26 @@ def test_lists_and_booleans_from_the_command_line():
         ({"sqs_max_concurrency": "1001"}, "sqs_max_concurrency"),
         ({"sqs_max_concurrency": "10", "sqs_concurrency": "5"}, "sqs_concurrency"),
         ({"auth_mode": "none"}, "allow_unauthenticated"),
+        ({"canvas_instances": "http://canvas.example.edu"}, "canvas_instances"),
+        ({"canvas_instances": "canvas.example.edu"}, "canvas_instances"),
+        ({"canvas_instances": "https://canvas.example.edu/accounts/1"}, "canvas_instances"),
+        ({"canvas_instances": "https://canvas.example.edu:0"}, "canvas_instances"),
+        ({"canvas_instances": "https://canvas.example.edu:70000"}, "canvas_instances"),
+        ({"canvas_instances": "https://canvas.example.edu#x"}, "canvas_instances"),
+        ({"canvas_instances": "https://localhost"}, "canvas_instances"),
+        ({"canvas_instances": "https://a.example.edu,https://A.example.edu/"}, "listed twice"),
+        ({"canvas_instances": "https://other.example.edu", "canvas_hostnames": "canvas.example.edu"}, "canvas_hostnames"),
+        ({"reconcile_minutes": "0"}, "reconcile_minutes"),
+        ({"reconcile_minutes": "61"}, "reconcile_minutes"),
+        ({"reconcile_lookback_hours": "0"}, "reconcile_lookback_hours"),
+        ({"reconcile_lookback_hours": "721"}, "reconcile_lookback_hours"),
+        ({"stuck_initializing_minutes": "0"}, "stuck_initializing_minutes"),
+        ({"stuck_created_minutes": "an hour"}, "stuck_created_minutes"),
+        ({"stuck_importing_minutes": "43201"}, "stuck_importing_minutes"),
+        ({"stuck_cleanup_batch_minutes": "-5"}, "stuck_cleanup_batch_minutes"),
+        ({"stuck_restoring_minutes": "1441", "retention_days": "1"}, "stuck_restoring_minutes"),
+        ({"reconciler_concurrency": "2"}, "reconciler_concurrency"),
+        ({"reconciler_concurrency": "-1"}, "reconciler_concurrency"),
         ({"auth_mode": "none", "allow_unauthenticated": "perhaps"}, "allow_unauthenticated"),
     ],
 )
@@ -181,3 +206,67 @@ def test_a_misspelt_key_is_refused_naming_the_right_one(given, meant):
 def test_keys_of_cdk_and_other_tools_pass():
     keys = ["@aws-cdk/aws-iam:minimizePolicies", "aws:cdk:enable-path-metadata", "cli-telemetry", "acknowledged-issue-numbers"]
     assert load_config({"root_account_uuids": UUID}.get, keys=keys) == config()
+
+
+def test_canvas_instances_are_base_urls_written_one_way():
+    c = config(canvas_instances=" HTTPS://Canvas.Example.edu/ , https://beta.example.edu:443,https://test.example.edu:8443",
+               reconcile_minutes="1", reconcile_lookback_hours="720", stuck_importing_minutes="90",
+               reconciler_concurrency="0")
+    assert c.canvas_instances == ("https://canvas.example.edu", "https://beta.example.edu",
+                                  "https://test.example.edu:8443")
+    assert (c.reconcile_minutes, c.reconcile_lookback_hours, c.reconciler_concurrency) == (1, 720, 0)
+    assert dict(c.stuck_minutes)["importing"] == 90 and dict(c.stuck_minutes)["restoring"] == 120
+    assert config(canvas_instances=["https://canvas.example.edu"]).canvas_instances == ("https://canvas.example.edu",)
+    # With canvas_hostnames, an instance's host must be one of them (its states would be refused otherwise).
+    assert config(canvas_instances="https://canvas.example.edu:8443",
+                  canvas_hostnames="Canvas.Example.edu").canvas_instances == ("https://canvas.example.edu:8443",)
+
+
+@pytest.mark.parametrize("given", ["https://me:tok3n@canvas.example.edu", "https://canvas.example.edu/?access_token=tok3n"])
+def test_a_token_pasted_into_canvas_instances_is_not_repeated_in_the_error(given):
+    with pytest.raises(ConfigError, match="canvas_instances") as refused:
+        config(canvas_instances=given)
+    assert "tok3n" not in str(refused.value) and "secret" in str(refused.value)
+
+
+@pytest.mark.parametrize(("given", "meant"), [("canvas_instance", "canvas_instances"),
+                                              ("stuck_import_minutes", "stuck_importing_minutes"),
+                                              ("reconcile_minute", "reconcile_minutes"),
+                                              ("reconcile_lookback_hour", "reconcile_lookback_hours")])
+def test_a_misspelt_reconciler_key_is_refused_naming_the_right_one(given, meant):
+    with pytest.raises(ConfigError, match=f"{given} is not a setting: did you mean {meant}"):
+        load_config({given: "x"}.get, keys=[given])
+
+
+def test_operations_settings_default_and_from_the_command_line():
+    """Issue 11: the ops topic's subscribers, the heartbeat, the 401/403 threshold, the table's protection."""
+    c = config()
+    assert (c.ops_emails, c.heartbeat_hours, c.auth_failures_per_hour, c.deletion_protection) == ((), 26, 50, True)
+    c = config(ops_emails="oncall@example.edu, dba@example.edu", heartbeat_hours="0", auth_failures_per_hour="10",
+               deletion_protection="false")
+    assert c.ops_emails == ("oncall@example.edu", "dba@example.edu")
+    assert (c.heartbeat_hours, c.auth_failures_per_hour, c.deletion_protection) == (0, 10, False)  # 0: no heartbeat
+    assert config(heartbeat_hours=168, deletion_protection=False).heartbeat_hours == 168
+
+
+@pytest.mark.parametrize(
+    ("context", "named"),
+    [
+        ({"ops_emails": "oncall@example.edu,pager"}, "ops_emails"),
+        ({"heartbeat_hours": "-1"}, "heartbeat_hours"),
+        ({"heartbeat_hours": "169"}, "heartbeat_hours"),  # an alarm looks back at most 7 days
+        ({"heartbeat_hours": "a day"}, "heartbeat_hours"),
+        ({"auth_failures_per_hour": "0"}, "auth_failures_per_hour"),
+        ({"deletion_protection": "sometimes"}, "deletion_protection"),
+    ],
+)
+def test_bad_operations_settings_are_refused_naming_the_key(context, named):
+    with pytest.raises(ConfigError, match=named):
+        config(**context)
+
+
+@pytest.mark.parametrize(("given", "meant"), [("ops_email", "ops_emails"), ("heartbeat_hour", "heartbeat_hours"),
+                                              ("deletion_protect", "deletion_protection")])
+def test_a_misspelt_operations_key_is_refused_naming_the_right_one(given, meant):
+    with pytest.raises(ConfigError, match=f"{given} is not a setting: did you mean {meant}"):
+        load_config({given: "x"}.get, keys=[given])

@@ -13,7 +13,8 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Annotations, Match
 from cdk_nag import AwsSolutionsChecks
 
-from sis_imports.table import KEY_SCHEMA, STREAM_VIEW_TYPE, TTL_ATTRIBUTE
+from sis_imports.table import (ACTIVITY_INDEX, KEY_SCHEMA, OPEN_INDEX, OPEN_INDEX_PROJECTION, OPEN_SINCE,
+                               PARTITION_KEY, STREAM_VIEW_TYPE, TTL_ATTRIBUTE)
 
 # AWS offers no resource-level permission for these; cdk-nag's IAM5 is acknowledged for them alone.
 ALLOWED_ON_ANY_RESOURCE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "dynamodb:ListStreams"}
@@ -24,6 +25,7 @@ HANDLERS = {
     "SqsConsumer": "handlers.sqs_consumer.handler",
     "EventBridgeConsumer": "handlers.eventbridge.handler",
 }
+RECONCILER = "handlers.reconciler.handler"  # only with canvas_instances (the variant)
 
 
 def resources(template, kind):
@@ -79,16 +81,37 @@ def test_table_is_keyed_by_account_and_batch_with_stream_pitr_ttl_and_retained(t
     assert props["TimeToLiveSpecification"] == {"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+    assert props["DeletionProtectionEnabled"] is True  # deletion_protection, on by default
     (variant_table,) = resources(variant, "AWS::DynamoDB::Table").values()
     assert variant_table["DeletionPolicy"] == "Delete"  # removal_policy=destroy
+    assert variant_table["Properties"]["DeletionProtectionEnabled"] is False  # deletion_protection=false
+    assert variant_table["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_the_open_batches_index_is_sparse_on_open_since_with_or_without_the_reconciler(template, variant):
+    """What the reconciler queries instead of scanning: made always (every write keeps open_since)."""
+    for t in (template, variant):
+        (table,) = resources(t, "AWS::DynamoDB::Table").values()
+        props = table["Properties"]
+        (index,) = [i for i in props["GlobalSecondaryIndexes"] if i["IndexName"] == OPEN_INDEX]
+        assert OPEN_INDEX == "open-batches"
+        assert index["KeySchema"] == [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
+                                      {"AttributeName": OPEN_SINCE, "KeyType": "RANGE"}]
+        assert OPEN_SINCE == "open_since"
+        assert index["Projection"]["ProjectionType"] == "INCLUDE"
+        assert sorted(index["Projection"]["NonKeyAttributes"]) == sorted(OPEN_INDEX_PROJECTION) == sorted(
+            ["workflow_state", "event_time", "first_event_at", "account_id", "stuck_state", "order_key", "version"])
+        assert {"AttributeName": OPEN_SINCE, "AttributeType": "S"} in props["AttributeDefinitions"]
+        assert "ProvisionedThroughput" not in index and props["BillingMode"] == "PAY_PER_REQUEST"
 
 
 def test_topic_accepts_tls_only_and_is_encrypted(template):
-    topic = only(template, "AWS::SNS::Topic")
+    (topic,) = [t for k, t in resources(template, "AWS::SNS::Topic").items() if k.startswith("AlertsTopic")]
     assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::Join": Match.any_value()} or "alias/aws/sns" in json.dumps(
         topic["Properties"]["KmsMasterKeyId"]
     )
-    (policy,) = resources(template, "AWS::SNS::TopicPolicy").values()
+    (policy,) = [p for p in resources(template, "AWS::SNS::TopicPolicy").values()
+                 if ref_name(p["Properties"]["Topics"][0]).startswith("AlertsTopic")]
     statements_ = policy["Properties"]["PolicyDocument"]["Statement"]
     denies = [s for s in statements_ if s["Effect"] == "Deny"]
     assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} and s["Principal"] == "*"
@@ -110,10 +133,15 @@ def test_notifier_stream_mapping_keeps_failures_and_skips_non_terminal_records(t
     assert 0 < props["MaximumRecordAgeInSeconds"] <= 86400
     destination = props["DestinationConfig"]["OnFailure"]["Destination"]
     assert destination["Fn::GetAtt"][0].startswith("AlertsNotifierFailures")
-    (pattern,) = props["FilterCriteria"]["Filters"]
-    assert json.loads(pattern["Pattern"]) == {
+    # A record passes when either pattern matches: an end in the history (current or late), or a stuck mark.
+    ended, stuck = props["FilterCriteria"]["Filters"]
+    assert json.loads(ended["Pattern"]) == {
         "eventName": ["INSERT", "MODIFY"],
-        "dynamodb": {"NewImage": {"terminal": {"BOOL": [True]}}},
+        "dynamodb": {"NewImage": {"ended": {"BOOL": [True]}}},
+    }
+    assert json.loads(stuck["Pattern"]) == {
+        "eventName": ["INSERT", "MODIFY"],
+        "dynamodb": {"NewImage": {"stuck_state": {"S": [{"exists": True}]}}},
     }
     assert ref_name(props["EventSourceArn"]).startswith("BatchesTable")
     assert ref_name(props["FunctionName"]).startswith("FunctionsNotifier")
@@ -134,12 +162,15 @@ def test_stage_is_throttled_and_access_logged_without_query_strings(template, va
 
 def test_webhook_is_open_to_canvas_and_the_query_needs_iam(template):
     routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in resources(template, "AWS::ApiGatewayV2::Route").values()}
-    assert set(routes) == {"POST /events", "GET /batches/{root_account_uuid}/{sis_batch_id}"}
+    assert set(routes) == {"POST /events", "GET /batches/{root_account_uuid}/{sis_batch_id}",
+                           "GET /batches/{root_account_uuid}"}
     assert routes["POST /events"].get("AuthorizationType", "NONE") == "NONE"
     assert routes["GET /batches/{root_account_uuid}/{sis_batch_id}"]["AuthorizationType"] == "AWS_IAM"
+    assert routes["GET /batches/{root_account_uuid}"]["AuthorizationType"] == "AWS_IAM"  # the list, as the batch
     integrations = template.to_json()["Resources"]
     for route_key, handler in (("POST /events", "handlers.ingest.handler"),
-                               ("GET /batches/{root_account_uuid}/{sis_batch_id}", "handlers.query.handler")):
+                               ("GET /batches/{root_account_uuid}/{sis_batch_id}", "handlers.query.handler"),
+                               ("GET /batches/{root_account_uuid}", "handlers.query.handler")):
         integration_id = routes[route_key]["Target"]["Fn::Join"][1][1]["Ref"]
         integration = integrations[integration_id]["Properties"]
         assert integration["PayloadFormatVersion"] == "2.0"
@@ -157,15 +188,18 @@ def test_custom_domain_maps_the_stage_and_closes_the_execute_api_endpoint(templa
     assert only(variant, "AWS::ApiGatewayV2::Api")["Properties"]["DisableExecuteApiEndpoint"] is True
 
 
-def test_no_iam_action_wildcards_and_resource_wildcards_only_where_aws_offers_no_other(template):
-    seen = 0
-    for statement in statements(template):
-        seen += 1
-        actions = as_list(statement.get("Action", []))
-        assert not any("*" in action for action in actions), statement
-        if "*" in as_list(statement.get("Resource", [])):
-            assert set(actions) <= ALLOWED_ON_ANY_RESOURCE, statement
-    assert seen > 10
+def test_no_iam_action_wildcards_and_resource_wildcards_only_where_aws_offers_no_other(template, variant):
+    for t in (template, variant):
+        seen = 0
+        for statement in statements(t):
+            seen += 1
+            actions = as_list(statement.get("Action", []))
+            assert not any("*" in action for action in actions), statement
+            if "*" in as_list(statement.get("Resource", [])):
+                assert set(actions) <= ALLOWED_ON_ANY_RESOURCE, statement
+            # Table.grant's `<table>/index/*`, which the table's index would bring: never (grants name the table).
+            assert "/index/*" not in json.dumps(statement.get("Resource")), statement
+        assert seen > 10
 
 
 def test_writers_may_only_write_and_the_query_only_read(template):
@@ -178,7 +212,10 @@ def test_writers_may_only_write_and_the_query_only_read(template):
 
     for writer in ("Ingest", "SqsConsumer", "EventBridgeConsumer"):
         assert table_actions(writer) == {"dynamodb:UpdateItem", "dynamodb:PutItem"}, writer
-    assert table_actions("Query") == {"dynamodb:GetItem"}
+    assert table_actions("Query") == {"dynamodb:GetItem", "dynamodb:Query"}
+    # Query on the activity index alone (the list route), never a scan, never the open-batches index.
+    (query_on,) = [s["Resource"] for s in role_statements(template, "Query") if "dynamodb:Query" in as_list(s["Action"])]
+    assert query_on["Fn::Join"][1][1] == f"/index/{ACTIVITY_INDEX}"
     assert table_actions("Notifier") == set()  # it reads the stream, never the table
 
 
@@ -187,7 +224,11 @@ def test_each_role_holds_only_what_its_function_does(template, variant):
         out = {}
         for s in statements_:
             for resource in as_list(s["Resource"]):
-                key = "*" if resource == "*" else ref_name(resource)
+                if isinstance(resource, dict) and "Fn::Join" in resource:  # <table>/index/<name>
+                    first, *rest = resource["Fn::Join"][1]
+                    key = ref_name(first) + "".join(rest)
+                else:
+                    key = "*" if resource == "*" else ref_name(resource)
                 out.setdefault(key, set()).update(as_list(s["Action"]))
         return out
 
@@ -196,6 +237,7 @@ def test_each_role_holds_only_what_its_function_does(template, variant):
         "AlertsTopic": {"sns:Publish"},
         "BatchesTable": {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"},  # its stream
         "AlertsNotifierFailures": {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},
+        "AlertsAlertRetries": {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},
         "FunctionsNotifierLogs": {"logs:CreateLogStream", "logs:PutLogEvents"},
         "*": {"dynamodb:ListStreams", "xray:PutTraceSegments", "xray:PutTelemetryRecords"},
     }
@@ -206,10 +248,13 @@ def test_each_role_holds_only_what_its_function_does(template, variant):
         assert logs and granted[logs[0]] == {"logs:CreateLogStream", "logs:PutLogEvents"}, name
         if name != "Notifier":
             assert not any(a.startswith(("sns:", "secretsmanager:")) for actions in granted.values() for a in actions)
-    # Token mode: the ingest function alone may read the secret, and only read it.
+    retry = by_resource(role_statements(template, "AlertRetry"))
+    assert retry[next(k for k in retry if k.startswith("AlertsTopic"))] == {"sns:Publish"}
+    # Token mode: the ingest function alone may read the webhook's secret, and only read it. (The notifier
+    # reads the reconciler's Canvas API tokens, issue 10: other secrets.)
     readers = [name for name in ("Ingest", "Query", "Notifier", "EventBridgeConsumer")
-               if any(a.startswith("secretsmanager:") for s in role_statements(variant, name)
-                      for a in as_list(s["Action"]))]
+               if any(a.startswith("secretsmanager:") and "CanvasToken" in json.dumps(s["Resource"])
+                      for s in role_statements(variant, name) for a in as_list(s["Action"]))]
     assert readers == ["Ingest"]
     secret_actions = {a for s in role_statements(variant, "Ingest") for a in as_list(s["Action"])
                       if a.startswith("secretsmanager:")}
@@ -220,8 +265,8 @@ def test_functions_run_python_313_traced_with_the_shared_layer_and_their_own_rol
     functions = [f["Properties"] for f in resources(template, "AWS::Lambda::Function").values()
                  if str(f["Properties"].get("Handler", "")).startswith("handlers.")]
     assert sorted(f["Handler"] for f in functions) == [
-        "handlers.eventbridge.handler", "handlers.ingest.handler", "handlers.notifier.handler",
-        "handlers.query.handler", "handlers.sqs_consumer.handler",
+        "handlers.alert_retry.handler", "handlers.eventbridge.handler", "handlers.ingest.handler",
+        "handlers.notifier.handler", "handlers.query.handler", "handlers.sqs_consumer.handler",
     ]
     for f in functions:
         assert f["Runtime"] == "python3.13" and f["Architectures"] == ["x86_64"]
@@ -287,7 +332,7 @@ def test_each_function_has_its_reserved_concurrency_and_the_sqs_source_a_maximum
     reserved = {name: function(template, handler).get("ReservedConcurrentExecutions")
                 for name, handler in HANDLERS.items()}
     assert reserved == {"Ingest": 10, "SqsConsumer": 5, "EventBridgeConsumer": 5, "Query": 2, "Notifier": 2}
-    (mapping,) = template.find_resources("AWS::Lambda::EventSourceMapping", {"Properties": {"BatchSize": 10}}).values()
+    mapping = consumer_mapping(template)
     assert mapping["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 5}  # = the consumer's reservation
     reserved = {name: function(variant, handler).get("ReservedConcurrentExecutions")
                 for name, handler in HANDLERS.items() if name != "SqsConsumer"}
@@ -303,8 +348,9 @@ def test_unchanged_inputs_give_unchanged_assets(template, variant):
                  for layer in resources(t, "AWS::Lambda::LayerVersion").values()}
         return keys
 
-    assert assets(template) == assets(variant)
+    assert assets(template) < assets(variant)
     assert len(assets(template)) == 2  # one code asset for every function, one layer
+    assert len(assets(variant) - assets(template)) == 1  # and, with canvas_instances, the reconciler's layer
 
 
 def test_canvas_queue_takes_messages_from_canvas_only(template):
@@ -330,17 +376,39 @@ def test_canvas_queue_takes_messages_from_canvas_only(template):
     assert queue["MessageRetentionPeriod"] == dlq["MessageRetentionPeriod"] == 4 * 86400 == 345600
     consumer = function(template, "handlers.sqs_consumer.handler")
     assert queue["VisibilityTimeout"] >= 6 * consumer["Timeout"]  # as Lambda advises for SQS sources
-    mapping = template.find_resources("AWS::Lambda::EventSourceMapping", {"Properties": {"BatchSize": 10}})
-    (mapping_props,) = [m["Properties"] for m in mapping.values()]
+    mapping_props = consumer_mapping(template)["Properties"]
     assert mapping_props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert ref_name(mapping_props["EventSourceArn"]) == queue_id
+
+
+def consumer_mapping(template):
+    """The Canvas queue's event source mapping (the alert retry queue has one too)."""
+    (mapping,) = [m for m in template.find_resources("AWS::Lambda::EventSourceMapping").values()
+                  if ref_name(m["Properties"]["FunctionName"]).startswith("FunctionsSqsConsumer")]
+    return mapping
+
+
+def test_alerts_sns_refuses_are_retried_for_a_day_then_kept(template):
+    (mapping,) = [m for m in template.find_resources("AWS::Lambda::EventSourceMapping").values()
+                  if ref_name(m["Properties"]["FunctionName"]).startswith("FunctionsAlertRetry")]
+    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queues = template.to_json()["Resources"]
+    retries = queues[ref_name(mapping["Properties"]["EventSourceArn"])]["Properties"]
+    assert retries["VisibilityTimeout"] == 300  # a retry every 5 minutes
+    assert retries["RedrivePolicy"]["maxReceiveCount"] == 288  # for 24 hours
+    notifier = function(template, "handlers.notifier.handler")
+    env = notifier["Environment"]["Variables"]
+    assert ref_name(env["ALERT_RETRY_QUEUE_URL"]) == ref_name(mapping["Properties"]["EventSourceArn"])
+    assert ref_name(env["NOTIFIER_FAILURE_QUEUE_URL"]).startswith("AlertsNotifierFailures")
+    assert notifier["Timeout"] >= 20  # each record starts with 8 s left at least; Canvas details take up to 3 s
 
 
 def test_canvas_queue_can_be_turned_off(variant):
     assert not [q for q in resources(variant, "AWS::SQS::Queue").values()
                 if str(q["Properties"].get("QueueName", "")).startswith("canvas-live-events")]
     handlers = {f["Properties"].get("Handler") for f in resources(variant, "AWS::Lambda::Function").values()}
-    assert "handlers.sqs_consumer.handler" not in handlers and len(handlers) == 4
+    # 4 + alert_retry + the reconciler + the Slack subscriber
+    assert "handlers.sqs_consumer.handler" not in handlers and len(handlers) == 7
 
 
 def test_event_bus_rule_archive_and_dead_letters(template, variant):
@@ -434,12 +502,14 @@ def test_outputs_give_what_operators_paste_and_subscribe(template, variant):
 
 def test_token_mode_creates_the_secret_only_then_and_lets_ingest_read_it(template, variant):
     assert resources(template, "AWS::SecretsManager::Secret") == {}
-    only(variant, "AWS::SecretsManager::Secret")
+    (token,) = [k for k in resources(variant, "AWS::SecretsManager::Secret") if k.startswith("CanvasToken")]
+    assert ref_name(variant.to_json()["Outputs"]["TokenSecretArn"]["Value"]) == token
     ingest = [f for f in resources(variant, "AWS::Lambda::Function").values()
               if f["Properties"].get("Handler") == "handlers.ingest.handler"][0]["Properties"]
     assert ingest["Environment"]["Variables"]["SIS_AUTH"] == "token"
     assert "SIS_TOKEN_SECRET_ARN" in ingest["Environment"]["Variables"]
-    assert len(resources(variant, "AWS::SNS::Subscription")) == 2
+    assert len([s for s in resources(variant, "AWS::SNS::Subscription").values()  # notify_emails
+                if ref_name(s["Properties"]["TopicArn"]).startswith("AlertsTopic") and s["Properties"]["Protocol"] == "email"]) == 2
     assert len(resources(variant, "AWS::ApiGatewayV2::DomainName")) == 1
 
 
@@ -493,7 +563,7 @@ def test_cdk_nag_fails_synth_on_an_unacknowledged_finding(tmp_path):
 
 def test_same_sources_give_the_same_assets_and_no_rebuild(template, variant):
     """Two syntheses with different context share byte-identical layer and code assets."""
-    from infra.bundling import build_code, build_layer
+    from infra.bundling import RECONCILER_REQUIREMENTS, build_code, build_layer
 
     def keys(t):
         res = t.to_json()["Resources"].values()
@@ -502,9 +572,145 @@ def test_same_sources_give_the_same_assets_and_no_rebuild(template, variant):
                 and str(r["Properties"].get("Handler", "")).startswith("handlers.")}
         return layer, code
 
-    assert keys(template) == keys(variant)
+    assert keys(template)[0] < keys(variant)[0] and len(keys(variant)[0]) == 2  # + the reconciler's layer
+    assert keys(template)[1] == keys(variant)[1]
     assert len(keys(template)[1]) == 1  # one code asset, uploaded once for all functions
     layer = build_layer()
     stamp = (layer / ".complete").stat().st_mtime_ns
     assert build_layer() == layer and (layer / ".complete").stat().st_mtime_ns == stamp  # not rebuilt
+    # The reconciler's layer has a name of its own: building either never prunes the other.
+    own = build_layer(requirements=RECONCILER_REQUIREMENTS, name="reconciler-layer")
+    assert own.name.startswith("reconciler-layer-x86_64-") and layer.name.startswith("layer-x86_64-")
+    assert build_layer() == layer and (layer / ".complete").exists() and (own / ".complete").exists()
     assert build_code() == build_code()
+
+
+# The reconciler (issue 9): only with canvas_instances, which the variant sets and the default does not.
+
+def reconciler_id(t):
+    (found,) = [k for k, f in resources(t, "AWS::Lambda::Function").items() if f["Properties"].get("Handler") == RECONCILER]
+    return found
+
+
+def token_secrets(t):
+    return {k: r for k, r in resources(t, "AWS::SecretsManager::Secret").items() if k.startswith("ReconcilerToken")}
+
+
+def joined(value):
+    """A Fn::Join as text, each Ref written <LogicalId>."""
+    if isinstance(value, str):
+        return value
+    separator, parts = value["Fn::Join"]
+    return separator.join(part if isinstance(part, str) else f"<{ref_name(part)}>" for part in parts)
+
+
+def test_without_canvas_instances_there_is_no_reconciler_schedule_secret_or_second_layer(template):
+    handlers = {f["Properties"].get("Handler") for f in resources(template, "AWS::Lambda::Function").values()}
+    assert RECONCILER not in handlers
+    assert resources(template, "AWS::SecretsManager::Secret") == {}
+    assert len(resources(template, "AWS::Lambda::LayerVersion")) == 1
+    assert not [r for r in resources(template, "AWS::Events::Rule").values() if "ScheduleExpression" in r["Properties"]]
+    assert resources(template, "AWS::Scheduler::Schedule") == {}
+    assert not [k for k in template.to_json()["Outputs"] if k.startswith("CanvasTokenSecretArn")]
+    actions = {a for s in statements(template) for a in as_list(s["Action"])}
+    # The open-batches index is there, but nothing queries it (the query function reads the activity index).
+    assert "/index/open-batches" not in json.dumps(list(statements(template)))
+    assert not [a for a in actions if a.startswith("secretsmanager:")]
+
+
+def test_the_reconciler_runs_every_reconcile_minutes_one_pass_at_a_time(variant):
+    reconciler = reconciler_id(variant)
+    props = function(variant, RECONCILER)
+    assert props["Timeout"] == 120 and props["MemorySize"] == 512
+    assert props["Runtime"] == "python3.13" and props["TracingConfig"] == {"Mode": "Active"}
+    assert props["ReservedConcurrentExecutions"] == 1  # passes never overlap
+    (rule,) = [r["Properties"] for r in resources(variant, "AWS::Events::Rule").values()
+               if "ScheduleExpression" in r["Properties"]]
+    assert rule["ScheduleExpression"] == "rate(10 minutes)"  # reconcile_minutes
+    assert rule["State"] == "ENABLED" and "EventBusName" not in rule  # the default bus: AWS's schedule
+    (target,) = rule["Targets"]
+    assert ref_name(target["Arn"]) == reconciler
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 0  # a failed pass: the next one tries again
+    (invoke,) = [c["Properties"] for c in resources(variant, "AWS::Lambda::EventInvokeConfig").values()
+                 if ref_name(c["Properties"]["FunctionName"]) == reconciler]
+    # A pass waiting behind a running one is dropped after one interval: passes never pile up.
+    assert invoke["MaximumRetryAttempts"] == 0 and invoke["MaximumEventAgeInSeconds"] == 600
+    (permission,) = [p["Properties"] for p in resources(variant, "AWS::Lambda::Permission").values()
+                     if ref_name(p["Properties"]["FunctionName"]) == reconciler]
+    assert permission["Principal"] == "events.amazonaws.com" and permission["Action"] == "lambda:InvokeFunction"
+    assert ref_name(permission["SourceArn"]).startswith("ReconcilerSchedule")
+
+
+def test_the_reconciler_alone_has_the_second_layer(variant):
+    layers = resources(variant, "AWS::Lambda::LayerVersion")
+    assert len(layers) == 2
+    (shared,) = [k for k in layers if k.startswith("FunctionsDependencies")]
+    (own,) = [k for k in layers if k.startswith("FunctionsReconcilerDependencies")]
+    assert layers[own]["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert layers[own]["Properties"]["CompatibleArchitectures"] == ["x86_64"]
+    for logical_id, f in resources(variant, "AWS::Lambda::Function").items():
+        if not str(f["Properties"].get("Handler", "")).startswith("handlers."):
+            continue
+        # The notifier too: it reads an end's details with the reconciler's client (imported on first use).
+        expected = [shared, own] if logical_id == reconciler_id(variant) or logical_id.startswith(
+            "FunctionsNotifier") else [shared]
+        assert [ref_name(layer) for layer in f["Properties"]["Layers"]] == expected, logical_id
+
+
+def test_the_reconciler_gets_the_store_environment_its_instances_and_thresholds(variant):
+    env = function(variant, RECONCILER)["Environment"]["Variables"]
+    ingest = function(variant, HANDLERS["Ingest"])["Environment"]["Variables"]
+    # The same core as the functions that take events: the same table, retention and allowlist.
+    for key in ("TABLE_NAME", "RETENTION_DAYS", "SIS_ROOT_ACCOUNTS", "SIS_HOSTNAMES"):
+        assert env[key] == ingest[key], key
+    assert ref_name(env["TABLE_NAME"]).startswith("BatchesTable") and env["RETENTION_DAYS"] == "30"
+    assert env["RECONCILE_LOOKBACK_HOURS"] == "72"
+    assert env["STUCK_MINUTES"] == "initializing=45,created=60,importing=240,cleanup_batch=30,restoring=90"
+    secrets = token_secrets(variant)
+    instances = json.loads(joined(env["CANVAS_INSTANCES"]))
+    assert [i["url"] for i in instances] == ["https://oxana.instructure.com", "https://oxana.beta.instructure.com:8443"]
+    assert sorted(i["token_secret"] for i in instances) == sorted(f"<{k}>" for k in secrets)  # each its own secret
+    assert not {"TOPIC_ARN", "SIS_AUTH", "SIS_TOKEN_SECRET_ARN"} & set(env)  # no token of the webhook's
+
+
+def test_each_instance_has_a_token_secret_the_operator_sets_and_an_output_saying_how(variant):
+    secrets = token_secrets(variant)
+    assert len(secrets) == 2
+    for secret in secrets.values():
+        # A generated placeholder: no token in the template, the context or the repository.
+        assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+        assert "SecretString" not in secret["Properties"]
+        (rule,) = secret["Metadata"]["cdk_nag"]["rules_to_suppress"]
+        assert rule["id"] == "AwsSolutions-SMG4" and "admin in Canvas" in rule["reason"]
+    outputs = variant.to_json()["Outputs"]
+    env = json.loads(joined(function(variant, RECONCILER)["Environment"]["Variables"]["CANVAS_INSTANCES"]))
+    for number, instance in enumerate(env, start=1):
+        output = outputs[f"CanvasTokenSecretArn{number}"]
+        assert f"<{ref_name(output['Value'])}>" == instance["token_secret"]
+        assert instance["url"] in output["Description"] and "aws secretsmanager put-secret-value" in output["Description"]
+        assert instance["url"] in secrets[ref_name(output["Value"])]["Properties"]["Description"]
+    assert "CanvasTokenSecretArn3" not in outputs
+
+
+def test_the_reconciler_reads_and_writes_batch_items_queries_the_index_and_reads_its_secrets_only(variant):
+    granted = {}
+    for s in role_statements(variant, "Reconciler"):
+        for resource in as_list(s["Resource"]):
+            key = "*" if resource == "*" else joined(resource) if "Fn::Join" in resource else f"<{ref_name(resource)}>"
+            granted.setdefault(key, set()).update(as_list(s["Action"]))
+    (table,) = resources(variant, "AWS::DynamoDB::Table")
+    secrets = token_secrets(variant)
+    (logs,) = [k for k in granted if k.startswith("<FunctionsReconcilerLogs")]
+    assert granted == {
+        f"<{table}>": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+        f"<{table}>/index/open-batches": {"dynamodb:Query"},
+        **{f"<{k}>": {"secretsmanager:GetSecretValue"} for k in secrets},
+        logs: {"logs:CreateLogStream", "logs:PutLogEvents"},
+        "*": {"xray:PutTraceSegments", "xray:PutTelemetryRecords"},
+    }
+    # Nobody else queries the open-batches index (the query function reads the activity index only); the
+    # notifier alone also reads the tokens (issue 10: an end's details).
+    for name in ("Ingest", "Query", "Notifier", "EventBridgeConsumer"):
+        text = json.dumps(role_statements(variant, name))
+        assert "/index/open-batches" not in text, name
+        assert name == "Notifier" or not [k for k in secrets if k in text], name

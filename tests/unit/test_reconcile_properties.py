@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sis_imports.alerts import alert_for
+from sis_imports.alerts import alerts_for
 from sis_imports.events import parse_event
 from sis_imports.reconcile import DEFAULT_STUCK_MINUTES, event_time
 from sis_imports.reconciler import Instance, Reconciler
@@ -100,6 +100,6 @@ def test_events_and_passes_in_any_interleaving_end_in_canvass_state_with_one_ale
 
     batch = store.items[(ROOT_ACCOUNT_UUID, "500")]
     assert batch.workflow_state is end
-    alerts = [a for old, new in store.writes if (a := alert_for(old, new))]
+    alerts = [a for old, new in store.writes for a in alerts_for(old, new)]
     assert [a.message["workflow_state"] for a in alerts] == [end.value]
     assert WorkflowState(alerts[0].message["workflow_state"]) in IMPORT_ENDS

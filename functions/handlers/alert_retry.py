@@ -1,0 +1,59 @@
+"""The retry queue -> SNS: alerts the notifier could not publish, published again.
+
+A message that fails comes back after the queue's visibility timeout (minutes, not seconds), for a
+day; then it waits in the dead-letter queue until `make redrive` moves it back. Nothing is lost to
+an SNS outage. The alert keeps its `alert_id`, so subscribers can drop a repeat.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from sis_imports import wiring
+from sis_imports.observability import count, logger, metrics
+from sis_imports.publisher import AlertPublisher, deferred_alert
+
+
+class AlertRetry:
+    def __init__(self, publisher: AlertPublisher):
+        self._publisher = publisher
+
+    def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return process_partial_response(
+            event=event, record_handler=self._record, context=context,
+            processor=BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False),
+        )
+
+    def _record(self, record: SQSRecord) -> str:
+        alert, targets = deferred_alert(record.body)
+        try:
+            self._publisher.publish(alert, targets)
+        except Exception:
+            count("AlertsFailed")
+            logger.warning("a deferred alert could not be published yet; it comes back later",
+                           extra={"alert_id": alert.message.get("alert_id"), "receive_count": record.attributes.approximate_receive_count})
+            raise
+        count("AlertsPublished")
+        count("AlertsRepublished")
+        logger.info("deferred alert published", extra={"alert_id": alert.message.get("alert_id")})
+        return "published"
+
+
+@cache
+def app() -> AlertRetry:
+    return AlertRetry(wiring.alert_publisher())
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app().handle(event, context)
+
+
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    app()

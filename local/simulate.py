@@ -1,0 +1,283 @@
+"""`make simulate`: scenarios on the running `make run`'s Canvas simulator, then one reconcile pass,
+then what the notifications file shows.
+
+  normal        created, importing, imported; every Live Event delivered
+  failure       ends failed_with_messages, with errors; every Live Event delivered
+  silent abort  batch mode, importing, then aborted by its change_threshold: Canvas sends no event
+  stuck         left in initializing, created (backdated) beyond the initializing threshold
+  lost events   ends imported_with_messages; every one of its Live Events lost inside Canvas
+
+The simulator is driven through its control routes (/_simulator/..., 127.0.0.1, with the run's
+control key from its state file); the pass through the run's local-only POST /_local/reconcile.
+Every wait is bounded. Exits 1 when an alert is missing or comes more than once. Needs the simulator:
+a run started with CANVAS_API_URL has none.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from local import settings
+from local.canvas_simulator import CONTROL_HEADER, event_time
+from local.reconcile import describe, request_pass
+
+DELIVERY_WAIT_SECONDS = 30  # the simulator's Live Events reaching the webhook
+ALERT_WAIT_SECONDS = 30  # the alerts reaching the notifications file after the pass
+SETTLE_SECONDS = 1.5  # after the last expected alert: time for a duplicate to show, if there were one
+DEFAULT_STUCK_MINUTES = 60.0
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 whatever HTTP_PROXY says
+
+
+class SimulatorError(Exception):
+    pass
+
+
+class Simulator:
+    """The control routes of the run's Canvas simulator."""
+
+    def __init__(self, base_url: str, control_key: str):
+        self.base_url, self.control_key = base_url, control_key
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"{self.base_url}/_simulator/{path}", method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={CONTROL_HEADER: self.control_key, "content-type": "application/json"})
+        try:
+            with OPENER.open(request, timeout=15) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise SimulatorError(f"the simulator answered {exc.code} to {method} /_simulator/{path}: "
+                                 f"{exc.read().decode(errors='replace')[:300]}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise SimulatorError(f"cannot reach the simulator at {self.base_url} "
+                                 f"({getattr(exc, 'reason', exc)}); is `make run` still going?") from None
+
+    def status(self) -> dict[str, Any]:
+        return self.call("GET", "status")
+
+    def create(self, **args: Any) -> int:
+        return int(self.call("POST", "imports", args)["id"])
+
+    def act(self, sis_id: int, action: str, **args: Any) -> dict[str, Any]:
+        return self.call("POST", f"imports/{sis_id}/{action}", args)
+
+
+@dataclass
+class Expected:
+    """One alert owed for a batch: the message fields it must have."""
+
+    fields: dict[str, Any]
+
+    def matches(self, message: dict[str, Any]) -> bool:
+        return all(message.get(k) == v for k, v in self.fields.items())
+
+    def text(self) -> str:
+        f = self.fields
+        if f.get("type") == "sis_import_stuck":
+            return f"one sis_import_stuck alert (state {f.get('workflow_state')})"
+        return f"one alert: {f.get('workflow_state')}, outcome {f.get('outcome')}, detected_by {f.get('detected_by')}"
+
+
+@dataclass
+class Scenario:
+    name: str
+    what: str
+    expect: str
+    sis_batch_id: str = ""
+    alerts: list[Expected] = field(default_factory=list)
+
+
+def play(sim: Simulator, stuck_minutes: float) -> list[Scenario]:
+    """Creates the five imports; answers what each should come to."""
+    now = datetime.now(timezone.utc)
+    scenarios = []
+
+    normal = sim.create()
+    sim.act(normal, "run", outcome="imported")
+    scenarios.append(Scenario(
+        "normal", "created, importing, imported; every Live Event delivered",
+        "alerted once, from its Live Event, before the pass; the pass agrees and changes nothing", str(normal),
+        [Expected({"type": "sis_import_finished", "workflow_state": "imported", "outcome": "success",
+                   "detected_by": "live_event"})]))
+
+    failed = sim.create()
+    sim.act(failed, "run", outcome="failed_with_messages",
+            errors=[["enrollments.csv", "Unknown course id CRS-404 referenced in enrollment"],
+                    ["users.csv", "user u-9 has no login id"]])
+    scenarios.append(Scenario(
+        "failure", "ends failed_with_messages, with 2 errors; every Live Event delivered",
+        "alerted once, from its Live Event, before the pass; the pass changes nothing", str(failed),
+        [Expected({"type": "sis_import_finished", "workflow_state": "failed_with_messages", "outcome": "failure",
+                   "detected_by": "live_event"})]))
+
+    aborted = sim.create(options={"batch_mode": True, "batch_mode_term_id": "1", "change_threshold": 10})
+    sim.act(aborted, "advance", state="importing")
+    sim.act(aborted, "abort", how="change_threshold", deletes=250)
+    scenarios.append(Scenario(
+        "silent abort", "batch mode, importing (delivered), then aborted by change_threshold 10%: no Live Event",
+        "alerted within one pass as aborted, outcome failure, detected_by sis_import_api (corrected importing -> "
+        "aborted)", str(aborted),
+        [Expected({"type": "sis_import_finished", "workflow_state": "aborted", "outcome": "failure",
+                   "detected_by": "sis_import_api"})]))
+
+    backdated = now - timedelta(minutes=stuck_minutes + 30)
+    stuck = sim.create(strand=True, at=event_time(backdated))
+    scenarios.append(Scenario(
+        "stuck", f"created at {event_time(backdated)} ({stuck_minutes + 30:g} min ago) and left in initializing "
+        "(its sis_batch_created delivered)",
+        f"alerted within one pass as sis_import_stuck (initializing longer than {stuck_minutes:g} min), "
+        "once: later passes do not repeat it", str(stuck),
+        [Expected({"type": "sis_import_stuck", "workflow_state": "initializing"})]))
+
+    lost = sim.create(lose=["initializing", "created", "importing", "imported_with_messages"])
+    sim.act(lost, "run", outcome="imported_with_messages")
+    scenarios.append(Scenario(
+        "lost events", "ends imported_with_messages; all 4 of its Live Events lost inside Canvas",
+        "alerted within one pass with its real end, imported_with_messages, outcome warning, detected_by "
+        "sis_import_api (counted as missed)", str(lost),
+        [Expected({"type": "sis_import_finished", "workflow_state": "imported_with_messages", "outcome": "warning",
+                   "detected_by": "sis_import_api"})]))
+    return scenarios
+
+
+def read_alerts(path: Path, offset: int) -> list[dict[str, Any]]:
+    """The notifications file's lines written after `offset` (complete lines only)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    lines = []
+    for raw in data.split(b"\n")[:-1]:  # the last piece is empty or a line still being written
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(line, dict) and isinstance(line.get("message"), dict):
+            lines.append(line)
+    return lines
+
+
+def check(scenarios: list[Scenario], alerts: list[dict[str, Any]], root: str) -> dict[str, list[str]]:
+    """Per scenario, what is wrong (empty: as expected)."""
+    problems: dict[str, list[str]] = {}
+    for scenario in scenarios:
+        mine = [a["message"] for a in alerts
+                if str(a["message"].get("sis_batch_id")) == scenario.sis_batch_id
+                and a["message"].get("root_account_uuid") == root]
+        wrong = []
+        for expected in scenario.alerts:
+            found = [m for m in mine if expected.matches(m)]
+            if not found:
+                wrong.append(f"missing: {expected.text()}")
+            elif len(found) > 1:
+                wrong.append(f"{len(found)} alerts where one was owed: {expected.text()}")
+        extra = [m for m in mine if not any(e.matches(m) for e in scenario.alerts)]
+        wrong += [f"unexpected alert: {m.get('type')} {m.get('workflow_state')} outcome {m.get('outcome')} "
+                  f"detected_by {m.get('detected_by')}" for m in extra]
+        problems[scenario.name] = wrong
+    return problems
+
+
+def wait_for(condition: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+
+
+def alert_line(message: dict[str, Any]) -> str:
+    return (f"{message.get('type')} {message.get('workflow_state')} outcome {message.get('outcome')} "
+            f"detected_by {message.get('detected_by')}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make simulate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.parse_args(argv)
+    state = settings.read_state()
+    settings.loopback_only()
+    if not state.get("simulator_url"):
+        print(f"make simulate: this local run reconciles against {state.get('canvas_url') or 'another Canvas'} "
+              "(CANVAS_API_URL) and has no simulator; start `make run` without CANVAS_API_URL to play scenarios",
+              file=sys.stderr)
+        return 2
+    if not state.get("control_key"):
+        print("make simulate: this local run has no control key (started by an older version?): restart `make run`",
+              file=sys.stderr)
+        return 2
+    sim = Simulator(state["simulator_url"], state["control_key"])
+    threshold = DEFAULT_STUCK_MINUTES
+    for part in str(state.get("stuck_minutes") or "").split(","):
+        name, _, value = part.partition("=")
+        if name.strip() == "initializing":
+            try:
+                threshold = float(value)
+            except ValueError:
+                pass
+    notifications = Path(state["notifications_file"])
+    offset = notifications.stat().st_size if notifications.exists() else 0
+
+    try:
+        status = sim.status()
+        root = status["root_account_uuid"]
+        print(f"Canvas simulator at {sim.base_url} (root account {root}, host {status['hostname']})\n", flush=True)
+        scenarios = play(sim, threshold)
+        for n, s in enumerate(scenarios, 1):
+            print(f"  {n}. {s.name:12} import {s.sis_batch_id}: {s.what}\n"
+                  f"     {'':12} expect: {s.expect}", flush=True)
+        print(flush=True)
+        if not wait_for(lambda: sim.status()["events_pending"] == 0, DELIVERY_WAIT_SECONDS):
+            print(f"the simulator's Live Events were still being delivered after {DELIVERY_WAIT_SECONDS} s; "
+                  "reconciling anyway", flush=True)
+    except SimulatorError as exc:
+        print(f"make simulate: {exc}", file=sys.stderr)
+        return 1
+    delivered = sim.status()
+    print(f"Live Events: {delivered['events_announced'] - delivered['events_lost']} delivered to the webhook, "
+          f"{delivered['events_lost']} lost inside Canvas (as announced so far)\n", flush=True)
+
+    print("One reconcile pass now (as `make reconcile`):", flush=True)
+    try:
+        summary = request_pass(state)
+    except RuntimeError as exc:
+        print(f"make simulate: {exc}", file=sys.stderr)
+        return 1
+    print(describe(summary) + "\n", flush=True)
+
+    def settled() -> bool:
+        return all(not p for p in check(scenarios, read_alerts(notifications, offset), root).values())
+
+    done = wait_for(settled, ALERT_WAIT_SECONDS)
+    if done:
+        time.sleep(SETTLE_SECONDS)  # a duplicate would show up now
+    alerts = read_alerts(notifications, offset)
+    problems = check(scenarios, alerts, root)
+    print(f"What {notifications} shows{'' if done else f' after {ALERT_WAIT_SECONDS} s'}:", flush=True)
+    for s in scenarios:
+        got = [m for m in (a["message"] for a in alerts) if str(m.get("sis_batch_id")) == s.sis_batch_id
+               and m.get("root_account_uuid") == root]
+        verdict = "as expected" if not problems[s.name] else "NOT as expected: " + "; ".join(problems[s.name])
+        print(f"  {s.name:12} import {s.sis_batch_id}: {verdict}", flush=True)
+        for message in got:
+            print(f"  {'':12} {alert_line(message)}", flush=True)
+    print("\nA second `make reconcile` should change nothing (and alert nothing).", flush=True)
+    return 0 if all(not p for p in problems.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

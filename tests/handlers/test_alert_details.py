@@ -1,0 +1,104 @@
+"""The why of an end, read from Canvas at alert time: counts and first errors of a failed import, the
+threshold reason of an abort, and an alert without details (saying why) when Canvas does not answer."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import boto3
+import pytest
+
+from handlers.notifier import Notifier
+from local.lambda_context import LambdaContext
+from sis_imports.alert_details import CanvasDetails
+from sis_imports.alert_text import email_text
+from sis_imports.publisher import AlertPublisher
+from tests.handlers.test_reconciler import TOKEN, Clock, World
+
+
+@pytest.fixture
+def world(aws):
+    # The instance's host is the one its events name, as in production (here the simulator's address).
+    w = World(aws, Clock(), hostname="127.0.0.1")
+    yield w
+    w.canvas.stop()
+
+
+def notify(world: World, details: CanvasDetails) -> list[dict]:
+    notifier = Notifier(AlertPublisher(boto3.client("sns"), world.aws.topic_arn), details=details)
+    world.aws.pump_stream(lambda event, context: notifier.handle(event, context))
+    return [a["message"] for a in world.aws.alerts()]
+
+
+def test_a_failed_imports_alert_carries_its_counts_and_first_errors(world):
+    errors = [["enrollments.csv", f"Unknown course id CRS-{n} referenced in enrollment"] for n in range(30)]
+    sis_id = world.canvas.create_import()
+    world.clock.tick(5)
+    world.canvas.advance(sis_id, "importing")
+    world.clock.tick(60)
+    world.canvas.advance(sis_id, "failed_with_messages", errors=errors, counts={"users": 12, "enrollments": 40})
+    (alert,) = notify(world, CanvasDetails([(world.canvas.base_url, lambda: TOKEN)]))
+    details = alert["details"]
+    assert details["counts"]["users"] == 12 and details["counts"]["enrollments"] == 40
+    assert details["error_count"] == 30 and len(details["errors"]) == 10
+    assert details["errors"][0] == {"file": "enrollments.csv", "message": "Unknown course id CRS-0 referenced in enrollment"}
+    assert "verifier" not in str(alert) and "errors_attachment" not in str(alert)
+    text = email_text(alert)
+    assert "Errors: 30" in text and "enrollments.csv: Unknown course id CRS-0" in text
+    assert alert["canvas_page_url"] == "https://127.0.0.1/accounts/1/sis_import"
+
+
+def test_an_aborted_imports_alert_carries_the_threshold_reason(world):
+    world.reconcile()
+    sis_id = world.canvas.create_import(batch_mode=True, change_threshold=10)
+    world.clock.tick(5)
+    world.canvas.advance(sis_id, "importing")
+    world.clock.tick(60)
+    world.canvas.abort(sis_id, "change_threshold", deletes=250)
+    world.clock.tick(30)
+    world.reconcile()
+    (alert,) = notify(world, CanvasDetails([(world.canvas.base_url, lambda: TOKEN)]))
+    assert (alert["workflow_state"], alert["detected_by"]) == ("aborted", "sis_import_api")
+    reason = alert["details"]["abort_reason"]
+    assert "250 enrollments would be deleted and exceeds the set threshold" in reason
+    assert alert["details"]["batch_mode"] is True and alert["details"]["change_threshold"] == 10
+    assert f"Aborted because: {reason}" in email_text(alert)
+
+
+def test_an_unreachable_canvas_gives_an_alert_without_details_within_the_notifiers_time(world):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts connections, never answers
+    sis_id = world.canvas.create_import()
+    world.clock.tick(5)
+    world.canvas.advance(sis_id, "importing")
+    world.canvas.advance(sis_id, "failed")
+    started = time.monotonic()
+    try:
+        (alert,) = notify(world, CanvasDetails([(f"http://127.0.0.1:{silent.getsockname()[1]}", lambda: TOKEN)],
+                                               timeout=1.0))
+    finally:
+        silent.close()
+    took = time.monotonic() - started
+    print(f"unreachable Canvas: the alert went out without details after {took:.2f} s")
+    assert alert["details"] is None and "did not answer" in alert["details_unavailable"]
+    assert took < 10  # the notifier's 30 s timeout is never at risk; one bounded read, no retry
+    assert "Details from Canvas are not included" in email_text(alert)
+
+
+def test_a_host_without_an_instance_says_so(world):
+    sis_id = world.canvas.create_import()
+    world.canvas.advance(sis_id, "importing")
+    world.canvas.advance(sis_id, "imported")
+    (alert,) = notify(world, CanvasDetails([("https://other.instructure.com", lambda: TOKEN)]))
+    assert alert["details"] is None and "no Canvas instance is configured for 127.0.0.1" in alert["details_unavailable"]
+
+
+def test_a_throttled_canvas_is_asked_once_more_and_the_details_come(world):
+    sis_id = world.canvas.create_import()
+    world.canvas.advance(sis_id, "importing")
+    world.canvas.advance(sis_id, "failed_with_messages")
+    world.canvas.throttle_next(1)  # 403 Rate Limit Exceeded, then an answer
+    (alert,) = notify(world, CanvasDetails([(world.canvas.base_url, lambda: TOKEN)]))
+    assert alert["details"] is not None and alert["details"]["error_count"] == 1

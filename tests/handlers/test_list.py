@@ -1,0 +1,225 @@
+"""GET /batches/{root_account_uuid}: a root account's recent batches, through the real handler on moto.
+
+The batches are written by the ingest handler (and one by the reconciler's store call), so what is
+listed is what the index holds after real writes; the table and its indexes are the local run's
+(local.resources), shaped as the stack declares them."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import boto3
+import pytest
+
+from local.lambda_context import LambdaContext
+from tests.conftest import http_event
+from tests.factories import ROOT_ACCOUNT_UUID, T0, at, canvas_event
+
+OTHER = "OtherInstanceUuid"
+# 6 batches of the root account, each with a last activity of its own (minutes apart), and their ends.
+PLAN = {
+    "101": ["initializing", "created", "importing", "imported"],
+    "102": ["initializing", "created", "importing", "failed"],
+    "103": ["initializing", "created", "importing"],
+    "104": ["initializing", "created", "importing", "imported_with_messages"],
+    "105": ["initializing", "created", "importing", "failed_with_messages"],
+    "106": ["initializing"],
+}
+
+
+def last_activity(batch_id: str) -> str:
+    """Batch 101 is the oldest, 106 the newest: newest first is 106, 105, ..., 101."""
+    return at(T0, 600 * (int(batch_id) - 100) + 3 * (len(PLAN[batch_id]) - 1))
+
+
+@pytest.fixture
+def none_mode(monkeypatch):
+    monkeypatch.setenv("SIS_AUTH", "none")
+
+
+@pytest.fixture
+def batches(aws, none_mode, handlers_fresh):
+    ingest = handlers_fresh["ingest"].handler
+    for batch_id, states in PLAN.items():
+        start = at(T0, 600 * (int(batch_id) - 100))
+        for step, state in enumerate(states):
+            event = canvas_event(state, at(start, 3 * step), batch_id)
+            assert ingest(http_event(event), LambdaContext(function_name="ingest"))["statusCode"] == 200
+    # Another root account's batch, newer than all: never in this account's list.
+    event = canvas_event("initializing", at(T0, 9000), "101", root_account_uuid=OTHER)
+    assert ingest(http_event(event), LambdaContext(function_name="ingest"))["statusCode"] == 200
+    # The reconciler's marker item (no last_event_at): never listed.
+    from sis_imports.wiring import batch_store
+
+    batch_store().mark_reconciled(ROOT_ACCOUNT_UUID, at(T0, 9999))
+    return handlers_fresh
+
+
+def listing(handlers, uuid: str = ROOT_ACCOUNT_UUID, **query: str) -> tuple[int, dict]:
+    path = f"/batches/{uuid}"
+    event = http_event(None, method="GET", path=path, query=query or None, path_parameters={"root_account_uuid": uuid})
+    response = handlers["query"].handler(event, LambdaContext(function_name="query"))
+    return response["statusCode"], json.loads(response["body"])
+
+
+def ids(body: dict) -> list[str]:
+    return [b["sis_batch_id"] for b in body["batches"]]
+
+
+def test_newest_activity_first_each_as_the_batch_view_without_history(batches):
+    status, body = listing(batches)
+    assert status == 200
+    assert ids(body) == ["106", "105", "104", "103", "102", "101"]  # not the marker, not the other account
+    assert body["next"] is None
+    first = body["batches"][1]
+    assert set(first) == {"root_account_uuid", "root_account_id", "sis_batch_id", "account_id", "hostname",
+                          "workflow_state", "terminal", "outcome", "first_event_at", "last_event_at"}
+    assert (first["workflow_state"], first["terminal"], first["outcome"]) == ("failed_with_messages", True, "failure")
+    assert first["last_event_at"] == last_activity("105") and first["first_event_at"] == at(T0, 3000)
+    assert first["hostname"] == "oxana.instructure.com" and first["root_account_id"] == "21070000000000001"
+    assert [b["last_event_at"] for b in body["batches"]] == sorted((last_activity(i) for i in PLAN), reverse=True)
+    assert body["batches"][0]["outcome"] is None and body["batches"][0]["terminal"] is False
+    # The single-batch route answers as before, history included.
+    response = batches["query"].handler(http_event(None, method="GET", path=f"/batches/{ROOT_ACCOUNT_UUID}/105",
+                                                   path_parameters={"root_account_uuid": ROOT_ACCOUNT_UUID,
+                                                                    "sis_batch_id": "105"}),
+                                        LambdaContext(function_name="query"))
+    view = json.loads(response["body"])
+    assert {k: v for k, v in view.items() if k != "history"} == first and len(view["history"]) == 4
+
+
+def test_filters_state_outcome_and_since(batches):
+    assert ids(listing(batches, state="importing")[1]) == ["103"]
+    assert ids(listing(batches, state="imported")[1]) == ["101"]
+    assert ids(listing(batches, outcome="failure")[1]) == ["105", "102"]
+    assert ids(listing(batches, outcome="warning")[1]) == ["104"]
+    assert ids(listing(batches, outcome="success")[1]) == ["101"]
+    assert ids(listing(batches, outcome="failure", state="failed")[1]) == ["102"]
+    # since: last activity at or after, as a Canvas time, a time with Z or an offset, or a date.
+    assert ids(listing(batches, since=last_activity("104"))[1]) == ["106", "105", "104"]
+    assert ids(listing(batches, since=at(last_activity("104"), 0.001))[1]) == ["106", "105"]
+    whole = last_activity("104")[:19]  # 2026-...T09:40:09, to the second
+    assert ids(listing(batches, since=whole + "Z")[1]) == ["106", "105", "104"]
+    assert ids(listing(batches, since=whole + "+00:00")[1]) == ["106", "105", "104"]
+    hour = int(whole[11:13])
+    shifted = f"{whole[:11]}{hour + 1:02d}{whole[13:]}+01:00"  # the same moment, an hour east
+    assert ids(listing(batches, since=shifted)[1]) == ["106", "105", "104"]
+    assert ids(listing(batches, since=T0[:10])[1]) == ["106", "105", "104", "103", "102", "101"]
+    assert listing(batches, since="2999-01-01")[1] == {"batches": [], "next": None}
+    assert ids(listing(batches, since=last_activity("103"), outcome="failure")[1]) == ["105"]
+    assert listing(batches, uuid="NobodysUuid")[1] == {"batches": [], "next": None}
+
+
+@pytest.mark.parametrize("query", [{}, {"outcome": "failure"}, {"since": T0[:10]}, {"state": "imported"}])
+def test_pages_of_limit_with_a_cursor_give_every_batch_once(batches, query):
+    expected = ids(listing(batches, **query)[1])
+    for limit in ("1", "2", "4"):
+        seen, cursor, pages = [], None, 0
+        while True:
+            status, body = listing(batches, limit=limit, **query, **({"next": cursor} if cursor else {}))
+            assert status == 200 and len(body["batches"]) <= int(limit)
+            seen += ids(body)
+            pages += 1
+            cursor = body["next"]
+            if cursor is None:
+                break
+            assert pages < 20
+        assert seen == expected, (query, limit)
+
+
+def test_the_list_is_one_query_of_the_activity_index_never_a_scan(batches, monkeypatch):
+    calls = []
+    boto3.setup_default_session()
+    boto3.DEFAULT_SESSION.events.register("before-parameter-build.dynamodb", lambda model, params, **_: calls.append(
+        (model.name, params.get("IndexName"), params.get("ScanIndexForward"), params.get("Limit"))))
+    batches["query"].app.cache_clear()  # a client on the hooked session
+    assert listing(batches, limit="3")[0] == 200
+    assert calls == [("Query", "batches-by-activity", False, 3)]
+
+
+def test_a_filtered_page_stops_after_so_many_entries_and_says_where_to_go_on(aws):
+    """The store's bound on the entries one request reads: fewer than limit, and a key to go on from."""
+    from sis_imports.store import BatchStore
+
+    store = BatchStore(boto3.client("dynamodb"), "canvas-sis-batches-local")
+    from tests.factories import failed_import
+    from sis_imports.events import parse_event
+
+    for n in range(5):
+        for event in failed_import(str(200 + n), at(T0, 60 * n)):
+            store.apply(parse_event(event))
+    found, key = store.recent(ROOT_ACCOUNT_UUID, state="importing", limit=3, max_evaluated=2)
+    assert found == [] and key is not None  # none of the first pages matched, and more remain
+    found, key = store.recent(ROOT_ACCOUNT_UUID, state="failed_with_messages", limit=10)
+    assert [b.sis_batch_id for b in found] == ["204", "203", "202", "201", "200"] and key is None
+
+
+def test_default_and_largest_limit(batches):
+    assert len(listing(batches)[1]["batches"]) == 6  # default 50
+    assert listing(batches, limit="200")[0] == 200
+
+
+def cursor(data) -> str:
+    raw = data if isinstance(data, bytes) else json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+GOOD = {"root_account_uuid": ROOT_ACCOUNT_UUID, "sis_batch_id": "104", "last_event_at": "2026-11-20T09:40:09.000Z"}
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"status": "failed"}, "status"),
+        ({"state": "done"}, "state"),
+        ({"state": ""}, "state"),
+        ({"state": "failed,imported"}, "state"),  # API Gateway joins repeated parameters with commas
+        ({"outcome": "stuck"}, "outcome"),
+        ({"since": "yesterday"}, "since"),
+        ({"since": "2026-11-28T09:00:00"}, "since"),  # no zone
+        ({"since": "2026-11-28 09:00:00Z"}, "since"),
+        ({"since": "2026-02-30"}, "since"),
+        ({"since": "2026-11-28T25:00:00Z"}, "since"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "201"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"limit": "-1"}, "limit"),
+        ({"next": "not a cursor!"}, "next"),
+        ({"next": "@@@@"}, "next"),
+        ({"next": cursor(b"not json")}, "next"),
+        ({"next": cursor(b"\xff\xfe")}, "next"),
+        ({"next": cursor([1, 2])}, "next"),
+        ({"next": cursor({**GOOD, "extra": "x"})}, "next"),
+        ({"next": cursor({k: v for k, v in GOOD.items() if k != "sis_batch_id"})}, "next"),
+        ({"next": cursor({**GOOD, "sis_batch_id": 104})}, "next"),
+        ({"next": cursor({**GOOD, "sis_batch_id": "bad id!"})}, "next"),
+        ({"next": cursor({**GOOD, "last_event_at": "yesterday"})}, "next"),
+        ({"next": cursor({**GOOD, "root_account_uuid": OTHER})}, "next"),  # another account's cursor
+        ({"next": cursor(GOOD) + "="}, "next"),  # not as this route writes it
+        ({"next": cursor(json.dumps(GOOD, indent=1).encode())}, "next"),
+        ({"next": cursor(GOOD), "since": "2026-11-21"}, "next"),  # before since: outside the query
+    ],
+)
+def test_a_bad_parameter_is_400_naming_it(batches, query, field):
+    status, body = listing(batches, **query)
+    assert status == 400, body
+    assert body["error"] == "invalid query parameter" and body["field"] == field and body["reason"]
+
+
+def test_a_good_cursor_of_this_account_is_taken(batches):
+    assert listing(batches, next=cursor({**GOOD, "last_event_at": last_activity("104")}))[1]["batches"][0][
+        "sis_batch_id"] == "103"
+
+
+def test_a_bad_root_account_is_400_and_a_failing_table_503(batches, monkeypatch):
+    status, body = listing(batches, uuid="bad uuid!")
+    assert (status, body["field"]) == (400, "root_account_uuid")
+    store = batches["query"].app()._store
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("ProvisionedThroughputExceededException")
+
+    monkeypatch.setattr(store, "recent", fail)
+    status, body = listing(batches)
+    assert status == 503 and "retry" in body["error"]
