@@ -131,3 +131,16 @@ def captured_logs():
     previous = logger.registered_handler.setStream(buffer)
     yield buffer
     logger.registered_handler.setStream(previous)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A real HTTP server on 127.0.0.1 (pytest-httpserver), threaded so that a handler that sleeps holds
+    up no other request: the Canvas API client's and the chat webhook's tests talk to it."""
+    from pytest_httpserver import HTTPServer
+
+    httpd = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    httpd.start()
+    yield httpd
+    httpd.clear()
+    httpd.stop()

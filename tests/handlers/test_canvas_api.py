@@ -11,7 +11,6 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from local.canvas_simulator import CanvasSimulator
@@ -32,16 +31,6 @@ SINCE = datetime(2031, 3, 1, 8, 0, 0, 750000, tzinfo=timezone.utc)
 LIST = "/api/v1/accounts/1/sis_imports"
 RATE_LIMITED = ("403 Forbidden (Rate Limit Exceeded)\n", 403, {"X-Rate-Limit-Remaining": "0.0",
                                                                 "Content-Type": "text/plain; charset=utf-8"})
-
-
-@pytest.fixture(scope="module")
-def server():
-    """Threaded, so that a handler that sleeps holds up no other request."""
-    httpd = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    httpd.start()
-    yield httpd
-    httpd.clear()
-    httpd.stop()
 
 
 @pytest.fixture

@@ -26,15 +26,6 @@ SLACK_SECRET_PATH = "/services/T0001/B0001/XxSecretPartOfTheWebhookUrl9q"
 FAILED = CASES["failed_import"]
 
 
-@pytest.fixture(scope="module")
-def server():
-    httpd = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    httpd.start()
-    yield httpd
-    httpd.clear()
-    httpd.stop()
-
-
 @pytest.fixture
 def hook(server):
     server.clear()
