@@ -17,6 +17,18 @@ from .queues import dead_letter_queue, queue
 from .functions import Functions
 
 
+def managed_key_topic(scope: Construct, construct_id: str, *, display_name: str) -> sns.Topic:
+    """A TLS-only topic that only our functions publish to, encrypted with the AWS managed key.
+
+    Its key policy already lets this account's SNS callers use it, so publishers need no KMS statement
+    (cdk.json keeps applyImportedAliasPermissionsToPrincipal off, which would add kms:GenerateDataKey*
+    on key/*). A customer managed key is needed only where another AWS service (CloudWatch alarms,
+    EventBridge) publishes: the ops topic (infra/ops_topic.py).
+    """
+    return sns.Topic(scope, construct_id, display_name=display_name, enforce_ssl=True,
+                     master_key=kms.Alias.from_alias_name(scope, "SnsKey", "alias/aws/sns"))
+
+
 RETRY_EVERY = Duration.minutes(5)
 RETRY_RECEIVES = 288  # every 5 minutes for 24 hours
 
@@ -33,17 +45,7 @@ class Alerts(Construct):
         reserved_concurrency: int = 0,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.topic = sns.Topic(
-            self,
-            "Topic",
-            display_name="Canvas SIS imports",
-            enforce_ssl=True,
-            # The AWS managed key: its key policy already lets this account's SNS callers use it, so
-            # the notifier needs no KMS statement (cdk.json keeps applyImportedAliasPermissionsToPrincipal
-            # off, which would add kms:GenerateDataKey* on key/*). A customer managed key would be
-            # needed only if another AWS service (CloudWatch alarms, EventBridge) were to publish here.
-            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
-        )
+        self.topic = managed_key_topic(self, "Topic", display_name="Canvas SIS imports")
         for email in notify_emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
 

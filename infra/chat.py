@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 from aws_cdk import Duration
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -21,6 +20,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from .alerts import managed_key_topic
 from .config import StackConfig
 from .functions import Functions
 from .queues import dead_letter_queue
@@ -52,15 +52,9 @@ class Chat(Construct):
         self.outcomes = config.chat_outcomes
         self.topic: sns.Topic | None = None
         if config.chat == "chatbot":
-            self.topic = sns.Topic(
-                self,
-                "Topic",
-                display_name="Canvas SIS imports (chat)",
-                enforce_ssl=True,
-                # As the alert topic: the AWS managed key, enough while only the notifier publishes here
-                # (AWS Chatbot subscribes; SNS decrypts before it delivers).
-                master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
-            )
+            # As the alert topic: only our functions publish here (AWS Chatbot subscribes; SNS decrypts
+            # before it delivers).
+            self.topic = managed_key_topic(self, "Topic", display_name="Canvas SIS imports (chat)")
 
         self.functions: dict[str, lambda_.Function] = {}
         self.failures = None

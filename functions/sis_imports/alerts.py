@@ -194,9 +194,3 @@ def alerts_for(old: Batch | None, new: Batch) -> list[Alert]:
     alerts = [end_alert(new, occurrence) for occurrence in owed(old, new)]
     stuck = stuck_alert_for(old, new)
     return alerts + ([stuck] if stuck else [])
-
-
-def alert_for(old: Batch | None, new: Batch) -> Alert | None:
-    """The first alert the write owes, or None: for tests and tools that expect one at most."""
-    alerts = alerts_for(old, new)
-    return alerts[0] if alerts else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sis_imports.alerts import alert_for, alerts_for
+from sis_imports.alerts import alerts_for
 from sis_imports.batch import Decision, HistoryEntry, apply_event, order_key
 from sis_imports.events import parse_event
 from sis_imports.states import IMPORT_ENDS, RESTORE_ENDS, TERMINAL, WorkflowState
@@ -100,8 +100,7 @@ def test_in_order_delivery_alerts_for_every_end_reached(batches):
     for raw in events:
         decision, new = apply_event(batch, parse_event(raw))
         assert decision is Decision.APPLY
-        if alert := alert_for(batch, new):
-            alerts.append(alert.message["workflow_state"])
+        alerts += [alert.message["workflow_state"] for alert in alerts_for(batch, new)]
         batch = new
     assert alerts == [e["body"]["workflow_state"] for e in events if WorkflowState(e["body"]["workflow_state"]) in TERMINAL]
 
