@@ -137,8 +137,11 @@ class CanvasSimulator:
                  on_event: Callable[[dict[str, Any]], None] | None = None, throttle_every: int = 0,
                  throttle_probability: float = 0.0, throttle_status: int = 403, seed: int = 0,
                  compact_events: bool = False, first_id: int = 1000, unpermitted_token: str | None = None,
-                 control_key: str | None = None):
+                 control_key: str | None = None, answer_delay: float = 0.0):
         self._rng = random.Random(seed)
+        # Up to this many seconds per API answer, split at random around the moment Canvas reads its
+        # data: a slow Canvas, for tests of what happens while a reconcile pass waits for it.
+        self.answer_delay = answer_delay
         self.control_key = control_key
         self.pending_events: Callable[[], int] = lambda: 0  # events handed to on_event, not yet delivered
         self.token, self.unpermitted_token = token, unpermitted_token
@@ -217,6 +220,18 @@ class CanvasSimulator:
         if path == CONTROL_PREFIX.rstrip("/") or path.startswith(CONTROL_PREFIX):
             status, payload = self._control(method, path, headers, body)
             return status, {"Content-Type": "application/json; charset=utf-8"}, json.dumps(payload).encode()
+        if self.answer_delay > 0:
+            with self._lock:
+                total = self._rng.uniform(0, self.answer_delay)
+                before = self._rng.uniform(0, total)
+            time.sleep(before)
+            try:
+                return self._answer(method, target, headers)
+            finally:
+                time.sleep(total - before)
+        return self._answer(method, target, headers)
+
+    def _answer(self, method: str, target: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
             self.requests += 1
             if self._throttles():

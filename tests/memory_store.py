@@ -29,12 +29,12 @@ class MemoryStore:
             self._write(key, old, batch)
         return ApplyResult(decision, batch)
 
-    def reconcile(self, event, *, baseline: bool = False) -> Reconciled | None:
+    def reconcile(self, event, *, asked_at: str | None = None, baseline: bool = False) -> Reconciled | None:
         key = (event.root_account_uuid, event.sis_batch_id)
         old = self.items.get(key)
         if old is not None and old.workflow_state is event.workflow_state:
             return None
-        decision, batch = apply_event(old, event)
+        decision, batch = apply_event(old, event, asked_at=asked_at)
         if decision is Decision.DUPLICATE:
             return None
         self._write(key, old, replace(batch, baseline=baseline and old is None))

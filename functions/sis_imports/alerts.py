@@ -3,10 +3,12 @@
 The rule: every end of an import, and every end of a restore, that enters a batch's history is
 alerted exactly once, whatever the arrival order: also one that arrives after the batch moved on
 (`late: true`, with the batch's `current_state`). An end is one *occurrence*: a Live Event, joined by
-the reconciler's observations of the same state that follow it (an API read sees the state the
-event had set). Two Live Events of the same end state at different times are two occurrences (a
-second restore whose `restoring` was lost). Occurrences whose entries were already in the old image
-were alerted then; the first pass's records (`baseline`) alert nothing.
+the reconciler's readings of the same state that follow it in the history (batch.sequence puts a
+reading that saw the event's state right after it, whichever arrived first). Two Live Events of the
+same end state at different times are two occurrences (a second restore whose `restoring` was lost).
+An occurrence of the new image that shares an entry with one of the old image was alerted then (a
+reading that came first and the Live Event that joins it later are one end); the first pass's
+records (`baseline`) alert nothing.
 
 An alert carries no personal data: no login, IP, user agent or URL query.
 """
@@ -59,11 +61,32 @@ def occurrences(history: tuple[HistoryEntry, ...]) -> list[Occurrence]:
 
 
 def owed(old: Batch | None, new: Batch) -> list[Occurrence]:
-    """The end occurrences this write brought in: none of their entries was known before."""
+    """The end occurrences this write brought in: those no occurrence of the old image accounts for.
+
+    Each old occurrence accounts for one new occurrence at most: first the one that holds its Live
+    Event (a Live Event always heads its occurrence, so that pairing is one to one), then one that
+    holds one of its readings. So a reading that a second, earlier end of the same state draws to
+    itself (two restores in one reading's window) cannot hide that end.
+    """
     if new.baseline:
         return []
-    known = set(old.history) if old is not None else set()
-    return [o for o in occurrences(new.history) if not any(e in known for e in o.entries)]
+    fresh = occurrences(new.history)
+    if old is None:
+        return fresh
+    unmatched = list(range(len(fresh)))
+    leftovers = []
+    for before in occurrences(old.history):
+        head = before.first if not before.first.reading else None
+        match = next((i for i in unmatched if head is not None and fresh[i].first == head), None)
+        if match is None:
+            leftovers.append(before)
+        else:
+            unmatched.remove(match)
+    for before in leftovers:
+        match = next((i for i in unmatched if set(before.entries) & set(fresh[i].entries)), None)
+        if match is not None:
+            unmatched.remove(match)
+    return [fresh[i] for i in unmatched]
 
 
 def alert_id(batch: Batch, kind: str, entry: HistoryEntry) -> str:
@@ -143,7 +166,7 @@ def end_alert(batch: Batch, occurrence: Occurrence, details: dict[str, Any] | No
                 break
     else:
         started_at = batch.first_event_at
-    late = first.order_key < batch.order_key
+    late = batch.history[-1] not in occurrence.entries  # the batch had moved on
     outcome = outcome_of(first.workflow_state)
     message: dict[str, Any] = {
         "type": "sis_restore_finished" if restore else "sis_import_finished",

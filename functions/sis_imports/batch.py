@@ -1,19 +1,30 @@
 """The stored state of one SIS batch and the pure rules that apply an event to it.
 
-Order is `(event_time, lifecycle rank, tie-break)`, written as one sortable string, `order_key`,
-so that DynamoDB can compare it in a condition expression. `event_time` always has the same width
-(validated by `events`) and the rank and tie-break are two characters, so string order is the
-order of events, and it is total: two different events never share a key.
+Live Events are ordered by `(event_time, lifecycle rank, tie-break)`, written as one sortable
+string, `order_key`. `event_time` always has the same width (validated by `events`) and the rank
+and tie-break are two characters, so string order is the order of events, and it is total.
+
+A reading of Canvas's SIS Import API (the reconciler's) is not a point in time: Canvas answered at
+some moment between our request (`asked_at`) and its answer (`event_time`), by a clock that may
+differ from Canvas's by up to CLOCK_TOLERANCE_SECONDS. So a reading is placed among the Live Events
+by `sequence`: after every event before its window, after an event of its own state inside the
+window (it saw that state: the same end, not a new one), else after the window's events of a lower
+or equal lifecycle rank and before those of a higher one (it cannot have seen them). The place is a
+function of the set of entries, never of their arrival order.
+
+The stored `order_key` is a fence: no entry, nor any reading's window, reaches past it. A Live Event
+whose key is beyond it is the newest for certain, and DynamoDB's condition can say so in one write.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .redact import redact_url
-from .states import CREATION_STATES, WorkflowState, is_terminal, order_code, outcome_of
+from .states import API_EVENT_NAME, CREATION_STATES, RANK, WorkflowState, is_terminal, order_code, outcome_of
 from .table import OPEN_SINCE
 
 if TYPE_CHECKING:  # the notifier and the query read batches without loading the validator
@@ -23,10 +34,23 @@ DEFAULT_HISTORY_LIMIT = 50
 # How far ahead of our clock an event_time may be (admission.py): clocks drift, an hour is far
 # beyond drift and far short of harm.
 FUTURE_TOLERANCE_SECONDS = 3600
+# How far Canvas's clock (Live Events' times) and ours (readings' times) may differ. NTP keeps both
+# within milliseconds; a reading's window is widened by this much on each side.
+CLOCK_TOLERANCE_SECONDS = 5
+# Ends kept in the history come what may (see `trim`), up to this many: a batch is imported once and
+# restored a few times; 200 ends are ~20 KB of the 400 KB an item may hold.
+MAX_ENDS_KEPT = 200
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def order_key(event_time: str, state: WorkflowState) -> str:
     return f"{event_time}#{order_code(state)}"
+
+
+def shift_time(event_time: str, seconds: float) -> str:
+    """An event_time moved by `seconds`, in the same fixed-width format."""
+    moment = datetime.strptime(event_time, _TIME_FORMAT) + timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 @dataclass(frozen=True, order=False)
@@ -34,24 +58,98 @@ class HistoryEntry:
     workflow_state: WorkflowState
     event_time: str
     event_name: str
+    # Readings only: when we asked Canvas (our clock); `event_time` is when Canvas's answer came.
+    asked_at: str | None = None
 
     @property
     def order_key(self) -> str:
         return order_key(self.event_time, self.workflow_state)
 
-    def sort_key(self) -> tuple[str, str, str]:
-        return (self.order_key, self.workflow_state.value, self.event_name)
+    @property
+    def reading(self) -> bool:
+        return self.event_name == API_EVENT_NAME
+
+    def window(self) -> tuple[str, str]:
+        """A reading's (exclusive start, inclusive end): when Canvas may have looked, give or take the clocks."""
+        return (shift_time(self.asked_at or self.event_time, -CLOCK_TOLERANCE_SECONDS),
+                shift_time(self.event_time, CLOCK_TOLERANCE_SECONDS))
+
+    def fence_key(self) -> str:
+        """Past every moment this entry may stand for."""
+        return order_key(self.window()[1], self.workflow_state) if self.reading else self.order_key
+
+    def sort_key(self) -> tuple[str, str, str, str]:
+        return (self.order_key, self.workflow_state.value, self.event_name, self.asked_at or "")
 
     def to_dict(self) -> dict[str, str]:
-        return {"workflow_state": self.workflow_state.value, "event_time": self.event_time, "event_name": self.event_name}
+        out = {"workflow_state": self.workflow_state.value, "event_time": self.event_time, "event_name": self.event_name}
+        if self.asked_at is not None:
+            out["asked_at"] = self.asked_at
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HistoryEntry:
-        return cls(WorkflowState(data["workflow_state"]), str(data["event_time"]), str(data["event_name"]))
+        asked = data.get("asked_at")
+        return cls(WorkflowState(data["workflow_state"]), str(data["event_time"]), str(data["event_name"]),
+                   None if asked is None else str(asked))
 
     @classmethod
-    def of(cls, event: SisBatchEvent) -> HistoryEntry:
-        return cls(event.workflow_state, event.event_time, event.event_name)
+    def of(cls, event: SisBatchEvent, asked_at: str | None = None) -> HistoryEntry:
+        return cls(event.workflow_state, event.event_time, event.event_name,
+                   asked_at if event.event_name == API_EVENT_NAME else None)
+
+
+def sequence(entries: Iterable[HistoryEntry]) -> tuple[HistoryEntry, ...]:
+    """Every entry in the order of the batch's life (module docstring): a function of the set alone.
+
+    Live Events in their order; then each reading, oldest answer first, goes right after the earliest
+    Live Event of its own state inside its window (it saw that state), else after the last entry that
+    surely came before it or that its window overlaps with a lifecycle rank no higher than its own.
+    Between two readings there is one clock, ours, so no tolerance: one surely came first when its
+    answer came before the other was asked for.
+    """
+    out = sorted({e for e in entries if not e.reading}, key=HistoryEntry.sort_key)
+    for reading in sorted({e for e in entries if e.reading}, key=HistoryEntry.sort_key):
+        start, end = reading.window()
+        asked, rank = reading.asked_at or reading.event_time, RANK[reading.workflow_state]
+        same = next((i for i, e in enumerate(out) if not e.reading and e.workflow_state is reading.workflow_state
+                     and start < e.event_time <= end), None)
+        if same is not None:  # it saw that state: joins its event, after the readings that already did
+            slot = same + 1
+            while slot < len(out) and out[slot].reading and out[slot].workflow_state is reading.workflow_state:
+                slot += 1
+        else:
+            slot = 0
+            for i, e in enumerate(out):
+                if e.reading:
+                    before = e.event_time <= asked or RANK[e.workflow_state] <= rank
+                else:
+                    before = e.event_time <= start or (e.event_time <= end and RANK[e.workflow_state] <= rank)
+                if before:
+                    slot = i + 1
+        out.insert(slot, reading)
+    return tuple(out)
+
+
+def trim(history: tuple[HistoryEntry, ...], limit: int) -> tuple[HistoryEntry, ...]:
+    """At most `limit` entries where that can be, dropping the oldest that no alert depends on.
+
+    Kept whatever the limit: every end (so "seen before" stays exact: a late end is alerted however
+    many entries came after it; up to MAX_ENDS_KEPT), the entry before each end (its previous state
+    and a restore's start) and the current state.
+    """
+    if len(history) <= limit:
+        return history
+    ends = [i for i, e in enumerate(history) if is_terminal(e.workflow_state)]
+    keep = set(ends[-MAX_ENDS_KEPT:]) | {i - 1 for i in ends[-MAX_ENDS_KEPT:] if i > 0} | {len(history) - 1}
+    excess = len(history) - limit
+    dropped = set()
+    for i in range(len(history)):
+        if len(dropped) == excess:
+            break
+        if i not in keep:
+            dropped.add(i)
+    return tuple(e for i, e in enumerate(history) if i not in dropped)
 
 
 class Decision(StrEnum):
@@ -85,7 +183,8 @@ class Batch:
 
     @property
     def order_key(self) -> str:
-        return order_key(self.event_time, self.workflow_state)
+        """The fence (module docstring): a Live Event with a greater key is the newest for certain."""
+        return max((e.fence_key() for e in self.history), default=order_key(self.event_time, self.workflow_state))
 
     @property
     def last_event_at(self) -> str:
@@ -160,9 +259,8 @@ class Batch:
 
 
 def merge_history(history: Iterable[HistoryEntry], entry: HistoryEntry, limit: int) -> tuple[HistoryEntry, ...]:
-    """History in time order, without duplicates, keeping the newest `limit` entries."""
-    merged = sorted(set(history) | {entry}, key=HistoryEntry.sort_key)
-    return tuple(merged[-limit:])
+    """History in the order of the batch's life, without duplicates, trimmed to about `limit` entries."""
+    return trim(sequence(set(history) | {entry}), limit)
 
 
 @dataclass(frozen=True)
@@ -205,14 +303,16 @@ class EventFacts:
 
 
 def apply_event(
-    batch: Batch | None, event: SisBatchEvent, history_limit: int = DEFAULT_HISTORY_LIMIT
+    batch: Batch | None, event: SisBatchEvent, history_limit: int = DEFAULT_HISTORY_LIMIT,
+    asked_at: str | None = None,
 ) -> tuple[Decision, Batch]:
     """Decide what `event` does to `batch` and return the batch as it should be stored next.
 
-    The returned batch has `version` incremented when something must be written; for a
-    duplicate it is the batch unchanged.
+    `asked_at` is, for a reading of the SIS Import API, when we asked (the event's time is when
+    Canvas answered). The returned batch has `version` incremented when something must be written;
+    for a duplicate it is the batch unchanged.
     """
-    entry = HistoryEntry.of(event)
+    entry = HistoryEntry.of(event, asked_at)
     facts = EventFacts.of(event)
     if batch is None:
         new = Batch(
@@ -229,20 +329,17 @@ def apply_event(
     if entry in batch.history:
         return Decision.DUPLICATE, batch
     history = merge_history(batch.history, entry, history_limit)
-    first_event_at = min(batch.first_event_at, entry.event_time)
-    batch = replace(batch, baseline=False)  # whatever this event writes is no longer the first pass's record
-    if entry.order_key > batch.order_key:
-        new = replace(
-            batch,
-            workflow_state=entry.workflow_state,
-            event_time=entry.event_time,
-            first_event_at=first_event_at,
-            history=history,
-            version=batch.version + 1,
-        )
-        return Decision.APPLY, facts.fill(new)
-    new = facts.fill(replace(batch, history=history, first_event_at=first_event_at, version=batch.version + 1))
-    if replace(new, version=batch.version) == batch:
-        # Older than every entry the bounded history keeps, and nothing new learnt.
+    if entry not in history:
+        # Older than every entry the bounded history keeps, and no end: nothing to learn from it.
         return Decision.DUPLICATE, batch
-    return Decision.HISTORY_ONLY, new
+    current = history[-1]
+    new = facts.fill(replace(
+        batch,
+        workflow_state=current.workflow_state,
+        event_time=current.event_time,
+        first_event_at=min(batch.first_event_at, entry.event_time),
+        history=history,
+        version=batch.version + 1,
+        baseline=False,  # whatever this event writes is no longer the first pass's record
+    ))
+    return (Decision.APPLY if current == entry else Decision.HISTORY_ONLY), new

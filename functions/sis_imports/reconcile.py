@@ -1,10 +1,11 @@
 """What Canvas's SIS Import API says, turned into what the table owes (pure: no AWS, no HTTP).
 
 Canvas never sends an event for `aborted` or `cleanup_batch`, lets imports sit in `initializing`,
-and loses events. The API is the truth at the moment it was read: its answer becomes an event of
-the same core, named `sis_import_api`, whose time is the moment of the read. So it beats every event
-older than the read and loses to any event newer than it (a live event for a later state that lands
-between the read and the write), by the one order every event follows.
+and loses events. The API is the truth at the moment Canvas answered: its answer becomes an event of
+the same core, named `sis_import_api`, timed when the answer came, with when we asked (`asked_at`):
+Canvas looked at the import somewhere in between. The core (batch.sequence) places it after every
+event it could have seen and never before one it saw, so a reading never moves a batch backwards and
+an end that both a Live Event and a reading report is one end, whichever comes first.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def parse_stuck_minutes(raw: str) -> dict[WorkflowState, int]:
 
 @dataclass(frozen=True)
 class CanvasImport:
-    """One SisImport as the API answered it, and when we read it (epoch seconds, our clock)."""
+    """One SisImport as the API answered it: the answer came at `read_at`, for a request sent at
+    `asked_at` (epoch seconds, our clock)."""
 
     sis_batch_id: str
     workflow_state: WorkflowState
@@ -66,15 +68,22 @@ class CanvasImport:
     started_at: float | None
     ended_at: float | None
     updated_at: float | None
+    asked_at: float | None = None
 
     @classmethod
-    def of(cls, raw: dict[str, Any], read_at: float) -> CanvasImport:
+    def of(cls, raw: dict[str, Any], read_at: float, asked_at: float | None = None) -> CanvasImport:
         """Raises ValueError (or KeyError) for an answer without a usable id or state."""
         sis_id = str(raw["id"])
         if not sis_id.isdigit():
             raise ValueError("the import's id is not a Canvas id")
         return cls(sis_id, WorkflowState(raw["workflow_state"]), read_at, _epoch(raw.get("created_at")),
-                   _epoch(raw.get("started_at")), _epoch(raw.get("ended_at")), _epoch(raw.get("updated_at")))
+                   _epoch(raw.get("started_at")), _epoch(raw.get("ended_at")), _epoch(raw.get("updated_at")),
+                   read_at if asked_at is None else asked_at)
+
+    @property
+    def asked_time(self) -> str:
+        """When we asked, in Canvas's event_time format."""
+        return event_time(self.read_at if self.asked_at is None else self.asked_at)
 
     @property
     def terminal(self) -> bool:
@@ -90,7 +99,7 @@ class CanvasImport:
         return self.updated_at or self.created_at
 
     def as_event(self, root_account_uuid: str, account_id: str, hostname: str | None) -> SisBatchEvent:
-        """The answer as an event of the core, timed at the read."""
+        """The answer as an event of the core, timed when the answer came (`asked_time` goes with it)."""
         return SisBatchEvent(
             Metadata(event_name=API_EVENT_NAME, event_time=event_time(self.read_at),
                      root_account_uuid=root_account_uuid, hostname=hostname),

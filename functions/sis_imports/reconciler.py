@@ -93,6 +93,22 @@ class Reconciler:
             summaries.append(summary)
         return {"instances": [vars(s) for s in summaries]}
 
+    def _listing(self, instance: Instance, since: datetime) -> list[CanvasImport]:
+        """The window's imports, each timed by the request that brought its page: asked when that
+        request went out (after any throttling wait), read when its answer came."""
+        answers: list[CanvasImport] = []
+        pages = instance.api.sis_imports_created_since("self", since)
+        asked_at = read_at = self._clock()
+        while True:
+            before, requests = self._clock(), instance.api.requests
+            try:
+                raw = next(pages)
+            except StopIteration:
+                return answers
+            if instance.api.requests != requests:  # this item's page was fetched now
+                asked_at, read_at = before, self._clock()
+            answers.append(CanvasImport.of(raw, read_at, asked_at))
+
     def _reconcile(self, instance: Instance, summary: InstanceSummary) -> None:
         if instance.root_account_uuid is None:
             account = instance.api.account_self()
@@ -109,11 +125,12 @@ class Reconciler:
         open_batches = self._store.open_batches(uuid)
         count("ImportsOpen", len(open_batches))  # a gauge: the dashboard shows its maximum
         since = datetime.fromtimestamp(started - self._lookback_seconds, timezone.utc)
-        answers = [CanvasImport.of(raw, started) for raw in instance.api.sis_imports_created_since("self", since)]
+        answers = self._listing(instance, since)
         for sis_batch_id in to_fetch(open_batches, answers):
-            read_at = self._clock()
+            asked_at = self._clock()
             try:
-                answers.append(CanvasImport.of(instance.api.sis_import("self", sis_batch_id), read_at))
+                raw = instance.api.sis_import("self", sis_batch_id)
+                answers.append(CanvasImport.of(raw, self._clock(), asked_at))
             except CanvasNotFound:
                 logger.warning("an open batch is unknown to Canvas (deleted, or another instance's)",
                                extra={"canvas": instance.url, "sis_batch_id": sis_batch_id})
@@ -124,7 +141,8 @@ class Reconciler:
                     stuck_minutes=self._stuck_minutes)
         for answer in owed.writes:
             event = answer.as_event(uuid, instance.account_id or "self", instance.hostname)
-            result = self._store.reconcile(event, baseline=summary.first_pass and answer.terminal)
+            result = self._store.reconcile(event, asked_at=answer.asked_time,
+                                           baseline=summary.first_pass and answer.terminal)
             if result is None:
                 continue
             summary.corrected += 1

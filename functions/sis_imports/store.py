@@ -109,11 +109,12 @@ class BatchStore:
             stored = _stored_item(exc)
         return self._apply_from(stored, event)
 
-    def _apply_from(self, stored: dict[str, Any] | None, event: SisBatchEvent) -> ApplyResult:
+    def _apply_from(self, stored: dict[str, Any] | None, event: SisBatchEvent,
+                    asked_at: str | None = None) -> ApplyResult:
         """The pure core decides from the stored item; one version-guarded write, retried on a race."""
         for _ in range(MAX_ATTEMPTS):
             current = Batch.from_item(from_attributes(stored)) if stored else None
-            decision, new = apply_event(current, event, self._history_limit)
+            decision, new = apply_event(current, event, self._history_limit, asked_at)
             if decision is Decision.DUPLICATE:
                 return ApplyResult(decision, new)
             try:
@@ -123,17 +124,18 @@ class BatchStore:
                 stored = _stored_item(exc)
         raise StoreConflict(f"batch {event.sis_batch_id} changed {MAX_ATTEMPTS} times while being written")
 
-    def reconcile(self, event: SisBatchEvent, *, baseline: bool = False) -> Reconciled | None:
+    def reconcile(self, event: SisBatchEvent, *, asked_at: str | None = None,
+                  baseline: bool = False) -> Reconciled | None:
         """Apply what Canvas's API answered, unless the batch is already in that state (then None).
 
-        The same core as a live event: `event` is newer than anything stored (its time is the moment
-        of the read) unless a live event overtook the read, which then wins by the usual order. One
-        conditional write; when it fails, the stored item comes back with the failure and either
-        nothing is owed (same state) or the core decides as for any late event. `baseline` (the
-        first pass for an instance) records an import we never heard of without an alert.
+        The same core as a live event: `event`'s time is when Canvas's answer came, `asked_at` when
+        we asked; the core places the reading among the events (batch.sequence). One conditional
+        write when nothing stored comes near the reading's window; else the stored item comes back
+        with the failed condition and either nothing is owed (same state) or the core decides.
+        `baseline` (the first pass for an instance) records an import we never heard of without an alert.
         """
         if baseline:
-            new = replace(apply_event(None, event, self._history_limit)[1], baseline=True,
+            new = replace(apply_event(None, event, self._history_limit, asked_at)[1], baseline=True,
                           expires_at=self._expires_at())
             try:
                 self._put(new, expected_version=None)
@@ -141,14 +143,14 @@ class BatchStore:
             except Exception as exc:
                 _stored_item(exc)  # it exists after all: reconcile it as any other
         try:
-            old = self._apply_in_order(event, unless_state=True)
+            old = self._apply_in_order(event, unless_state=True, asked_at=asked_at)
             return Reconciled(old.workflow_state if old else None, None, created=old is None)
         except Exception as exc:
             stored = _stored_item(exc)
         current = Batch.from_item(from_attributes(stored)) if stored else None
         if current is not None and current.workflow_state is event.workflow_state:
             return None
-        result = self._apply_from(stored, event)
+        result = self._apply_from(stored, event, asked_at)
         if result.decision is Decision.DUPLICATE:
             return None
         return Reconciled(current.workflow_state if current else None, result.batch, created=current is None)
@@ -268,20 +270,23 @@ class BatchStore:
         self._client.put_item(TableName=self._table, Item={
             **self.key(root_account_uuid, MARKER_ID), "first_reconciled_at": {"S": when}})
 
-    def _apply_in_order(self, event: SisBatchEvent, *, unless_state: bool = False) -> Any:
-        """The one-write path: valid when the event is newer than the stored state (or first).
+    def _apply_in_order(self, event: SisBatchEvent, *, unless_state: bool = False,
+                        asked_at: str | None = None) -> Any:
+        """The one-write path: valid when the event is beyond the stored fence (or first).
 
-        With `unless_state`, also only when the batch is not already in the event's state; answers
-        the batch as it was before (None when new) instead of the result.
+        A Live Event is beyond it when its key is; a reading when its whole window is (the stored
+        fence before the window's start). With `unless_state`, also only when the batch is not
+        already in the event's state; answers the batch as it was before (None when new) instead.
         """
-        entry = HistoryEntry.of(event)
+        entry = HistoryEntry.of(event, asked_at)
         facts = EventFacts.of(event)
         state = event.workflow_state
         outcome = outcome_of(state)
         values: dict[str, Any] = {
             ":state": state.value,
             ":time": event.event_time,
-            ":key": entry.order_key,
+            ":key": entry.fence_key(),
+            ":after": f"{entry.window()[0]}#" if entry.reading else entry.order_key,
             ":terminal": is_terminal(state),
             ":account": facts.account_id,
             ":entry": [entry.to_dict()],
@@ -328,7 +333,7 @@ class BatchStore:
             Key=self.key(event.root_account_uuid, event.sis_batch_id),
             UpdateExpression=expression,
             ConditionExpression=(
-                "attribute_not_exists(#sis_batch_id) OR (#order_key < :key AND size(#history) < :limit"
+                "attribute_not_exists(#sis_batch_id) OR (#order_key < :after AND size(#history) < :limit"
                 + (" AND #workflow_state <> :state)" if unless_state else ")")
             ),
             ExpressionAttributeNames=names,

@@ -45,7 +45,10 @@ class FakeCanvas:
     def account_self(self):
         return {"id": 1, "uuid": ROOT_ACCOUNT_UUID}
 
+    requests = 0
+
     def sis_imports_created_since(self, account, since):
+        self.requests += 1
         return iter([self._json()] if self._now_state() else [])
 
     def sis_import(self, account, sis_id):
