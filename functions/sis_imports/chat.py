@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .untrusted import one_line
+
 OUTCOMES = ("success", "warning", "failure", "stuck")
 TYPES = ("sis_import_finished", "sis_restore_finished", "sis_import_stuck")
 
@@ -77,10 +79,6 @@ COUNT_LABELS = {
     "batch_enrollments_deleted": "enrollments deleted by batch mode",
 }
 
-# C0/C1 controls, zero-width and bidirectional formatting characters (which can reorder what a file
-# name appears to say), line and paragraph separators, byte order mark.
-_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
-_SPACES = re.compile(r"\s+")
 _STATE = re.compile(r"[a-z][a-z_]{0,39}")
 _TIME = re.compile(r"(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.\d{1,9})?Z")
 _PLAIN_ID = re.compile(r"[A-Za-z0-9.-]{1,128}")  # shown as is in markdown: nothing in it can format
@@ -94,12 +92,7 @@ ZWSP = "\u200b"
 # --- reading the message: known fields only ------------------------------------------------------
 
 
-def _clean(value: Any, limit: int) -> str:
-    """Untrusted text as one line without invisible characters, at most `limit` characters."""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        return ""
-    text = _SPACES.sub(" ", _INVISIBLE.sub(" ", str(value))).strip()
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+_clean = one_line  # the email's cleaning too (untrusted.py): one rule for every place Canvas's text shows
 
 
 def _count(value: Any) -> int | None:
