@@ -20,7 +20,8 @@ SETTINGS = ("batch_mode", "batch_mode_term_id", "multi_term_batch_mode", "diffin
 
 
 def _text(value: Any) -> str:
-    return str(value)[:TEXT_LIMIT]
+    # A lone surrogate (a JSON answer can escape one) becomes "?": SNS, SQS and chats take UTF-8 only.
+    return str(value)[:TEXT_LIMIT].encode("utf-8", "replace").decode("utf-8")
 
 
 def _row(row: Any) -> dict[str, str | None] | None:
@@ -63,7 +64,7 @@ def details_of(sis_import: dict[str, Any]) -> dict[str, Any]:
     """What an admin would open Canvas to find out, from one SisImport answer."""
     data = sis_import.get("data") if isinstance(sis_import.get("data"), dict) else {}
     counts_raw = data.get("counts") if isinstance(data.get("counts"), dict) else {}
-    counts = {str(k): v for k, v in counts_raw.items() if isinstance(v, int) and not isinstance(v, bool)}
+    counts = {_text(k): v for k, v in counts_raw.items() if isinstance(v, int) and not isinstance(v, bool)}
     return {
         "counts": counts,
         "error_count": counts.get("error_count", 0),

@@ -12,8 +12,10 @@ import re
 from typing import Any
 
 # C0/C1 controls, zero-width and bidirectional formatting characters (which can reorder what a file
-# name appears to say), line and paragraph separators, byte order mark.
-INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+# name appears to say), line and paragraph separators, byte order mark; and lone surrogates (a JSON
+# answer can hold one as an escape; no UTF-8 encoder takes it).
+INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
+                       r"\ud800-\udfff]")
 SPACES = re.compile(r"\s+")
 ELLIPSIS = "…"
 
