@@ -65,7 +65,7 @@ redrive: $(STAMP)     ## e.g. make redrive ARGS="--stack CanvasSisImports-prod -
 status: $(STAMP)      ## recent imports and the pipeline's health: the local run, or ARGS="--stack CanvasSisImports-prod"
 	@$(PY) -m ops.status $(ARGS)
 
-bench: $(CDK_STAMP)   ## cold-start figures of each handler's bundle (ARGS go to that script), a reconcile pass's cost, the largest alert
+bench: $(CDK_STAMP)   ## cold-start figures of each handler's bundle (ARGS go to that script), then a reconcile pass's cost
 	$(CDK) synth --quiet -c root_account_uuids=bench-placeholder -c canvas_instances=https://canvas.example.edu
 	$(PY) -m scripts.bench_cold_start $(ARGS)
 	$(PY) -m scripts.bench_reconcile
