@@ -63,7 +63,9 @@ def test_an_aborted_imports_alert_carries_the_threshold_reason(world):
     reason = alert["details"]["abort_reason"]
     assert "250 enrollments would be deleted and exceeds the set threshold" in reason
     assert alert["details"]["batch_mode"] is True and alert["details"]["change_threshold"] == 10
-    assert f"Aborted because: {reason}" in email_text(alert)
+    text = email_text(alert)
+    assert f"Aborted because: {reason}" in text
+    assert text.count(reason) == 1 and "None" not in text and "batch mode: yes" in text  # once, and in words
 
 
 def test_an_unreachable_canvas_gives_an_alert_without_details_within_the_notifiers_time(world):

@@ -237,3 +237,17 @@ def test_an_alert_too_big_for_sqs_goes_to_the_retry_queue_shrunk_and_comes_back_
     AlertPublisher(boto3.client("sns"), aws.topic_arn).publish(back)
     (delivered,) = aws.alerts()
     assert delivered["message"]["alert_id"] == alert.message["alert_id"]
+
+
+def test_a_subject_sns_would_refuse_is_made_one_it_takes(aws):
+    from sis_imports.alerts import Alert
+    from sis_imports.publisher import AlertPublisher
+
+    calls = []
+    boto3.setup_default_session()
+    boto3.DEFAULT_SESSION.events.register("provide-client-params.sns.Publish", lambda params, **kw: calls.append(dict(params)))
+    message = huge_alert(entries=3).message
+    AlertPublisher(boto3.client("sns"), aws.topic_arn).publish(Alert("SIS import é\n" + "x" * 300, message, {}))
+    (params,) = calls
+    assert params["Subject"] == "SIS import " + "x" * 89  # printable ASCII, 100 characters at most
+    assert aws.alerts()[0]["subject"] == params["Subject"]
