@@ -57,7 +57,7 @@ def _abort_reason(sis_import: dict[str, Any]) -> str | None:
         for row in map(_row, sis_import.get(key) if isinstance(sis_import.get(key), list) else []):
             if row is not None and row["file"] is None and row["message"] and row["message"] not in reasons:
                 reasons.append(row["message"])
-    return _text(" ".join(reasons)) if reasons else None
+    return _text(" / ".join(reasons)) if reasons else None
 
 
 def details_of(sis_import: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +83,8 @@ def _duration(seconds: Any) -> str:
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
-    parts = [f"{hours} h"] * bool(hours) + [f"{minutes} min"] * bool(minutes) + [f"{secs} s"] * (not hours)
+    parts = [f"{hours} h"] * bool(hours) + [f"{minutes} min"] * bool(minutes) + \
+        [f"{secs} s"] * (not hours and (bool(secs) or not minutes))  # "10 min", not "10 min 0 s"
     return " ".join(parts) or "0 s"
 
 

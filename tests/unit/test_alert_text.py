@@ -77,6 +77,22 @@ def test_a_multi_term_batch_without_its_terms_gives_canvas_error_as_the_reason()
     assert text.count(terms) == 1 and "First errors" not in text and "multi-term batch mode: yes" in text
 
 
+def test_several_reasons_each_show_once():
+    terms, threshold = "Terms not found for the batch.", THRESHOLD["ja"]
+    answer = sis_import("aborted", multi_term_batch_mode=True, change_threshold=10,
+                        processing_errors=[[None, terms]], processing_warnings=[[None, threshold], [None, threshold]])
+    text = email_text(alert(details_of(answer)))
+    assert f"Aborted because: {terms} / {threshold}\n" in text
+    assert text.count(terms) == 1 and text.count(threshold) == 1
+
+
+@pytest.mark.parametrize(("seconds", "words"), [(0, "0 s"), (95.007, "1 min 35 s"), (600, "10 min"), (3600, "1 h"),
+                                                (3660, "1 h 1 min"), (None, "unknown")])
+def test_a_duration_reads_as_people_say_it(seconds, words):
+    text = email_text(alert(None, duration_seconds=seconds))
+    assert f"(took {words})\n" in text
+
+
 def test_the_reason_is_found_past_the_first_ten_rows():
     rows = [["users.csv", f"user u-{n} has already claimed a login"] for n in range(15)] + [[None, THRESHOLD["fr"]]]
     assert details_of(sis_import("aborted", batch_mode=True, processing_warnings=rows))["abort_reason"] == THRESHOLD["fr"]
