@@ -32,7 +32,12 @@ class ChatPublishFailed(Exception):
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (details_of drops them; any other field): "?", not a refusal
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def _bytes(text: str) -> int:

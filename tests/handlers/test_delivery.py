@@ -251,3 +251,13 @@ def test_a_subject_sns_would_refuse_is_made_one_it_takes(aws):
     (params,) = calls
     assert params["Subject"] == "SIS import " + "x" * 89  # printable ASCII, 100 characters at most
     assert aws.alerts()[0]["subject"] == params["Subject"]
+
+
+def test_a_lone_surrogate_in_an_alert_is_published_not_refused_for_ever(aws):
+    from sis_imports.publisher import AlertPublisher
+
+    alert = huge_alert(entries=3)
+    alert.message.update(details=None, details_unavailable="Canvas answered 401: \ud800 invalid")
+    AlertPublisher(boto3.client("sns"), aws.topic_arn).publish(alert)
+    (delivered,) = aws.alerts()
+    assert delivered["message"]["details_unavailable"] == "Canvas answered 401: ? invalid"
