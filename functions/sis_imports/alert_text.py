@@ -229,7 +229,8 @@ def shrink(message: dict[str, Any], size: Callable[[dict[str, Any]], int], budge
     """`message`, or a smaller copy whose `size(...)` is at most `budget` bytes. What goes, in order,
     until it fits: rows of Canvas's errors and warnings from the end (warnings first; the first of each
     stays), counted in `details.errors_left_out` / `warnings_left_out`; then each row's file and message
-    text, cut shorter and shorter (down to 40 characters) and marked `… [cut]`; then the remaining rows;
+    text, cut shorter and shorter (down to 40 characters) and marked `… [cut]` (the abort reason down to
+    200); then the remaining rows;
     then the middle of `history` (its first and last entries stay; `history_left_out` counts the rest);
     then Canvas's details altogether (`details_unavailable` says why). The ids, states, outcome, times
     and links are never touched. Raises ValueError if even that does not fit (an alert's other fields
