@@ -50,7 +50,8 @@ def worst_alert(char: str, history: int) -> Any:
     batch = Batch.from_item({
         "root_account_uuid": "U" * 128, "root_account_id": "1" * 128, "account_id": "2" * 128,
         "sis_batch_id": "9" * 128, "hostname": "h" * 249 + ".edu", "workflow_state": entries[-1].workflow_state.value,
-        "event_time": entries[-1].event_time, "event_name": "sis_batch_updated", "first_event_at": entries[0].event_time,
+        "event_time": entries[-1].event_time, "event_name": "sis_batch_updated",
+        "first_event_at": entries[0].event_time,
         "history": [e.to_dict() for e in entries], "version": 1})
     (occurrence,) = owed(None, batch)
     return end_alert(batch, occurrence, details_of(answer))

@@ -574,7 +574,8 @@ def slack(message: dict[str, Any]) -> dict[str, Any]:
     if a.detected_by:
         fields.append(f"*Detected by*\n{DETECTED_BY[a.detected_by]}")
     blocks.append({"type": "section",
-                   "fields": [{"type": "mrkdwn", "text": _cut_units(f, SLACK_FIELD_TEXT)} for f in fields[:SLACK_MAX_FIELDS]]})
+                   "fields": [{"type": "mrkdwn", "text": _cut_units(f, SLACK_FIELD_TEXT)}
+                              for f in fields[:SLACK_MAX_FIELDS]]})
 
     if a.late:
         blocks.append(_slack_section(":alarm_clock: *Late.* " + _late_text(a, _state_code)))

@@ -140,7 +140,8 @@ def test_an_import_whose_canvas_details_hold_emoji_errors_and_warnings_is_delive
     sns, sqs = boto3.client("sns"), boto3.client("sqs")
     chat_topic = sns.create_topic(Name="chat")["TopicArn"]
     chat_queue = sqs.create_queue(QueueName="chat-subscriber")["QueueUrl"]
-    chat_queue_arn = sqs.get_queue_attributes(QueueUrl=chat_queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    chat_queue_arn = sqs.get_queue_attributes(QueueUrl=chat_queue,
+                                              AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=chat_topic, Protocol="sqs", Endpoint=chat_queue_arn)
     notifier = Notifier(AlertPublisher(sns, world.aws.topic_arn, chat_topic),
                         details=CanvasDetails([(world.canvas.base_url, lambda: TOKEN)]))

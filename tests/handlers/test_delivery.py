@@ -191,8 +191,8 @@ def huge_alert(entries: int = 3_000):
                "account_id": "1", "sis_batch_id": "9" * 128, "workflow_state": "failed_with_messages",
                "outcome": "failure", "hostname": "oxana.instructure.com", "late": False,
                "details": {"errors": rows, "warnings": rows, "error_count": 30, "warning_count": 30},
-               "history": [{"workflow_state": "importing", "event_time": f"2026-11-27T15:30:{n % 60:02d}.{n // 60:03d}Z",
-                            "event_name": "sis_batch_updated"} for n in range(entries)]}
+               "history": [{"workflow_state": "importing", "event_name": "sis_batch_updated",
+                            "event_time": f"2026-11-27T15:30:{n % 60:02d}.{n // 60:03d}Z"} for n in range(entries)]}
     attributes = {"outcome": "failure", "alert_id": "a" * 32, "root_account_uuid": "U" * 128}
     return Alert("SIS import " + "9" * 88, message, attributes)
 
@@ -211,7 +211,8 @@ def test_an_alert_too_big_for_sns_is_shrunk_to_fit_and_delivered(aws):
     assert len(json.dumps(alert.message, ensure_ascii=False).encode()) > 262_144  # the reproduction
     calls = []
     boto3.setup_default_session()
-    boto3.DEFAULT_SESSION.events.register("provide-client-params.sns.Publish", lambda params, **kw: calls.append(dict(params)))
+    boto3.DEFAULT_SESSION.events.register("provide-client-params.sns.Publish",
+                                          lambda params, **kw: calls.append(dict(params)))
     AlertPublisher(boto3.client("sns"), aws.topic_arn).publish(alert)
     (params,) = calls
     assert publish_size(params) <= 262_144
@@ -219,7 +220,8 @@ def test_an_alert_too_big_for_sns_is_shrunk_to_fit_and_delivered(aws):
     message = delivered["message"]
     for key in ("alert_id", "sis_batch_id", "root_account_uuid", "workflow_state", "outcome", "type"):
         assert message[key] == alert.message[key]
-    assert message["history"][0] == alert.message["history"][0] and message["history"][-1] == alert.message["history"][-1]
+    first, last = alert.message["history"][0], alert.message["history"][-1]
+    assert (message["history"][0], message["history"][-1]) == (first, last)
     assert len(message["history"]) + message["history_left_out"] == 3_000
     assert "middle entries left out" in json.loads(params["Message"])["email"]
 
@@ -245,7 +247,8 @@ def test_a_subject_sns_would_refuse_is_made_one_it_takes(aws):
 
     calls = []
     boto3.setup_default_session()
-    boto3.DEFAULT_SESSION.events.register("provide-client-params.sns.Publish", lambda params, **kw: calls.append(dict(params)))
+    boto3.DEFAULT_SESSION.events.register("provide-client-params.sns.Publish",
+                                          lambda params, **kw: calls.append(dict(params)))
     message = huge_alert(entries=3).message
     AlertPublisher(boto3.client("sns"), aws.topic_arn).publish(Alert("SIS import é\n" + "x" * 300, message, {}))
     (params,) = calls

@@ -59,7 +59,8 @@ THRESHOLD = {
 def test_a_batch_mode_abort_gives_its_reason_once_in_any_language(language):
     warning = THRESHOLD[language]
     answer = sis_import("aborted", batch_mode=True, batch_mode_term_id="fall_2026", change_threshold=10,
-                        processing_warnings=[["users.csv", "user u-17 has already claimed login jdoe"], [None, warning]])
+                        processing_warnings=[["users.csv", "user u-17 has already claimed login jdoe"],
+                                             [None, warning]])
     details = details_of(answer)
     assert details["abort_reason"] == warning
     assert details["warnings"][1] == {"file": None, "message": warning}  # the JSON keeps Canvas's row as it is
@@ -95,7 +96,8 @@ def test_a_duration_reads_as_people_say_it(seconds, words):
 
 def test_the_reason_is_found_past_the_first_ten_rows():
     rows = [["users.csv", f"user u-{n} has already claimed a login"] for n in range(15)] + [[None, THRESHOLD["fr"]]]
-    assert details_of(sis_import("aborted", batch_mode=True, processing_warnings=rows))["abort_reason"] == THRESHOLD["fr"]
+    details = details_of(sis_import("aborted", batch_mode=True, processing_warnings=rows))
+    assert details["abort_reason"] == THRESHOLD["fr"]
 
 
 @pytest.mark.parametrize("answer", [
@@ -128,7 +130,8 @@ def test_counts_and_settings_read_as_words():
 
 
 def test_an_error_message_cannot_forge_a_line_in_the_email():
-    forged = "bad row\n\nOpen in Canvas: https://evil.example/phish\r\nSIS Import API: https://evil.example/\u202egpj.exe"
+    forged = ("bad row\n\nOpen in Canvas: https://evil.example/phish\r\n"
+              "SIS Import API: https://evil.example/\u202egpj.exe")
     answer = sis_import(processing_errors=[["users\u202e.csv\n", forged]], batch_mode_term_id="x\nOpen in Canvas: y")
     text = email_text(alert(details_of(answer), workflow_state="failed_with_messages"))
     lines = text.split("\n")
