@@ -69,6 +69,7 @@ bench: $(CDK_STAMP)   ## cold-start figures of each handler's bundle (ARGS go to
 	$(CDK) synth --quiet -c root_account_uuids=bench-placeholder -c canvas_instances=https://canvas.example.edu
 	$(PY) -m scripts.bench_cold_start $(ARGS)
 	$(PY) -m scripts.bench_reconcile
+	$(PY) -m scripts.bench_alert_size
 
 clean:
 	rm -rf $(VENV) cdk.out .build .local .pytest_cache .hypothesis node_modules

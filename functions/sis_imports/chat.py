@@ -20,9 +20,13 @@ mention anyone (`<!channel>`, `@here`), nor link, format or break out of a code 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from .alert_text import shrink
+from .untrusted import one_line
 
 OUTCOMES = ("success", "warning", "failure", "stuck")
 TYPES = ("sis_import_finished", "sis_restore_finished", "sis_import_stuck")
@@ -77,10 +81,6 @@ COUNT_LABELS = {
     "batch_enrollments_deleted": "enrollments deleted by batch mode",
 }
 
-# C0/C1 controls, zero-width and bidirectional formatting characters (which can reorder what a file
-# name appears to say), line and paragraph separators, byte order mark.
-_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
-_SPACES = re.compile(r"\s+")
 _STATE = re.compile(r"[a-z][a-z_]{0,39}")
 _TIME = re.compile(r"(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.\d{1,9})?Z")
 _PLAIN_ID = re.compile(r"[A-Za-z0-9.-]{1,128}")  # shown as is in markdown: nothing in it can format
@@ -94,12 +94,7 @@ ZWSP = "\u200b"
 # --- reading the message: known fields only ------------------------------------------------------
 
 
-def _clean(value: Any, limit: int) -> str:
-    """Untrusted text as one line without invisible characters, at most `limit` characters."""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        return ""
-    text = _SPACES.sub(" ", _INVISIBLE.sub(" ", str(value))).strip()
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+_clean = one_line  # the email's cleaning too (untrusted.py): one rule for every place Canvas's text shows
 
 
 def _count(value: Any) -> int | None:
@@ -202,6 +197,8 @@ def _details(value: Any) -> _Details | None:
     if value.get("batch_mode") is True:
         term = _clean(value.get("batch_mode_term_id"), MAX_ID)
         facts.append(("batch mode, term", term) if term else ("batch mode", ""))
+    if value.get("multi_term_batch_mode") is True:
+        facts.append(("multi-term batch mode", ""))
     data_set = _clean(value.get("diffing_data_set_identifier"), MAX_ID)
     if data_set:
         facts.append(("diffing data set", data_set))
@@ -219,10 +216,11 @@ def _details(value: Any) -> _Details | None:
         counts=counts,
         error_count=error_count,
         warning_count=warning_count,
-        errors=_items(value.get("errors"), SHOWN_ERRORS),
-        # Canvas also records an abort's reason as a warning: shown once, as the reason.
+        # Canvas also records an abort's reason as a row without a file: shown once, as the reason.
+        errors=tuple(e for e in _items(value.get("errors"), SHOWN_ERRORS + 1)
+                     if not (abort_reason and not e.file and e.message in abort_reason))[:SHOWN_ERRORS],
         warnings=tuple(w for w in _items(value.get("warnings"), SHOWN_WARNINGS + 1)
-                       if not (abort_reason and w.message == abort_reason and not w.file))[:SHOWN_WARNINGS],
+                       if not (abort_reason and not w.file and w.message in abort_reason))[:SHOWN_WARNINGS],
         facts=tuple(facts),
         abort_reason=abort_reason,
     )
@@ -379,16 +377,34 @@ def _state_code(state: str) -> str:
     return f"`{state}`"
 
 
+def _units(text: str) -> int:
+    """A text's length as chats count it, safely: UTF-16 code units (an emoji outside the basic plane
+    is two), never fewer than Python's characters."""
+    return len(text) + sum(1 for c in text if c > "\uffff") if not text.isascii() else len(text)
+
+
+def _cut_units(text: str, limit: int) -> str:
+    """The longest prefix of `text` within `limit` units (a last resort: callers build texts that fit)."""
+    if _units(text) <= limit:
+        return text
+    used = 0
+    for i, c in enumerate(text):
+        used += 2 if c > "\uffff" else 1
+        if used > limit:
+            return text[:i]
+    return text
+
+
 def _fit(raw: str, limit: int, escape: Any = lambda s: s) -> str:
-    """`escape(raw)` in at most `limit` characters: cut the raw text (never an entity or escape), then
+    """`escape(raw)` in at most `limit` units: cut the raw text (never an entity or escape), then
     escape, ending with an ellipsis when cut."""
     text = escape(raw)
-    if len(text) <= limit:
+    if _units(text) <= limit:
         return text
     low, high = 0, len(raw)
     while low < high:  # the longest prefix whose escaped form, with the ellipsis, fits
         mid = (low + high + 1) // 2
-        if len(escape(raw[:mid])) + 1 <= limit:
+        if _units(escape(raw[:mid])) + 1 <= limit:
             low = mid
         else:
             high = mid - 1
@@ -405,13 +421,13 @@ def _code_block(raw_lines: list[str], limit: int, escape: Any) -> str:
     for raw in raw_lines:
         line = escape(raw)
         sep = 1 if kept else 0
-        if used + sep + len(line) > budget:
+        if used + sep + _units(line) > budget:
             room = budget - used - sep
             if room > 20:
                 kept.append(_fit(raw, room, escape))
             break
         kept.append(line)
-        used += sep + len(line)
+        used += sep + _units(line)
     return f"{fence}\n" + "\n".join(kept) + f"\n{fence}"
 
 
@@ -465,7 +481,7 @@ def chatbot(message: dict[str, Any]) -> dict[str, Any]:
         lines.append(f"No details from Canvas: {_chatbot_code(a.details_unavailable)}.")
     description = "\n".join(lines)
     for block in blocks:  # whole blocks only, so that no code block is ever left open
-        if len(description) + 1 + len(block) <= CHATBOT_DESCRIPTION:
+        if _units(description) + 1 + _units(block) <= CHATBOT_DESCRIPTION:
             description += "\n" + block
 
     keywords = [k for k in (a.outcome, a.workflow_state, "late" if a.late else "", "restore" if a.restore else "",
@@ -558,7 +574,8 @@ def slack(message: dict[str, Any]) -> dict[str, Any]:
     if a.detected_by:
         fields.append(f"*Detected by*\n{DETECTED_BY[a.detected_by]}")
     blocks.append({"type": "section",
-                   "fields": [{"type": "mrkdwn", "text": f[:SLACK_FIELD_TEXT]} for f in fields[:SLACK_MAX_FIELDS]]})
+                   "fields": [{"type": "mrkdwn", "text": _cut_units(f, SLACK_FIELD_TEXT)}
+                              for f in fields[:SLACK_MAX_FIELDS]]})
 
     if a.late:
         blocks.append(_slack_section(":alarm_clock: *Late.* " + _late_text(a, _state_code)))
@@ -568,13 +585,13 @@ def slack(message: dict[str, Any]) -> dict[str, Any]:
             blocks.append(_slack_section(f"*Counts:* {_count_text(d)}"))
         if d.abort_reason:
             heading = "*Why it stopped*\n"
-            blocks.append(_slack_section(heading + _code_block([d.abort_reason], SLACK_SECTION_TEXT - len(heading),
+            blocks.append(_slack_section(heading + _code_block([d.abort_reason], SLACK_SECTION_TEXT - _units(heading),
                                                                _slack_free)))
         for kind, items, total in (("errors", d.errors, d.error_count), ("warnings", d.warnings, d.warning_count)):
             if items:
                 heading = f"*{_items_heading(kind, total, len(items))}*\n"
                 lines = [_item_line(i) for i in items]
-                blocks.append(_slack_section(heading + _code_block(lines, SLACK_SECTION_TEXT - len(heading),
+                blocks.append(_slack_section(heading + _code_block(lines, SLACK_SECTION_TEXT - _units(heading),
                                                                    _slack_free)))
         if d.facts:
             blocks.append(_slack_context(_facts_text(d, _slack_code)))
@@ -599,18 +616,45 @@ def slack(message: dict[str, Any]) -> dict[str, Any]:
 
 def _slack_section(text: str) -> dict[str, Any]:
     # Every caller builds text within the limit (code blocks included); the cut is a last resort.
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SLACK_SECTION_TEXT]}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _cut_units(text, SLACK_SECTION_TEXT)}}
 
 
 def _slack_context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:SLACK_CONTEXT_TEXT]}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut_units(text, SLACK_CONTEXT_TEXT)}]}
 
 
 # --- Microsoft Teams (Workflows webhook, Adaptive Card) --------------------------------------------------
 
 
+# Teams refuses a message over about 28 KB; the card is kept under this many bytes of UTF-8 JSON.
+TEAMS_MAX_BYTES = 27_000
+
+
+def _shown_only(message: dict[str, Any]) -> dict[str, Any]:
+    """The message with only the rows a chat can show (one more, for the abort reason's row)."""
+    details = message.get("details") if isinstance(message, dict) else None
+    if not isinstance(details, dict):
+        return message
+    trimmed = dict(details)
+    for key, shown in (("errors", SHOWN_ERRORS), ("warnings", SHOWN_WARNINGS)):
+        if isinstance(details.get(key), list):
+            trimmed[key] = details[key][: shown + 1]
+    return {**message, "details": trimmed}
+
+
 def teams(message: dict[str, Any]) -> dict[str, Any]:
-    """A Teams Workflows webhook message: one Adaptive Card 1.4 attachment."""
+    """A Teams Workflows webhook message: one Adaptive Card 1.4 attachment, within TEAMS_MAX_BYTES (Canvas's
+    rows, then their text, shrunk by the alerts' one rule, alert_text.shrink)."""
+    if not isinstance(message, dict):
+        raise TypeError("an alert message is a JSON object")
+    return _teams(shrink(_shown_only(message), lambda m: _bytes(_teams(m)), TEAMS_MAX_BYTES))
+
+
+def _bytes(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
+def _teams(message: dict[str, Any]) -> dict[str, Any]:
     a = _read(message)
     preposition, where = _where_words(a)
     emoji = EMOJI.get(a.outcome, "ℹ️")

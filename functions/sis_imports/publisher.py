@@ -1,8 +1,16 @@
 """SNS out, and the two queues alerts fall back on: the retry queue and the failure queue.
 
 One publish per alert, with a message per protocol (`MessageStructure=json`): email subscribers get
-the plain text (alert_text.email_text), SQS, Lambda and HTTPS subscribers the JSON. Clients of the
-queues are made on first use: the common path (SNS answers) never pays for them at cold start.
+the plain text (alert_text.email_text), every other protocol (SQS, Lambda, HTTPS, email-json) the
+JSON, as SNS's `default` value (SNS gives `default` to each protocol the message does not name: one
+copy of the JSON rather than six). Clients of the queues are made on first use: the common path (SNS
+answers) never pays for them at cold start.
+
+Every alert fits: SNS refuses a publish over 262,144 bytes, counting the Message, the Subject and the
+message attributes' names, types and values (UTF-8). The JSON is written as UTF-8 (`ensure_ascii=False`:
+a CJK character or an emoji costs its 3 or 4 bytes, not a 6 or 12 byte escape, escaped once more
+inside the per-protocol JSON), and an alert still too big is shrunk by alert_text.shrink (Canvas's
+rows first, never the ids, state or outcome). The retry queue's SQS message has the same limit.
 """
 
 from __future__ import annotations
@@ -10,10 +18,13 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from .alert_text import email_text
+from .alert_text import email_text, shrink
 from .alerts import Alert
 
 TOPIC, CHAT = "topic", "chat"
+# SNS's and SQS's limit on one message, in bytes (UTF-8).
+MESSAGE_LIMIT = 262_144
+SUBJECT_LIMIT = 100
 
 
 class ChatPublishFailed(Exception):
@@ -21,7 +32,30 @@ class ChatPublishFailed(Exception):
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (details_of drops them; any other field): "?", not a refusal
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _bytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def sns_size(params: dict[str, Any]) -> int:
+    """A Publish's size as SNS counts it against its limit: Message, Subject, attributes' names, types, values."""
+    attributes = params.get("MessageAttributes") or {}
+    return _bytes(params["Message"]) + _bytes(params.get("Subject") or "") + sum(
+        _bytes(name) + _bytes(a["DataType"]) + _bytes(a.get("StringValue", "")) for name, a in attributes.items())
+
+
+def subject(text: str) -> str:
+    """What SNS takes as a Subject: printable ASCII, at most 100 characters, not empty (alerts.py builds
+    it so; this keeps a publish from being refused if it ever did not)."""
+    printable = "".join(c for c in text if " " <= c <= "~").strip()[:SUBJECT_LIMIT].strip()
+    return printable or "SIS import alert"
 
 
 class AlertPublisher:
@@ -32,29 +66,43 @@ class AlertPublisher:
         self._chat_topic_arn = chat_topic_arn
         self._chat_outcomes = chat_outcomes
 
+    def publish_params(self, alert: Alert) -> dict[str, Any]:
+        """The Publish call of an alert, within SNS's limit (its message shrunk if it had to be)."""
+        def params(message: dict[str, Any]) -> dict[str, Any]:
+            per_protocol = {"default": _json(message), "email": email_text(message), "sms": subject(alert.subject)}
+            return {
+                "TopicArn": self._topic_arn,
+                "Subject": subject(alert.subject),
+                "Message": _json(per_protocol),
+                "MessageStructure": "json",
+                "MessageAttributes": {name: {"DataType": "String", "StringValue": value}
+                                      for name, value in alert.attributes.items() if value},
+            }
+
+        return params(shrink(alert.message, lambda m: sns_size(params(m)), MESSAGE_LIMIT))
+
+    def chat_params(self, alert: Alert) -> dict[str, Any]:
+        """The chat topic's Publish: the AWS Chatbot notification (bounded by chat.py), within SNS's limit."""
+        from .chat import chatbot  # only where chat is configured
+
+        def params(message: dict[str, Any]) -> dict[str, Any]:
+            return {"TopicArn": self._chat_topic_arn, "Message": _json(chatbot(message))}
+
+        return params(shrink(alert.message, lambda m: sns_size(params(m)), MESSAGE_LIMIT))
+
     def publish(self, alert: Alert, targets: tuple[str, ...] = (TOPIC, CHAT)) -> str | None:
         """Publishes to the alert topic (and the chat topic, when there is one); the first's message id."""
         message_id = None
         if TOPIC in targets:
-            body = _json(alert.message)
-            per_protocol = {"default": body, "email": email_text(alert.message), "email-json": body, "sqs": body,
-                            "lambda": body, "http": body, "https": body, "sms": alert.subject}
-            response = self._client.publish(
-                TopicArn=self._topic_arn,
-                Subject=alert.subject,
-                Message=_json(per_protocol),
-                MessageStructure="json",
-                MessageAttributes={name: {"DataType": "String", "StringValue": value}
-                                   for name, value in alert.attributes.items() if value},
-            )
+            response = self._client.publish(**self.publish_params(alert))
             message_id = response["MessageId"]
         if CHAT in targets and self._chat_topic_arn:
-            from .chat import chatbot, wanted  # only where chat is configured
+            from .chat import wanted
 
             if not wanted(alert.message, self._chat_outcomes):
                 return message_id
             try:
-                self._client.publish(TopicArn=self._chat_topic_arn, Message=_json(chatbot(alert.message)))
+                self._client.publish(**self.chat_params(alert))
             except Exception as exc:
                 raise ChatPublishFailed(str(exc)) from exc
         return message_id
@@ -80,8 +128,13 @@ class AlertRetryQueue(LazyQueue):
         self.first_delay = first_delay  # a first retry a minute later; the queue's visibility timeout after
 
     def defer(self, alert: Alert, targets: tuple[str, ...] = (TOPIC, CHAT)) -> None:
-        self._send({"targets": list(targets), "subject": alert.subject, "message": alert.message,
-                    "attributes": alert.attributes}, delay=self.first_delay)
+        def body(message: dict[str, Any]) -> dict[str, Any]:
+            return {"targets": list(targets), "subject": alert.subject, "message": message,
+                    "attributes": alert.attributes}
+
+        # SQS's limit is SNS's: an alert too big for the queue is shrunk by the same rule (no attributes sent).
+        message = shrink(alert.message, lambda m: _bytes(_json(body(m))), MESSAGE_LIMIT)
+        self._send(body(message), delay=self.first_delay)
 
 
 def deferred_alert(body: str) -> tuple[Alert, tuple[str, ...]]:

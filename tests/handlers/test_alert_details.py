@@ -63,7 +63,9 @@ def test_an_aborted_imports_alert_carries_the_threshold_reason(world):
     reason = alert["details"]["abort_reason"]
     assert "250 enrollments would be deleted and exceeds the set threshold" in reason
     assert alert["details"]["batch_mode"] is True and alert["details"]["change_threshold"] == 10
-    assert f"Aborted because: {reason}" in email_text(alert)
+    text = email_text(alert)
+    assert f"Aborted because: {reason}" in text
+    assert text.count(reason) == 1 and "None" not in text and "batch mode: yes" in text  # once, and in words
 
 
 def test_an_unreachable_canvas_gives_an_alert_without_details_within_the_notifiers_time(world):
@@ -102,3 +104,75 @@ def test_a_throttled_canvas_is_asked_once_more_and_the_details_come(world):
     world.canvas.throttle_next(1)  # 403 Rate Limit Exceeded, then an answer
     (alert,) = notify(world, CanvasDetails([(world.canvas.base_url, lambda: TOKEN)]))
     assert alert["details"] is not None and alert["details"]["error_count"] == 1
+
+
+# --- the largest alert Canvas can cause, on every channel -------------------------------------------------
+
+SNS_LIMIT = 262_144  # SNS refuses a Publish over this many bytes (UTF-8)
+
+
+def publish_size(params: dict) -> int:
+    """What SNS counts against its limit: the Message, the Subject, each attribute's name, type and value."""
+    size = len(params["Message"].encode()) + len(params.get("Subject", "").encode())
+    for name, attribute in (params.get("MessageAttributes") or {}).items():
+        size += len(name.encode()) + len(attribute["DataType"].encode()) + len(attribute["StringValue"].encode())
+    return size
+
+
+def test_an_import_whose_canvas_details_hold_emoji_errors_and_warnings_is_delivered_on_every_channel(world, server):
+    import json
+
+    from handlers.chat_webhook import ChatWebhook
+    from tests.unit.test_chat import assert_within_limits, sent_bytes, utf16_units
+
+    emoji = "😀"
+    rows = [[f"{n}{emoji * 499}", emoji * 500] for n in range(24)]  # Canvas lists 24, then "and N more"
+    sis_id = world.canvas.create_import()
+    world.clock.tick(5)
+    world.canvas.advance(sis_id, "importing")
+    world.clock.tick(60)
+    world.canvas.advance(sis_id, "failed_with_messages", errors=rows, warnings=rows, counts={"users": 12})
+
+    publishes: list[dict] = []
+    boto3.setup_default_session()
+    boto3.DEFAULT_SESSION.events.register("provide-client-params.sns.Publish",
+                                          lambda params, **kw: publishes.append(dict(params)))
+    sns, sqs = boto3.client("sns"), boto3.client("sqs")
+    chat_topic = sns.create_topic(Name="chat")["TopicArn"]
+    chat_queue = sqs.create_queue(QueueName="chat-subscriber")["QueueUrl"]
+    chat_queue_arn = sqs.get_queue_attributes(QueueUrl=chat_queue,
+                                              AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=chat_topic, Protocol="sqs", Endpoint=chat_queue_arn)
+    notifier = Notifier(AlertPublisher(sns, world.aws.topic_arn, chat_topic),
+                        details=CanvasDetails([(world.canvas.base_url, lambda: TOKEN)]))
+    world.aws.pump_stream(lambda event, context: notifier.handle(event, context))
+
+    # SNS: both publishes (alert topic, chat topic) within the limit, as SNS counts it.
+    assert len(publishes) == 2 and all(publish_size(p) <= SNS_LIMIT for p in publishes)
+    print(f"largest publish: {max(publish_size(p) for p in publishes):,} bytes")
+    # SQS, Lambda, HTTPS (the `default` JSON): every row Canvas gave, whole.
+    (delivered,) = world.aws.alerts()
+    alert = delivered["message"]
+    assert [r["message"] for r in alert["details"]["errors"]] == [emoji * 500] * 10
+    assert [r["file"] for r in alert["details"]["warnings"]] == [f"{n}{emoji * 499}" for n in range(10)]
+    # Email: the text, with every row.
+    email = json.loads(publishes[0]["Message"])["email"]
+    assert email == email_text(alert) and email.count(f": {emoji * 500}\n") == 20
+    # AWS Chatbot: the chat topic's subscriber got a custom notification.
+    (chat_message,) = sqs.receive_message(QueueUrl=chat_queue)["Messages"]
+    notification = json.loads(json.loads(chat_message["Body"])["Message"])
+    assert (notification["version"], notification["source"]) == ("1.0", "custom")
+    assert utf16_units(notification["content"]["description"]) <= 3500 and emoji * 20 in notification["content"][
+        "description"]
+    # Slack and Teams webhooks: what SNS hands the chat function, posted and taken.
+    assert_within_limits(alert)
+    for kind, status in (("slack", 200), ("teams", 202)):
+        server.clear()
+        server.expect_request("/hook", method="POST").respond_with_data("ok", status=status)
+        poster = ChatWebhook(kind, lambda fresh: server.url_for("/hook"))
+        record = {"Records": [{"Sns": {"Message": json.loads(publishes[0]["Message"])["default"]}}]}
+        assert poster.handle(record, None) == {"delivered": 1}
+        ((request, _),) = server.log
+        body = json.loads(request.get_data())
+        assert len(request.get_data()) <= 28_000 and emoji * 20 in json.dumps(body, ensure_ascii=False)
+        assert sent_bytes(body) == len(request.get_data())

@@ -174,8 +174,93 @@ def test_one_publish_carries_text_for_email_and_json_for_the_rest(aws, none_mode
     assert params["MessageStructure"] == "json"
     per_protocol = json.loads(params["Message"])
     message = json.loads(per_protocol["default"])
-    assert all(json.loads(per_protocol[p]) == message for p in ("sqs", "lambda", "https", "email-json"))
+    # SNS gives `default` to every protocol not named (sqs, lambda, http/https, email-json): one JSON copy.
+    assert set(per_protocol) == {"default", "email", "sms"}
     assert per_protocol["email"] == email_text(message)
     assert per_protocol["email"].startswith("The SIS import 6001 on oxana.instructure.com ended: failed_with_messages")
     (alert,) = aws.alerts()
     assert alert["message"] == message  # an SQS subscriber gets the JSON
+
+
+def huge_alert(entries: int = 3_000):
+    """An alert bigger than SNS takes, whatever the cause (here a long history): 10 + 10 rows of emoji too."""
+    from sis_imports.alerts import Alert
+
+    rows = [{"file": "😀" * 500, "message": "😀" * 500} for _ in range(10)]
+    message = {"type": "sis_import_finished", "alert_id": "a" * 32, "root_account_uuid": "U" * 128,
+               "account_id": "1", "sis_batch_id": "9" * 128, "workflow_state": "failed_with_messages",
+               "outcome": "failure", "hostname": "oxana.instructure.com", "late": False,
+               "details": {"errors": rows, "warnings": rows, "error_count": 30, "warning_count": 30},
+               "history": [{"workflow_state": "importing", "event_name": "sis_batch_updated",
+                            "event_time": f"2026-11-27T15:30:{n % 60:02d}.{n // 60:03d}Z"} for n in range(entries)]}
+    attributes = {"outcome": "failure", "alert_id": "a" * 32, "root_account_uuid": "U" * 128}
+    return Alert("SIS import " + "9" * 88, message, attributes)
+
+
+def publish_size(params: dict) -> int:
+    """SNS's count: Message, Subject, and each attribute's name, type and value, in UTF-8 bytes."""
+    return len(params["Message"].encode()) + len(params.get("Subject", "").encode()) + sum(
+        len(n.encode()) + len(a["DataType"].encode()) + len(a["StringValue"].encode())
+        for n, a in params.get("MessageAttributes", {}).items())
+
+
+def test_an_alert_too_big_for_sns_is_shrunk_to_fit_and_delivered(aws):
+    from sis_imports.publisher import AlertPublisher
+
+    alert = huge_alert()
+    assert len(json.dumps(alert.message, ensure_ascii=False).encode()) > 262_144  # the reproduction
+    calls = []
+    boto3.setup_default_session()
+    boto3.DEFAULT_SESSION.events.register("provide-client-params.sns.Publish",
+                                          lambda params, **kw: calls.append(dict(params)))
+    AlertPublisher(boto3.client("sns"), aws.topic_arn).publish(alert)
+    (params,) = calls
+    assert publish_size(params) <= 262_144
+    (delivered,) = aws.alerts()
+    message = delivered["message"]
+    for key in ("alert_id", "sis_batch_id", "root_account_uuid", "workflow_state", "outcome", "type"):
+        assert message[key] == alert.message[key]
+    first, last = alert.message["history"][0], alert.message["history"][-1]
+    assert (message["history"][0], message["history"][-1]) == (first, last)
+    assert len(message["history"]) + message["history_left_out"] == 3_000
+    assert "middle entries left out" in json.loads(params["Message"])["email"]
+
+
+def test_an_alert_too_big_for_sqs_goes_to_the_retry_queue_shrunk_and_comes_back_whole_enough(aws):
+    from sis_imports.publisher import AlertPublisher, AlertRetryQueue, deferred_alert
+
+    alert = huge_alert()
+    AlertRetryQueue(lambda: boto3.client("sqs"), aws.retry_queue_url, first_delay=0).defer(alert)
+    (record,) = retry_records(aws)
+    assert len(record["body"].encode()) <= 262_144
+    back, targets = deferred_alert(record["body"])
+    assert targets == ("topic", "chat") and back.subject == alert.subject and back.attributes == alert.attributes
+    assert back.message["alert_id"] == alert.message["alert_id"] and back.message["history_left_out"] > 0
+    AlertPublisher(boto3.client("sns"), aws.topic_arn).publish(back)
+    (delivered,) = aws.alerts()
+    assert delivered["message"]["alert_id"] == alert.message["alert_id"]
+
+
+def test_a_subject_sns_would_refuse_is_made_one_it_takes(aws):
+    from sis_imports.alerts import Alert
+    from sis_imports.publisher import AlertPublisher
+
+    calls = []
+    boto3.setup_default_session()
+    boto3.DEFAULT_SESSION.events.register("provide-client-params.sns.Publish",
+                                          lambda params, **kw: calls.append(dict(params)))
+    message = huge_alert(entries=3).message
+    AlertPublisher(boto3.client("sns"), aws.topic_arn).publish(Alert("SIS import é\n" + "x" * 300, message, {}))
+    (params,) = calls
+    assert params["Subject"] == "SIS import " + "x" * 89  # printable ASCII, 100 characters at most
+    assert aws.alerts()[0]["subject"] == params["Subject"]
+
+
+def test_a_lone_surrogate_in_an_alert_is_published_not_refused_for_ever(aws):
+    from sis_imports.publisher import AlertPublisher
+
+    alert = huge_alert(entries=3)
+    alert.message.update(details=None, details_unavailable="Canvas answered 401: \ud800 invalid")
+    AlertPublisher(boto3.client("sns"), aws.topic_arn).publish(alert)
+    (delivered,) = aws.alerts()
+    assert delivered["message"]["details_unavailable"] == "Canvas answered 401: ? invalid"

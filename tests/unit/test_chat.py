@@ -176,19 +176,29 @@ def slack_texts(message: dict[str, Any]) -> list[tuple[str, str, int]]:
     return out
 
 
+def utf16_units(text: str) -> int:
+    """A length as a JavaScript client counts it (an emoji outside the basic plane is 2): never under Slack's."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def sent_bytes(value: Any) -> int:
+    """The bytes of the JSON as it goes out (chat_webhook and the publisher write UTF-8, not escapes)."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
 def assert_within_limits(message: dict[str, Any]) -> None:
     slack = chat.slack(message)
     assert 1 <= len(slack["blocks"]) <= 50
     for where, text, limit in slack_texts(slack):
-        assert 0 < len(text) <= limit, (where, len(text))
+        assert 0 < utf16_units(text) <= limit, (where, utf16_units(text))
         if where in ("section", "context", "field"):
             assert text.count("```") % 2 == 0, text  # every code block closed
     teams = chat.teams(message)
-    assert len(json.dumps(teams).encode()) < 28_000  # Teams' card payload limit
+    assert sent_bytes(teams) <= 28_000  # Teams' message limit (about 28 KB)
     bot = chat.chatbot(message)
-    assert len(bot["content"]["description"]) <= chat.CHATBOT_DESCRIPTION
+    assert utf16_units(bot["content"]["description"]) <= chat.CHATBOT_DESCRIPTION
     assert bot["content"]["description"].count("```") % 2 == 0
-    assert len(json.dumps(bot).encode()) < 256 * 1024 - 4096  # SNS, with room for attributes
+    assert sent_bytes(bot) < 256 * 1024 - 4096  # SNS, with room for attributes
 
 
 HUGE = "x" * 100_000
@@ -210,6 +220,46 @@ def test_slack_stays_within_its_limits_with_huge_error_messages():
     text = errors["text"]["text"]
     assert text.startswith("*Errors: 1,000,000,000 (5 shown)*\n```\n") and text.endswith("…\n```")
     assert not re.search(r"&(?!amp;|lt;|gt;)", text)  # the cut never splits an entity
+
+
+WORST_CHARS = {"emoji": "😀", "cjk": "字", "quote": '"', "backslash": "\\", "rtl": "\u202e", "ampersand": "&"}
+
+
+def worst_message(char: str) -> dict[str, Any]:
+    """The most Canvas can put in an alert's details (alert_text.details_of keeps 10 rows of 500 characters
+    a file and a message, settings of 500), all in one character, with the longest ids and host name."""
+    rows = [{"file": char * 500, "message": char * 500} for _ in range(10)]
+    return base(sis_batch_id="9" * 128, account_id="1" * 128, root_account_uuid="U" * 128,
+                hostname="h" * 249 + ".edu", late=True, current_state="restoring", details=details(
+                    errors=rows, warnings=rows, error_count=10**9, warning_count=10**9, abort_reason=char * 500,
+                    import_type=char * 500, batch_mode=True, batch_mode_term_id=char * 500,
+                    diffing_data_set_identifier=char * 500, diffed_against_import_id=char * 500,
+                    diffing_threshold_exceeded=True, change_threshold=10, skip_deletes=True,
+                    counts={k: 10**12 for k in chat.COUNT_LABELS}))
+
+
+@pytest.mark.parametrize("name", sorted(WORST_CHARS))
+def test_every_chat_format_fits_its_limits_with_the_worst_canvas_text(name):
+    message = worst_message(WORST_CHARS[name])
+    assert_within_limits(message)
+    assert sent_bytes(chat.teams(message)) <= chat.TEAMS_MAX_BYTES
+    # Still an alert worth reading: the first error, however shortened, and the counts.
+    if name != "rtl":  # an override is dropped as it is read: nothing of it is left to show
+        for fmt in FORMATS:
+            assert WORST_CHARS[name] * 20 in json.dumps(FORMATS[fmt](message), ensure_ascii=False) \
+                .replace("&amp;", "&").replace("\\\\", "\\").replace('\\"', '"'), fmt
+        assert "Errors: 1,000,000,000" in json.dumps(chat.teams(message))
+
+
+def test_an_abort_reason_recorded_as_an_error_row_is_shown_once():
+    terms = "Terms not found. Multi-term batch mode needs the terms of the batch in the import."
+    message = base(workflow_state="aborted", details=details(
+        errors=[{"file": None, "message": terms}], warnings=[], error_count=1, warning_count=0,
+        abort_reason=terms, multi_term_batch_mode=True))
+    for fmt in FORMATS:
+        text = json.dumps(FORMATS[fmt](message), ensure_ascii=False)
+        assert text.count(terms) == 1, fmt
+        assert "multi-term batch mode" in text, fmt
 
 
 def test_the_cases_are_within_the_limits():
