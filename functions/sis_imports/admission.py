@@ -80,9 +80,9 @@ class Admission:
         """Before validation: raises NotAllowed when the decoded event names a root account not allowed here.
 
         Another Canvas's event is refused whatever else is wrong with it, so that it never waits in our
-        dead-letter queue (with its logins and tokens) nor sets off our alarms. Tolerant on purpose: when
-        `metadata.root_account_uuid` is absent or neither a string nor a number (an id Canvas may send as
-        one), validation names the problem."""
+        dead-letter queue (with its logins and tokens) nor sets off the dead-letter and error alarms.
+        Tolerant on purpose: when `metadata.root_account_uuid` is absent, or neither a string nor a
+        number (read as validation reads ids), validation names the problem as for any event."""
         if self.root_accounts is None or not isinstance(raw, dict):
             return
         metadata = raw.get("metadata")
