@@ -1,8 +1,8 @@
 """EventBridge: events whose detail-type is the Canvas event name and whose detail is the event.
 
 An invalid event raises, so that after Lambda's asynchronous retries it lands in the function's
-on-failure destination with the reason in its error message. A valid event from a root account
-this deployment does not serve is dropped (counted and logged by the core): no retries.
+on-failure destination with the reason in its error message. An event that names a root account
+this deployment does not serve is dropped, valid or not (counted and logged by the core): no retries.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 Powertools' BatchProcessor reports failed messages only, so one bad message never makes the good
 ones retry. A message that is invalid stays failed on every receive and the queue's redrive
-policy moves it to the dead-letter queue; its reason is logged with its messageId. A valid event
-from a root account this deployment does not serve is dropped (counted and logged by the core):
-retrying it could never succeed, and keeping it would keep another customer's data.
+policy moves it to the dead-letter queue; its reason is logged with its messageId. An event that
+names a root account this deployment does not serve is dropped, valid or not (counted and logged by
+the core): retrying it could never succeed, and keeping it would keep another customer's data.
 """
 
 from __future__ import annotations

@@ -12,21 +12,35 @@ re-create a batch whose item has expired (a replay of an old archive).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
+from typing import Any
 
 from .batch import FUTURE_TOLERANCE_SECONDS
 from .events import FieldError, InvalidEvent, SisBatchEvent
+from .table import ID_PATTERN
 
 ANY = "*"
 
 
 class NotAllowed(Exception):
-    """A valid event from a root account (or host) this deployment does not serve."""
+    """An event from a root account (or host) this deployment does not serve.
 
-    def __init__(self, field: str, reason: str):
+    `names` holds what may be logged of it: only values that are well-formed ids or host names."""
+
+    def __init__(self, field: str, reason: str, names: dict[str, str | None] | None = None):
         self.field = field
         self.reason = reason
+        self.names = names or {}
         super().__init__(f"{field}: {reason}")
+
+
+def _loggable_id(value: str) -> str:
+    # Not validated yet: it may be huge, or not an id at all; only an id's shape is worth a log line.
+    return value if re.fullmatch(ID_PATTERN, value) else "(not a valid id)"
+
+
+_ROOT_ACCOUNT_REASON = "this Canvas root account is not allowed here"
 
 
 class Verdict:
@@ -62,13 +76,34 @@ class Admission:
         lowered = _names(hostnames.lower())
         return cls(_names(root_accounts), lowered, retention_days * 86400)
 
+    def check_root_account(self, raw: Any) -> None:
+        """Before validation: raises NotAllowed when the decoded event names a root account not allowed here.
+
+        Another Canvas's event is refused whatever else is wrong with it, so that it never waits in our
+        dead-letter queue (with its logins and tokens) nor sets off the dead-letter and error alarms.
+        Tolerant on purpose: when `metadata.root_account_uuid` is absent, or neither a string nor a
+        number (read as validation reads ids), validation names the problem as for any event."""
+        if self.root_accounts is None or not isinstance(raw, dict):
+            return
+        metadata = raw.get("metadata")
+        if not isinstance(metadata, dict):
+            return
+        uuid = metadata.get("root_account_uuid")
+        if isinstance(uuid, int) and not isinstance(uuid, bool):
+            uuid = str(uuid)  # as validation reads it
+        if isinstance(uuid, str) and uuid not in self.root_accounts:
+            raise NotAllowed("metadata.root_account_uuid", _ROOT_ACCOUNT_REASON,
+                             {"root_account_uuid": _loggable_id(uuid)})
+
     def check(self, event: SisBatchEvent, now: float) -> str:
         """ADMIT or TOO_OLD; raises NotAllowed (not ours) or InvalidEvent (from the future)."""
+        names = {"root_account_uuid": event.root_account_uuid, "hostname": event.metadata.hostname,
+                 "sis_batch_id": event.sis_batch_id}
         if self.root_accounts is not None and event.root_account_uuid not in self.root_accounts:
-            raise NotAllowed("metadata.root_account_uuid", "this Canvas root account is not allowed here")
+            raise NotAllowed("metadata.root_account_uuid", _ROOT_ACCOUNT_REASON, names)
         hostname = event.metadata.hostname
         if self.hostnames is not None and hostname is not None and hostname.lower() not in self.hostnames:
-            raise NotAllowed("metadata.hostname", "this Canvas host name is not allowed here")
+            raise NotAllowed("metadata.hostname", "this Canvas host name is not allowed here", names)
         moment = event_epoch(event.event_time)
         if moment > now + FUTURE_TOLERANCE_SECONDS:
             raise InvalidEvent([FieldError("metadata.event_time", "is more than 1 hour in the future")])

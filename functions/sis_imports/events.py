@@ -32,8 +32,12 @@ MAX_DEPTH = 32
 def _has_surrogate(text: str) -> bool:
     # Only non-ASCII text can hold one; re caches the pattern after its first use (not at import).
     return not text.isascii() and re.search(r"[\ud800-\udfff]", text) is not None
-EVENT_TIME_FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
-HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::\d{1,5})?")
+
+
+# [0-9], never \d: in Python's str patterns \d also matches other scripts' digits ("٢٠٢٦"), which
+# strptime reads as numbers but which sort after every ASCII time, freezing a batch.
+EVENT_TIME_FORMAT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?")
 
 
 def _id_to_str(value: Any) -> Any:
@@ -44,6 +48,8 @@ def _id_to_str(value: Any) -> Any:
 
 
 def _event_time(value: str) -> str:
+    if not value.isascii():
+        raise ValueError("must be written in ASCII digits, like 2020-01-14T14:14:11.498Z")
     if not EVENT_TIME_FORMAT.fullmatch(value):
         raise ValueError("must be ISO-8601 UTC with milliseconds, like 2020-01-14T14:14:11.498Z")
     try:

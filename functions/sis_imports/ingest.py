@@ -30,24 +30,25 @@ class SisBatchIngest:
     def ingest(self, raw: Any) -> IngestOutcome:
         """Apply one decoded event.
 
-        Raises `InvalidEvent` for bad input and `NotAllowed` for another Canvas's event (both
-        counted and logged here, once for every ingress); store errors propagate.
+        Raises `NotAllowed` for another Canvas's event, valid or not (counted and logged here, once for
+        every ingress), and `InvalidEvent` for bad input from an allowed (or unnamed) root account;
+        store errors propagate.
         """
-        parsed = parse_event(raw)
-        if isinstance(parsed, IgnoredEvent):
-            count("EventsIgnored")
-            logger.info("ignored a Canvas event that is not an SIS batch event", extra={"event_name": parsed.event_name})
-            return IngestOutcome("ignored", {"note": "not an SIS batch event; ignored"})
         try:
+            # Whose it is comes first: another Canvas's event is refused however malformed it is.
+            self._admission.check_root_account(raw)
+            parsed = parse_event(raw)
+            if isinstance(parsed, IgnoredEvent):
+                count("EventsIgnored")
+                logger.info("ignored a Canvas event that is not an SIS batch event",
+                            extra={"event_name": parsed.event_name})
+                return IngestOutcome("ignored", {"note": "not an SIS batch event; ignored"})
             verdict = self._admission.check(parsed, self._clock())
         except NotAllowed as exc:
             count_rejected("not_allowed")
-            # The uuid and host are validated ids, and the operator needs them to see a misconfiguration.
-            logger.warning(
-                "event refused: not an allowed Canvas",
-                extra={"field": exc.field, "root_account_uuid": parsed.root_account_uuid,
-                       "hostname": parsed.metadata.hostname, "sis_batch_id": parsed.sis_batch_id},
-            )
+            # Only ids and host names (validated, or shown only when shaped like one): the operator needs
+            # them to see a misconfiguration; nothing else of another Canvas's event is logged.
+            logger.warning("event refused: not an allowed Canvas", extra={"field": exc.field, **exc.names})
             raise
         if verdict == Verdict.TOO_OLD:
             count("EventsTooOld")

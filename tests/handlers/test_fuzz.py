@@ -1,8 +1,9 @@
 """Hypothesis: no input, however odd, makes any ingress answer with our bug (a 5xx, an uncaught
 exception), store anything it should not, or lose a log line. Over 10,000 generated inputs in all:
 every auth mode of the webhook (none, token, jwt), the SQS consumer and the EventBridge consumer,
-with the nasty shapes: deep nesting, lone surrogates, huge values, future and ancient times,
-other Canvas root accounts.
+with the nasty shapes: deep nesting, lone surrogates, huge values, future and ancient times, times
+in other scripts' digits, other Canvas root accounts. Another customer's event, however malformed,
+is refused (403, or dropped from SQS and EventBridge) and counted on every path, never dead-lettered.
 
 The handlers, authenticators and core are the real ones; the bulk of the inputs is applied to an
 in-memory store that follows the same rules (the pure core's `apply_event`), because a moto
@@ -12,10 +13,12 @@ moto's DynamoDB, the real store, to show that path too."""
 from __future__ import annotations
 
 import json
+import os
+import re
 
 import boto3
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
@@ -28,6 +31,9 @@ from tests.jwks import JwksServer, SigningKey
 from tests.memory_store import MemoryStore
 
 SHARED_TOKEN = "fuzz-shared-token-0123456789"
+ALLOWED = set(os.environ["SIS_ROOT_ACCOUNTS"].split(","))  # tests/conftest.py: the allowlist as deployed
+FORBIDDEN = {"error": "forbidden", "field": "metadata.root_account_uuid",
+             "reason": "this Canvas root account is not allowed here"}
 FIELDS = [
     ("metadata", "event_time"), ("metadata", "root_account_uuid"), ("metadata", "hostname"), ("metadata", "url"),
     ("metadata", "referrer"), ("metadata", "user_id"), ("metadata", "user_login"), ("metadata", "event_name"),
@@ -42,10 +48,18 @@ json_values = st.recursive(
 lone_surrogate_text = st.builds(
     lambda a, s, b: a + s + b, st.text(max_size=8), st.sampled_from(["\ud800", "\udfff", "\udc00x"]), st.text(max_size=8)
 )
+# A real time with some of its digits written in another script's digits ("٢٠٢٦-…"): Python's \d and
+# strptime read them, and they sort after every real time.
+foreign_digits = st.characters(categories=["Nd"]).filter(lambda c: not c.isascii())
+other_script_times = st.builds(
+    lambda time, swaps: "".join(swaps.get(i, c) for i, c in enumerate(time)),
+    st.sampled_from([T0, at(T0, 61.5)]),
+    st.dictionaries(st.sampled_from([i for i, c in enumerate(T0) if c.isdigit()]), foreign_digits, min_size=1),
+)
 times = st.sampled_from([
     "9999-12-31T23:59:59.999Z", "0001-01-01T00:00:00.000Z", iso(NOW.replace(year=NOW.year + 1)),
     T0, at(T0, 86400 * 2 + 7200), at(T0, -86400 * 400), "2026-02-30T00:00:00.000Z", "now",
-])
+]) | other_script_times
 nasty = (
     json_values
     | st.text(max_size=300)
@@ -71,6 +85,32 @@ def near_events(draw) -> dict:
     return event
 
 
+# Another Canvas's root account: names we do not serve, shaped like a uuid or not at all.
+foreign_uuids = st.sampled_from(["AttackerTrialInstanceUuid", "x" * 10_000, "", "vicyj3cu5bipfozhdvu4dzummnlbrwi1grgjezads"]) | (
+    st.text(max_size=60) | lone_surrogate_text).filter(lambda u: u not in ALLOWED)
+
+
+@st.composite
+def foreign_events(draw) -> dict:
+    """Another customer's event, malformed in any of the ways above (its root account left foreign)."""
+    event = draw(near_events())
+    for section, field in draw(st.lists(st.sampled_from(FIELDS[:1] + FIELDS[2:]), min_size=1, max_size=4)):
+        event[section][field] = draw(nasty)
+    if draw(st.booleans()):
+        event["body"] = draw(json_values)
+    event["metadata"]["root_account_uuid"] = draw(foreign_uuids)
+    return event
+
+
+def sqs_records(bodies: list[str]) -> list[dict]:
+    return [
+        {"messageId": f"m{i}", "receiptHandle": f"r{i}", "body": body, "attributes": {}, "messageAttributes": {},
+         "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:canvas-live-events",
+         "awsRegion": "us-east-1"}
+        for i, body in enumerate(bodies)
+    ]
+
+
 def as_text(event: dict) -> str:
     # ensure_ascii: a lone surrogate becomes the \ud800 escape a real attacker would send.
     return json.dumps(event, ensure_ascii=True, default=str)
@@ -91,14 +131,13 @@ bodies = text_bodies | st.binary(max_size=200)
 @pytest.fixture(scope="module")
 def pipeline():
     """Every ingress handler on one moto, in each auth mode, through the real handler functions."""
-    import os
-
     import handlers.eventbridge
     import handlers.ingest
     import handlers.sqs_consumer
     from handlers.eventbridge import EventBridgeConsumer
     from handlers.ingest import IngestApi
     from handlers.sqs_consumer import SqsConsumer
+    from sis_imports import ingest as core
     from sis_imports import wiring
     from sis_imports.ingest import SisBatchIngest
 
@@ -119,13 +158,18 @@ def pipeline():
         os.environ["SIS_AUTH"] = "none"
         apps["moto"] = IngestApi(wiring.authenticator(), wiring.sis_batch_ingest())
         originals = {m: m.app for m in (handlers.ingest, handlers.sqs_consumer, handlers.eventbridge)}
+        refusals: list[str] = []
+        core_count_rejected = core.count_rejected
+        core.count_rejected = lambda reason: (refusals.append(reason), core_count_rejected(reason))
         sqs_consumer, eventbridge_consumer = SqsConsumer(in_memory), EventBridgeConsumer(in_memory)
         handlers.sqs_consumer.app = lambda: sqs_consumer
         handlers.eventbridge.app = lambda: eventbridge_consumer
         try:
             yield {"apps": apps, "env": env, "memory": memory, "key": key, "ingest": handlers.ingest,
-                   "sqs": handlers.sqs_consumer.handler, "eventbridge": handlers.eventbridge.handler}
+                   "sqs": handlers.sqs_consumer.handler, "eventbridge": handlers.eventbridge.handler,
+                   "refusals": refusals}
         finally:
+            core.count_rejected = core_count_rejected
             for module, original in originals.items():
                 module.app = original
                 original.cache_clear()
@@ -137,20 +181,28 @@ def pipeline():
 def stored_is_sane(store) -> None:
     """Only allowed root accounts, valid times, and nothing of a token shape, ever reach the table."""
     for item in store.scan():
-        assert item["root_account_uuid"]["S"] != "AttackerTrialInstanceUuid"
+        assert item["root_account_uuid"]["S"] in ALLOWED
         assert not item["event_time"]["S"].startswith("9999")
-        assert "?" not in item.get("url", {}).get("S", "")
+        assert item["event_time"]["S"].isascii()  # no other script's digits, which sort after every time
+        for entry in item.get("history", {}).get("L", []):
+            assert entry["M"]["event_time"]["S"].isascii()
+        url = item.get("url", {}).get("S", "")
+        assert "?" not in url and "%" not in url  # no query, not even a percent-encoded one
         json.dumps(item, ensure_ascii=False).encode("utf-8")  # valid Unicode throughout: no lone surrogate
 
 
-def check_http(pipeline, mode: str, event: dict) -> None:
+def call_http(pipeline, mode: str, event: dict) -> dict:
     module = pipeline["ingest"]
     original = module.app
     module.app = lambda: pipeline["apps"][mode]  # the real handler function, this mode's app
     try:
-        response = module.handler(event, LambdaContext(function_name="ingest"))
+        return module.handler(event, LambdaContext(function_name="ingest"))
     finally:
         module.app = original
+
+
+def check_http(pipeline, mode: str, event: dict) -> None:
+    response = call_http(pipeline, mode, event)
     assert response["statusCode"] in (200, 400, 401, 403, 405, 413), response
     payload = json.loads(response["body"])
     if response["statusCode"] >= 400:
@@ -200,13 +252,7 @@ def test_the_webhook_with_signed_payloads(pipeline, body, signed, claims):
 @fuzz(1000)
 @given(bodies=st.lists(text_bodies, min_size=1, max_size=5))
 def test_the_sqs_consumer(pipeline, bodies):
-    records = [
-        {"messageId": f"m{i}", "receiptHandle": f"r{i}", "body": body, "attributes": {}, "messageAttributes": {},
-         "md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:canvas-live-events",
-         "awsRegion": "us-east-1"}
-        for i, body in enumerate(bodies)
-    ]
-    response = pipeline["sqs"]({"Records": records}, LambdaContext())  # never raises
+    response = pipeline["sqs"]({"Records": sqs_records(bodies)}, LambdaContext())  # never raises
     assert set(response) == {"batchItemFailures"}
     stored_is_sane(pipeline["memory"])
 
@@ -221,6 +267,64 @@ def test_the_eventbridge_consumer(pipeline, detail):
         pipeline["eventbridge"](event, LambdaContext())
     except InvalidEvent as exc:  # the designed way to the dead-letter queue, with the reason
         assert exc.errors and all(e.field for e in exc.errors)
+    stored_is_sane(pipeline["memory"])
+
+
+@fuzz(600)
+@given(event=foreign_events(), mode=st.sampled_from(["none", "token", "jwt"]))
+def test_another_customers_malformed_event_is_403_in_every_auth_mode_and_counted(pipeline, event, mode):
+    text = as_text(event)
+    if mode == "jwt":
+        try:
+            request = http_event(pipeline["key"].sign(json.loads(text)), content_type="application/jwt")
+        except (TypeError, ValueError, OverflowError):
+            assume(False)  # PyJWT cannot encode it: Canvas could not have signed it either
+    else:
+        request = http_event(text, query={"token": SHARED_TOKEN} if mode == "token" else None)
+    before = len(pipeline["refusals"])
+    response = call_http(pipeline, mode, request)
+    assert (response["statusCode"], json.loads(response["body"])) == (403, FORBIDDEN)  # nothing of it echoed
+    assert pipeline["refusals"][before:] == ["not_allowed"]
+    stored_is_sane(pipeline["memory"])
+
+
+@fuzz(300)
+@given(events=st.lists(foreign_events(), min_size=1, max_size=5))
+def test_another_customers_malformed_events_leave_the_sqs_queue_never_for_the_dead_letter_queue(pipeline, events):
+    before = len(pipeline["refusals"])
+    response = pipeline["sqs"]({"Records": sqs_records([as_text(e) for e in events])}, LambdaContext())
+    assert response == {"batchItemFailures": []}  # deleted, each of them: no retry, no dead letter
+    assert pipeline["refusals"][before:] == ["not_allowed"] * len(events)
+    stored_is_sane(pipeline["memory"])
+
+
+@fuzz(300)
+@given(event=foreign_events())
+def test_another_customers_malformed_event_on_eventbridge_is_dropped_not_raised(pipeline, event):
+    before = len(pipeline["refusals"])
+    answer = pipeline["eventbridge"]({"version": "0", "id": "e-2", "detail-type": "sis_batch_updated",
+                                      "source": "canvas.live-events", "detail": json.loads(as_text(event))},
+                                     LambdaContext())
+    assert answer == {"status": "refused", "field": "metadata.root_account_uuid"}  # no raise: no on-failure record
+    assert pipeline["refusals"][before:] == ["not_allowed"]
+    stored_is_sane(pipeline["memory"])
+
+
+@fuzz(200)
+@given(event_time=other_script_times, state=st.sampled_from(["importing", "failed", "restored"]))
+def test_our_event_with_another_scripts_digits_is_refused_naming_event_time_on_every_path(
+    pipeline, event_time, state
+):
+    event = canvas_event(state, event_time, "41")
+    named = [{"field": "metadata.event_time",
+              "message": "Value error, must be written in ASCII digits, like 2020-01-14T14:14:11.498Z"}]
+    response = call_http(pipeline, "none", http_event(as_text(event)))
+    assert (response["statusCode"], json.loads(response["body"])["fields"]) == (400, named)
+    answer = pipeline["sqs"]({"Records": sqs_records([as_text(event)])}, LambdaContext())
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m0"}]}  # ours: on to the dead-letter queue
+    with pytest.raises(InvalidEvent) as exc:
+        pipeline["eventbridge"]({"id": "e-3", "detail": event}, LambdaContext())
+    assert [e.field for e in exc.value.errors] == ["metadata.event_time"]
     stored_is_sane(pipeline["memory"])
 
 

@@ -82,6 +82,16 @@ def test_other_canvas_event_types_get_2xx_ignored_and_nothing_stored(aws, none_m
     assert aws.scan() == []
 
 
+def test_other_canvas_event_types_of_another_root_account_are_refused_like_its_sis_events(
+    aws, none_mode, handlers_fresh
+):
+    ours = {"metadata": {"event_name": "course_created", "root_account_uuid": "OtherInstanceUuid"}, "body": {}}
+    assert call(handlers_fresh, http_event(ours))[1]["status"] == "ignored"
+    theirs = {"metadata": {"event_name": "course_created", "root_account_uuid": "SomeoneElse"}, "body": {}}
+    status, body = call(handlers_fresh, http_event(theirs))
+    assert (status, body["field"]) == (403, "metadata.root_account_uuid")
+
+
 @pytest.mark.parametrize(
     ("mutate", "field"),
     [

@@ -12,6 +12,7 @@ import pytest
 from local.lambda_context import LambdaContext
 from sis_imports import wiring
 from sis_imports.admission import Admission
+from sis_imports.events import InvalidEvent
 from tests.conftest import http_event
 from tests.factories import NOW, T0, at, canvas_event, failed_import, iso
 
@@ -179,3 +180,119 @@ def test_the_admission_rules_read_the_settings_as_documented():
     assert Admission.of("a", "Host.One, host.two").hostnames == frozenset({"host.one", "host.two"})
     with pytest.raises(ValueError):
         Admission.of("  ")
+
+
+# Issue "Canvas as it really is": another Canvas's event is refused before it is validated, on every path.
+LOGIN, CLIENT_IP, TOKEN = "victim.login@evil.example", "203.0.113.77", "1398~ForeignTokenNeverLogged0123456789"
+MALFORMED = {
+    "event_time in other digits": lambda e: e["metadata"].update(event_time="٢٠٢٦-12-01T09:00:00.000Z"),
+    "unknown workflow_state": lambda e: e["body"].update(workflow_state="secret-state"),
+    "no sis_batch_id": lambda e: e["body"].pop("sis_batch_id"),
+    "a lone surrogate in url": lambda e: e["metadata"].update(url="https://x/\ud800"),
+    "event_name not a string": lambda e: e["metadata"].update(event_name=["sis_batch_created"]),
+    "body not an object": lambda e: e.update(body="x" * 500),
+    "far future": lambda e: e["metadata"].update(event_time="9999-12-31T23:59:59.999Z"),
+}
+
+
+def foreign(malform, root_account_uuid: str = ATTACKER) -> dict:
+    event = canvas_event("created", T0, "675", root_account_uuid=root_account_uuid)
+    event["metadata"].update(user_login=LOGIN, client_ip=CLIENT_IP,
+                             url=f"https://evil-phish.instructure.com/api/v1/accounts/self/sis_imports?access_token={TOKEN}")
+    malform(event)
+    return event
+
+
+def refusals_counted(output: str) -> int:
+    """EventsRejected with reason not_allowed, in the embedded-metric lines the functions print."""
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith('{"_aws"')]
+    return sum(len(line["EventsRejected"]) for line in lines if line.get("reason") == "not_allowed")
+
+
+@pytest.mark.parametrize("malform", MALFORMED.values(), ids=MALFORMED.keys())
+def test_another_customers_malformed_event_is_refused_on_every_path_and_never_dead_lettered(
+    aws, handlers_fresh, monkeypatch, signing_key, jwks_server, captured_logs, capsys, malform
+):
+    event = foreign(malform)
+    text = json.dumps(event)  # ensure_ascii: a lone surrogate as the \ud800 escape an attacker sends
+    secret = boto3.client("secretsmanager").create_secret(Name="t", SecretString="the-shared-token")
+    monkeypatch.setenv("SIS_TOKEN_SECRET_ARN", secret["ARN"])
+    monkeypatch.setenv("SIS_JWKS_URL", jwks_server.url)
+    forbidden = {"error": "forbidden", "field": "metadata.root_account_uuid",
+                 "reason": "this Canvas root account is not allowed here"}
+    capsys.readouterr()
+    for mode, body, kwargs in [
+        ("none", text, {}),
+        ("token", text, {"query": {"token": "the-shared-token"}}),
+        ("jwt", signing_key.sign(json.loads(text)), {"content_type": "application/jwt"}),
+    ]:
+        monkeypatch.setenv("SIS_AUTH", mode)
+        handlers_fresh["ingest"].app.cache_clear()
+        assert post(handlers_fresh, body, **kwargs) == (403, forbidden), mode  # nothing of it echoed
+    sqs = handlers_fresh["sqs_consumer"].handler({"Records": [sqs_record(text)]}, LambdaContext())
+    assert sqs == {"batchItemFailures": []}  # deleted: never retried into the dead-letter queue
+    eventbridge = handlers_fresh["eventbridge"].handler(
+        {"id": "e", "detail-type": "sis_batch_created", "source": "x", "detail": json.loads(text)}, LambdaContext())
+    assert eventbridge == {"status": "refused", "field": "metadata.root_account_uuid"}  # no raise: no dead letter
+    assert refusals_counted(capsys.readouterr().out) == 5  # three webhook modes, SQS, EventBridge
+    assert aws.scan() == []
+    logs = captured_logs.getvalue()
+    assert logs.count("event refused: not an allowed Canvas") == 5 and ATTACKER in logs
+    assert "dead-letter" not in logs and "invalid" not in logs
+    for personal in (LOGIN, CLIENT_IP, TOKEN, "secret-state"):
+        assert personal not in logs
+
+
+def test_a_foreign_uuid_that_is_no_id_is_refused_and_not_logged(aws, none_mode, handlers_fresh, captured_logs):
+    odd = "<script>" + "x" * 5000
+    status, body = post(handlers_fresh, foreign(MALFORMED["no sis_batch_id"], root_account_uuid=odd))
+    assert (status, body["field"]) == (403, "metadata.root_account_uuid")
+    assert "<script>" not in captured_logs.getvalue() and "(not a valid id)" in captured_logs.getvalue()
+
+
+@pytest.mark.parametrize("malform", MALFORMED.values(), ids=MALFORMED.keys())
+def test_our_own_malformed_event_still_fails_naming_the_field(aws, none_mode, handlers_fresh, malform):
+    event = foreign(malform, root_account_uuid="VicYj3cu5BIFpoZhDVU4DZumnlBrWi1grgJEzADs")
+    status, body = post(handlers_fresh, json.dumps(event))
+    assert status == 400 and body["error"]
+    sqs = handlers_fresh["sqs_consumer"].handler({"Records": [sqs_record(json.dumps(event))]}, LambdaContext())
+    assert sqs == {"batchItemFailures": [{"itemIdentifier": "m1"}]}  # on to the dead-letter queue, as before
+    with pytest.raises(InvalidEvent):
+        handlers_fresh["eventbridge"].handler({"id": "e", "detail": json.loads(json.dumps(event))}, LambdaContext())
+    assert aws.scan() == []
+
+
+@pytest.mark.parametrize("uuid", [None, ["AttackerTrialInstanceUuid"], {"id": 1}, True, "__absent__"])
+def test_a_root_account_uuid_that_is_no_string_is_left_to_validation(aws, none_mode, handlers_fresh, uuid):
+    event = canvas_event("created", T0)
+    if uuid == "__absent__":
+        del event["metadata"]["root_account_uuid"]
+    else:
+        event["metadata"]["root_account_uuid"] = uuid
+    status, body = post(handlers_fresh, event)
+    assert status == 400 and [f["field"] for f in body["fields"]] == ["metadata.root_account_uuid"]
+
+
+def test_a_numeric_root_account_id_is_read_as_validation_reads_it(aws, none_mode, handlers_fresh, monkeypatch):
+    monkeypatch.setenv("SIS_ROOT_ACCOUNTS", "12345")
+    event = canvas_event("created", T0, root_account_uuid=12345)
+    assert post(handlers_fresh, event)[0] == 200
+    other = canvas_event("created", T0, root_account_uuid=999)
+    other["body"]["workflow_state"] = "bogus"
+    assert post(handlers_fresh, other)[0] == 403  # refused before validation, like a string uuid
+
+
+def test_an_event_time_in_other_digits_is_400_on_the_webhook_and_dead_lettered_from_sqs(
+    aws, none_mode, handlers_fresh
+):
+    event = canvas_event("importing", "٢٠٢٦-12-01T09:00:00.000Z", "676")
+    status, body = post(handlers_fresh, event)
+    assert status == 400 and [f["field"] for f in body["fields"]] == ["metadata.event_time"]
+    sqs = handlers_fresh["sqs_consumer"].handler({"Records": [sqs_record(json.dumps(event))]}, LambdaContext())
+    assert sqs == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    with pytest.raises(InvalidEvent) as exc:
+        handlers_fresh["eventbridge"].handler({"id": "e", "detail": event}, LambdaContext())
+    assert [e.field for e in exc.value.errors] == ["metadata.event_time"]
+    for later in failed_import("676"):
+        assert post(handlers_fresh, later)[1]["status"] == "applied"  # nothing froze the batch
+    assert aws.scan()[0]["workflow_state"]["S"] == "failed_with_messages"

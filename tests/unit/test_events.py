@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sis_imports.events import IgnoredEvent, InvalidEvent, SisBatchEvent, parse_event
 from sis_imports.states import WorkflowState
@@ -127,3 +129,45 @@ def test_hostname_and_ids_are_kept_to_safe_characters():
     with pytest.raises(InvalidEvent) as exc:
         parse_event(raw)
     assert fields_of(exc) == {"metadata.hostname", "body.sis_batch_id"}
+
+
+@pytest.mark.parametrize(
+    "event_time",
+    [
+        "٢٠٢٦-12-01T09:00:00.000Z",  # Arabic-Indic digits: strptime reads them, and they sort after every time
+        "２０２６-12-01T09:00:00.000Z",  # fullwidth
+        "2026-12-01T09:00:00.00५Z",  # one Devanagari digit
+        "2026-12-01T09:00:00.000Ｚ",
+    ],
+)
+def test_event_time_digits_must_be_ascii(event_time):
+    raw = canvas_event("created", T0)
+    raw["metadata"]["event_time"] = event_time
+    with pytest.raises(InvalidEvent) as exc:
+        parse_event(raw)
+    assert [(e.field, e.message) for e in exc.value.errors] == [
+        ("metadata.event_time", "Value error, must be written in ASCII digits, like 2020-01-14T14:14:11.498Z")]
+    assert event_time not in str(exc.value)
+
+
+# Every Unicode decimal digit outside ASCII (category Nd), at any of the time's digit positions.
+@given(
+    digit=st.characters(categories=["Nd"]).filter(lambda c: not c.isascii()),
+    position=st.sampled_from([i for i, c in enumerate(T0) if c.isdigit()]),
+)
+def test_no_digit_of_another_script_gets_into_an_event_time(digit, position):
+    raw = canvas_event("created", T0)
+    raw["metadata"]["event_time"] = T0[:position] + digit + T0[position + 1:]
+    with pytest.raises(InvalidEvent) as exc:
+        parse_event(raw)
+    assert fields_of(exc) == {"metadata.event_time"}
+
+
+def test_a_hostname_port_is_ascii_digits():
+    raw = canvas_event("created", T0)
+    raw["metadata"]["hostname"] = "oxana.instructure.com:٤٤٣"
+    with pytest.raises(InvalidEvent) as exc:
+        parse_event(raw)
+    assert fields_of(exc) == {"metadata.hostname"}
+    raw["metadata"]["hostname"] = "oxana.instructure.com:443"
+    assert parse_event(raw).metadata.hostname == "oxana.instructure.com:443"
