@@ -32,7 +32,7 @@ class MemoryStore:
     def reconcile(self, event, *, asked_at: str | None = None, baseline: bool = False) -> Reconciled | None:
         key = (event.root_account_uuid, event.sis_batch_id)
         old = self.items.get(key)
-        if old is not None and old.workflow_state is event.workflow_state:
+        if old is not None and old.workflow_state is event.workflow_state and not old.unbound:
             return None
         decision, batch = apply_event(old, event, asked_at=asked_at)
         if decision is Decision.DUPLICATE:

@@ -68,10 +68,10 @@ def owed(old: Batch | None, new: Batch) -> list[Occurrence]:
     holds one of its readings. So a reading that a second, earlier end of the same state draws to
     itself (two restores in one reading's window) cannot hide that end.
     """
-    if new.baseline:
+    if new.baseline or new.unbound:
         return []
     fresh = occurrences(new.history)
-    if old is None:
+    if old is None or old.unbound:  # nothing of an unbound batch was alerted
         return fresh
     unmatched = list(range(len(fresh)))
     leftovers = []

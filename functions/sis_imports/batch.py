@@ -156,6 +156,7 @@ class Decision(StrEnum):
     APPLY = "applied"  # the event is the newest: it sets the current state
     HISTORY_ONLY = "history"  # an older event arriving late: recorded, current state kept
     DUPLICATE = "duplicate"  # already known: nothing to write
+    FOREIGN = "other_instance"  # a host-less event that cannot be this batch's (see `foreign`): dropped
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,12 @@ class Batch:
     baseline: bool = False
     # The state a stuck alert was raised for (once per batch and state); set by the reconciler.
     stuck_state: str | None = None
+    # With canvas_hostnames set (`require_host`): only host-less events known so far, no instance has
+    # claimed the batch (its creation event, or a reading of an allowed instance): nothing alerts yet.
+    unbound: bool = False
+    # When another (not allowed) host created an import of this id: from then on, a host-less event may
+    # be that import's, so none counts for this batch (the reconciler reads its truth).
+    foreign_claims: tuple[str, ...] = ()
 
     @property
     def order_key(self) -> str:
@@ -221,13 +228,16 @@ class Batch:
             "url": self.url,
             "referrer": self.referrer,
             "expires_at": self.expires_at,
-            # Present only while the batch is open: what makes the open-batches index sparse.
-            OPEN_SINCE: None if self.terminal else self.first_event_at,
+            # Present only while the batch is open (or no instance has bound it yet: the reconciler reads
+            # it, and its reading binds it): what makes the open-batches index sparse.
+            OPEN_SINCE: None if self.terminal and not self.unbound else self.first_event_at,
             "baseline": True if self.baseline else None,
             # Set once any end has entered the history: the notifier's stream filter lets only these
             # (and stuck batches) through, so a late end after a newer state still reaches it.
             "ended": True if any(is_terminal(e.workflow_state) for e in self.history) else None,
             "stuck_state": self.stuck_state,
+            "unbound": True if self.unbound else None,
+            "foreign_claims": list(self.foreign_claims) or None,
         }
         return {name: value for name, value in item.items() if value is not None}
 
@@ -255,6 +265,8 @@ class Batch:
             expires_at=None if item.get("expires_at") is None else int(item["expires_at"]),
             baseline=bool(item.get("baseline", False)),
             stuck_state=opt("stuck_state"),
+            unbound=bool(item.get("unbound", False)),
+            foreign_claims=tuple(str(t) for t in item.get("foreign_claims") or ()),
         )
 
 
@@ -302,18 +314,46 @@ class EventFacts:
         )
 
 
+def created_at(history: Iterable[HistoryEntry]) -> str | None:
+    """When the import was created, by its creation events (the only ones that name a host)."""
+    return min((e.event_time for e in history if e.workflow_state in CREATION_STATES and not e.reading), default=None)
+
+
+def foreign(history: tuple[HistoryEntry, ...], claims: tuple[str, ...], entry: HistoryEntry) -> bool:
+    """Whether a host-less Live Event cannot be, or may not be, this bound batch's.
+
+    Canvas's job events name no host, and a beta or test instance shares production's root account and
+    id sequence: such an event is this batch's only if it comes after this import's creation, after no
+    other host's creation of the same id since (it may be that one's), and fits this import's life (an
+    import runs and ends once: a state before the end, timed after an end, belongs to another import).
+    """
+    created = created_at(history)
+    if created is not None and entry.event_time < created:
+        return True
+    if any((created is None or claim >= created) and claim <= entry.event_time for claim in claims):
+        return True
+    if RANK[entry.workflow_state] <= RANK[WorkflowState.IMPORTED]:
+        return any(RANK[e.workflow_state] == RANK[WorkflowState.IMPORTED] and e.event_time < entry.event_time
+                   for e in history)
+    return False
+
+
 def apply_event(
     batch: Batch | None, event: SisBatchEvent, history_limit: int = DEFAULT_HISTORY_LIMIT,
-    asked_at: str | None = None,
+    asked_at: str | None = None, require_host: bool = False,
 ) -> tuple[Decision, Batch]:
     """Decide what `event` does to `batch` and return the batch as it should be stored next.
 
     `asked_at` is, for a reading of the SIS Import API, when we asked (the event's time is when
-    Canvas answered). The returned batch has `version` incremented when something must be written;
-    for a duplicate it is the batch unchanged.
+    Canvas answered). With `require_host` (canvas_hostnames set), a batch belongs to the allowed host
+    that its creation event or a reading names: host-less events of a batch no host has claimed wait
+    (`unbound`, no alert); those of a bound batch count only if `foreign` says they can be its own.
+    The returned batch has `version` incremented when something must be written; for a duplicate it
+    is the batch unchanged.
     """
     entry = HistoryEntry.of(event, asked_at)
     facts = EventFacts.of(event)
+    names_instance = event.metadata.hostname is not None or entry.reading
     if batch is None:
         new = Batch(
             root_account_uuid=event.root_account_uuid,
@@ -324,11 +364,21 @@ def apply_event(
             first_event_at=entry.event_time,
             history=(entry,),
             version=1,
+            unbound=require_host and not names_instance,
         )
         return Decision.APPLY, facts.fill(new)
     if entry in batch.history:
         return Decision.DUPLICATE, batch
-    history = merge_history(batch.history, entry, history_limit)
+    if require_host and not names_instance and not batch.unbound and foreign(batch.history, batch.foreign_claims, entry):
+        return Decision.FOREIGN, batch
+    entries = set(batch.history) | {entry}
+    unbound = batch.unbound
+    if unbound and names_instance:
+        # Bound now: the host-less events it held count if they can be this import's.
+        bound = {e for e in entries if e.reading or e.workflow_state in CREATION_STATES}
+        entries = bound | {e for e in entries - bound if not foreign(tuple(bound), batch.foreign_claims, e)}
+        unbound = False
+    history = trim(sequence(entries), history_limit)
     if entry not in history:
         # Older than every entry the bounded history keeps, and no end: nothing to learn from it.
         return Decision.DUPLICATE, batch
@@ -337,9 +387,11 @@ def apply_event(
         batch,
         workflow_state=current.workflow_state,
         event_time=current.event_time,
-        first_event_at=min(batch.first_event_at, entry.event_time),
+        first_event_at=min(e.event_time for e in history) if unbound != batch.unbound
+        else min(batch.first_event_at, entry.event_time),
         history=history,
         version=batch.version + 1,
         baseline=False,  # whatever this event writes is no longer the first pass's record
+        unbound=unbound,
     ))
     return (Decision.APPLY if current == entry else Decision.HISTORY_ONLY), new

@@ -49,6 +49,10 @@ class SisBatchIngest:
             # Only ids and host names (validated, or shown only when shaped like one): the operator needs
             # them to see a misconfiguration; nothing else of another Canvas's event is logged.
             logger.warning("event refused: not an allowed Canvas", extra={"field": exc.field, **exc.names})
+            if exc.field == "metadata.hostname":
+                # Our root account, another host (a beta or test copy): its import of this id exists from
+                # now on, and the job events that name no host may be its, not ours.
+                self._store.claim(parsed.root_account_uuid, parsed.sis_batch_id, parsed.event_time)
             raise
         if verdict == Verdict.TOO_OLD:
             count("EventsTooOld")
@@ -56,6 +60,13 @@ class SisBatchIngest:
                         extra={"event_time": parsed.event_time, "sis_batch_id": parsed.sis_batch_id})
             return IngestOutcome("ignored", {"note": "older than the retention period; ignored"})
         result = self._store.apply(parsed)
+        if result.decision is Decision.FOREIGN:
+            count_rejected("other_instance")
+            logger.warning("event dropped: it names no host and cannot be this batch's (another instance's?)",
+                           extra={"root_account_uuid": parsed.root_account_uuid, "sis_batch_id": parsed.sis_batch_id,
+                                  "workflow_state": parsed.workflow_state.value, "event_time": parsed.event_time})
+            return IngestOutcome("ignored", {"note": "names no host and cannot belong to this batch of the allowed "
+                                                     "Canvas host (another instance's import of the same id?); ignored"})
         count("EventsAccepted")
         count(_METRIC[result.decision])
         logger.info(

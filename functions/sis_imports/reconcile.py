@@ -145,7 +145,7 @@ def plan(
     for answer in answers:
         ours = open_by_id.get(answer.sis_batch_id)
         if ours is not None:
-            if ours.workflow_state is not answer.workflow_state:
+            if ours.workflow_state is not answer.workflow_state or ours.unbound:  # a reading binds it
                 writes.append(answer)
         elif not answer.terminal or previous is None or previous.get(answer.sis_batch_id) is not answer.workflow_state:
             writes.append(answer)

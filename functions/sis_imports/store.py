@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from .batch import DEFAULT_HISTORY_LIMIT, FUTURE_TOLERANCE_SECONDS, Batch, Decision, EventFacts, HistoryEntry, apply_event
-from .states import is_terminal, outcome_of
+from .states import RANK, WorkflowState, is_terminal, outcome_of
 from .table import ACTIVITY_INDEX, ACTIVITY_SORT_KEY, OPEN_INDEX, OPEN_SINCE, PARTITION_KEY, SORT_KEY
 
 if TYPE_CHECKING:
@@ -78,9 +78,12 @@ class BatchStore:
         retention_days: int = 90,
         history_limit: int = DEFAULT_HISTORY_LIMIT,
         clock: Callable[[], float] = time.time,
+        require_host: bool = False,
     ):
         self._client = client
         self._table = table_name
+        # canvas_hostnames is set: a batch belongs to the allowed host that creates it (batch.apply_event).
+        self._require_host = require_host
         self._retention_seconds = retention_days * 86400
         self._history_limit = history_limit
         self._clock = clock
@@ -114,8 +117,8 @@ class BatchStore:
         """The pure core decides from the stored item; one version-guarded write, retried on a race."""
         for _ in range(MAX_ATTEMPTS):
             current = Batch.from_item(from_attributes(stored)) if stored else None
-            decision, new = apply_event(current, event, self._history_limit, asked_at)
-            if decision is Decision.DUPLICATE:
+            decision, new = apply_event(current, event, self._history_limit, asked_at, self._require_host)
+            if decision in (Decision.DUPLICATE, Decision.FOREIGN):
                 return ApplyResult(decision, new)
             try:
                 self._put(replace(new, expires_at=self._expires_at()), expected_version=current.version if current else None)
@@ -148,10 +151,10 @@ class BatchStore:
         except Exception as exc:
             stored = _stored_item(exc)
         current = Batch.from_item(from_attributes(stored)) if stored else None
-        if current is not None and current.workflow_state is event.workflow_state:
+        if current is not None and current.workflow_state is event.workflow_state and not current.unbound:
             return None
         result = self._apply_from(stored, event, asked_at)
-        if result.decision is Decision.DUPLICATE:
+        if result.decision in (Decision.DUPLICATE, Decision.FOREIGN):
             return None
         return Reconciled(current.workflow_state if current else None, result.batch, created=current is None)
 
@@ -260,6 +263,26 @@ class BatchStore:
             _stored_item(exc)
             return False
 
+    def claim(self, root_account_uuid: str, sis_batch_id: str, event_time: str) -> None:
+        """Record that a host not allowed here created an import of this id at `event_time` (only the
+        time: nothing else of another instance's event is kept). From then on no host-less event counts
+        for the batch. Only on a batch we hold, a few claims at most; the version moves, so a concurrent
+        version-guarded write cannot lose the claim."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self.key(root_account_uuid, sis_batch_id),
+                UpdateExpression="SET #claims = list_append(if_not_exists(#claims, :empty), :claim), "
+                                 "#version = #version + :one",
+                ConditionExpression="attribute_exists(#version) AND (attribute_not_exists(#claims) OR "
+                                    "(size(#claims) < :most AND NOT contains(#claims, :time)))",
+                ExpressionAttributeNames={"#claims": "foreign_claims", "#version": "version"},
+                ExpressionAttributeValues={":empty": {"L": []}, ":claim": {"L": [{"S": event_time}]},
+                                           ":time": {"S": event_time}, ":one": {"N": "1"}, ":most": {"N": "10"}},
+            )
+        except Exception as exc:
+            _stored_item(exc)  # not ours to record: no such batch, or already claimed
+
     def reconciled_before(self, root_account_uuid: str) -> bool:
         """Whether a reconcile pass for this root account has completed before (its marker item)."""
         response = self._client.get_item(TableName=self._table, Key=self.key(root_account_uuid, MARKER_ID),
@@ -326,16 +349,27 @@ class BatchStore:
             sets.append(f"#{OPEN_SINCE} = if_not_exists(#first_event_at, :time)")
             removes.append("#outcome")
         expression = "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes)
-        names = {f"#{name}": name for name in re.findall(r"#(\w+)", expression)}
-        names["#sis_batch_id"] = SORT_KEY
+        condition = "#order_key < :after AND size(#history) < :limit"
+        if unless_state:
+            condition += " AND #workflow_state <> :state"
+        if entry.reading or facts.hostname is not None:
+            condition = f"attribute_not_exists(#sis_batch_id) OR ({condition} AND attribute_not_exists(#unbound))"
+        elif not self._require_host:
+            condition = f"attribute_not_exists(#sis_batch_id) OR ({condition})"
+        else:
+            # A host-less event in one write only on a batch an allowed host has bound, no other host has
+            # claimed and (for a state of the import itself) that has not ended: else the core decides.
+            condition += " AND attribute_exists(#hostname) AND attribute_not_exists(#foreign_claims)"
+            if RANK[state] <= RANK[WorkflowState.IMPORTED]:
+                condition += " AND attribute_not_exists(#ended)"
+        names = {f"#{name}": name for name in re.findall(r"#(\w+)", f"{expression} {condition}")}
+        if "#sis_batch_id" in names:
+            names["#sis_batch_id"] = SORT_KEY
         response = self._client.update_item(
             TableName=self._table,
             Key=self.key(event.root_account_uuid, event.sis_batch_id),
             UpdateExpression=expression,
-            ConditionExpression=(
-                "attribute_not_exists(#sis_batch_id) OR (#order_key < :after AND size(#history) < :limit"
-                + (" AND #workflow_state <> :state)" if unless_state else ")")
-            ),
+            ConditionExpression=condition,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=to_attributes(values),
             ReturnValues="ALL_OLD" if unless_state else "ALL_NEW",

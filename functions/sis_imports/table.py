@@ -12,7 +12,7 @@ ID_PATTERN = r"^[A-Za-z0-9_.:~-]{1,128}$"
 # first_event_at). The reconciler finds open batches with one query, never a scan.
 OPEN_INDEX = "open-batches"
 OPEN_SINCE = "open_since"
-OPEN_INDEX_PROJECTION = ["workflow_state", "event_time", "first_event_at", "account_id", "stuck_state", "order_key",
+OPEN_INDEX_PROJECTION = ["workflow_state", "event_time", "first_event_at", "account_id", "stuck_state", "order_key", "unbound",
                          "version"]
 
 # Every batch by last activity (issue 11's list route, `GET /batches/{root_account_uuid}`): every batch

@@ -49,7 +49,7 @@ def _client(service: str) -> Any:
     return boto3.client(service)
 
 
-def batch_store() -> Any:
+def batch_store(require_host: bool = False) -> Any:
     from .store import BatchStore
 
     return BatchStore(
@@ -57,6 +57,7 @@ def batch_store() -> Any:
         _required("TABLE_NAME"),
         retention_days=_int("RETENTION_DAYS", 90),
         history_limit=_int("HISTORY_LIMIT", DEFAULT_HISTORY_LIMIT),
+        require_host=require_host,
     )
 
 
@@ -72,7 +73,7 @@ def sis_batch_ingest() -> "SisBatchIngest":
             "may get in, comma-separated (GET /api/v1/accounts/self answers `uuid`), or * for any"
         )
     admission = Admission.of(root_accounts, os.environ.get("SIS_HOSTNAMES", ""), _int("RETENTION_DAYS", 90))
-    return SisBatchIngest(batch_store(), admission)
+    return SisBatchIngest(batch_store(require_host=admission.hostnames is not None), admission)
 
 
 def reconciler() -> "Reconciler":

@@ -100,7 +100,8 @@ def test_the_open_batches_index_is_sparse_on_open_since_with_or_without_the_reco
         assert OPEN_SINCE == "open_since"
         assert index["Projection"]["ProjectionType"] == "INCLUDE"
         assert sorted(index["Projection"]["NonKeyAttributes"]) == sorted(OPEN_INDEX_PROJECTION) == sorted(
-            ["workflow_state", "event_time", "first_event_at", "account_id", "stuck_state", "order_key", "version"])
+            ["workflow_state", "event_time", "first_event_at", "account_id", "stuck_state", "order_key", "unbound",
+             "version"])
         assert {"AttributeName": OPEN_SINCE, "AttributeType": "S"} in props["AttributeDefinitions"]
         assert "ProvisionedThroughput" not in index and props["BillingMode"] == "PAY_PER_REQUEST"
 
