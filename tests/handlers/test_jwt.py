@@ -10,7 +10,7 @@ import jwt
 import pytest
 
 from local.lambda_context import LambdaContext
-from sis_imports.auth import JwksKeySource, JwtAuthenticator, Unauthorized
+from sis_imports.auth import REFRESH_INTERVAL_SECONDS, AuthUnavailable, JwksKeySource, JwtAuthenticator, Unauthorized
 from sis_imports.http import HttpRequest
 from tests.conftest import http_event
 from tests.factories import CREATED_EXAMPLE
@@ -152,3 +152,53 @@ def test_jwks_down_answers_503_so_canvas_retries(aws, jwt_mode, signing_key, han
     status, _ = call(handlers_fresh, signing_key.sign(CREATED_EXAMPLE))
     assert status == 503
     assert aws.scan() == []
+
+
+def test_a_jwks_that_drips_one_byte_a_second_is_cut_at_the_deadline_and_answers_503(
+    aws, jwt_mode, signing_key, handlers_fresh
+):
+    # The reproduction: each byte comes within the 3 s socket timeout, so only a deadline on the
+    # whole request ends it (the answer is about 1.5 KB: 25 minutes at this pace).
+    jwt_mode.drip = 1.0
+    started = time.monotonic()
+    status, body = call(handlers_fresh, signing_key.sign(CREATED_EXAMPLE))
+    took = time.monotonic() - started
+    print(f"dripping JWKS: answered {status} after {took:.2f} s")
+    assert status == 503 and "retry" in body["error"]
+    assert 2.9 < took < 5  # the 3 s deadline, not the 20 s seen before
+    assert jwt_mode.fetches == 1
+    assert aws.scan() == []
+
+
+@pytest.mark.parametrize("answer", [
+    b'{"keys": []}',  # empty
+    b"<html>maintenance</html>",  # not JSON
+    b"[]",  # JSON, not a key set
+    b'{"keys": [{"kty": "RSA", "kid": "x", "n": "not base64!", "e": "AQAB"}]}',  # no usable key
+    b'{"keys": [{"kty": "RSA", "kid": "enc-only", "use": "enc", "n": "AQAB", "e": "AQAB"}]}',  # no signing key
+    b"",
+])
+def test_an_unusable_jwks_answer_is_503_not_500(aws, jwt_mode, signing_key, handlers_fresh, answer):
+    jwt_mode.body = answer
+    status, body = call(handlers_fresh, signing_key.sign(CREATED_EXAMPLE))
+    assert status == 503 and "retry" in body["error"]
+    assert aws.scan() == []
+
+
+def test_a_jwks_answer_beyond_any_real_key_set_is_refused_as_unusable(jwks_server, signing_key):
+    jwks_server.body = b'{"keys": [' + b" " * (70 * 1024) + b"]}"
+    auth = JwtAuthenticator(JwksKeySource(jwks_server.url))
+    with pytest.raises(AuthUnavailable, match="unusable"):
+        auth.authenticate(HttpRequest("POST", "/events", signing_key.sign(CREATED_EXAMPLE).encode()))
+
+
+def test_the_jwks_becoming_usable_again_is_picked_up_on_the_next_refresh(jwks_server, signing_key):
+    now = [1000.0]
+    auth = JwtAuthenticator(JwksKeySource(jwks_server.url, clock=lambda: now[0]))
+    request = HttpRequest("POST", "/events", signing_key.sign(CREATED_EXAMPLE).encode())
+    jwks_server.body = b'{"keys": []}'
+    with pytest.raises(AuthUnavailable):
+        auth.authenticate(request)
+    jwks_server.body = None
+    now[0] += REFRESH_INTERVAL_SECONDS
+    assert auth.authenticate(request)["body"]["workflow_state"] == "initializing"
