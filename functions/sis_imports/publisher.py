@@ -80,8 +80,13 @@ class AlertRetryQueue(LazyQueue):
         self.first_delay = first_delay  # a first retry a minute later; the queue's visibility timeout after
 
     def defer(self, alert: Alert, targets: tuple[str, ...] = (TOPIC, CHAT)) -> None:
-        self._send({"targets": list(targets), "subject": alert.subject, "message": alert.message,
-                    "attributes": alert.attributes}, delay=self.first_delay)
+        self._send(retry_body(alert, targets), delay=self.first_delay)
+
+
+def retry_body(alert: Alert, targets: tuple[str, ...] = (TOPIC, CHAT)) -> dict[str, Any]:
+    """An alert as the retry queue holds it (and the failure queue, when parked)."""
+    return {"targets": list(targets), "subject": alert.subject, "message": alert.message,
+            "attributes": alert.attributes}
 
 
 def deferred_alert(body: str) -> tuple[Alert, tuple[str, ...]]:
@@ -91,7 +96,11 @@ def deferred_alert(body: str) -> tuple[Alert, tuple[str, ...]]:
 
 
 class FailureQueue(LazyQueue):
-    """Stream records the notifier could not read, each with its reason: for an operator, and redrive."""
+    """Stream records the notifier could not read, each with its reason: for an operator. And alerts
+    parked near their record's age limit, whole under `alert`: `make redrive` puts them back."""
 
     def send(self, record: dict[str, Any], reason: str) -> None:
         self._send({"reason": reason, "record": record})
+
+    def park(self, alert: Alert, targets: tuple[str, ...], reason: str, *, sequence_number: str | None = None) -> None:
+        self._send({"reason": reason, "alert": retry_body(alert, targets), "sequence_number": sequence_number})
