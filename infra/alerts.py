@@ -37,7 +37,7 @@ def managed_key_topic(scope: Construct, construct_id: str, *, display_name: str)
 
 
 RETRY_EVERY = Duration.minutes(5)
-NOTIFIER_TIMEOUT = Duration.seconds(60)
+NOTIFIER_TIMEOUT = Duration.seconds(90)  # two alerts of a record at their worst (69 s), and room
 ALERT_RETRY_TIMEOUT = Duration.seconds(30)
 RETRY_RECEIVES = 288  # every 5 minutes for 24 hours
 

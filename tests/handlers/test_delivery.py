@@ -124,7 +124,7 @@ class Killed(BaseException):
 
 
 class Invocation(LambdaContext):
-    """A 60 s invocation (the notifier's timeout) in which each publish takes as long as an alert can at
+X in which each publish takes as long as an alert can at
     worst (every call at its client's limits); Lambda kills it when the time is up."""
 
     def __init__(self, left_ms: int = 60_000, publish_ms: int = int(notifier_module.ALERT_WORST_S * 1000) - 1):
@@ -162,7 +162,7 @@ def test_a_notifier_running_out_of_time_never_publishes_twice(aws, none_mode, ha
         pending = pending[min((numbers.index(n) for n in failed), default=len(pending)):]
     published = [a["message"]["sis_batch_id"] for a in aws.alerts()]
     assert sorted(published) == ["5000", "5001", "5002", "5003"]  # D0, D1, D2, D3: no repeats
-    assert invocations == 2  # two records fit in each, and the third is left for the next
+    assert invocations == 2  # three records fit in the first; the fourth is left for the next
 
 
 def test_one_publish_carries_text_for_email_and_json_for_the_rest(aws, none_mode, handlers_fresh):
