@@ -124,10 +124,10 @@ class Killed(BaseException):
 
 
 class Invocation(LambdaContext):
-X in which each publish takes as long as an alert can at
+    """A 90 s invocation (the notifier's timeout) in which each publish takes as long as an alert can at
     worst (every call at its client's limits); Lambda kills it when the time is up."""
 
-    def __init__(self, left_ms: int = 60_000, publish_ms: int = int(notifier_module.ALERT_WORST_S * 1000) - 1):
+    def __init__(self, left_ms: int = 90_000, publish_ms: int = int(notifier_module.ALERT_WORST_S * 1000) - 1):
         super().__init__(function_name="notifier")
         self.left_ms, self.publish_ms = left_ms, publish_ms
 
