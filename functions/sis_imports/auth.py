@@ -69,7 +69,7 @@ class JwksKeySource:
     The first fetch counts as a refresh: a cold instance fetches once, however many unknown
     `kid`s follow (a flood of forged tokens cannot make it hammer the JWKS, nor wait twice for a
     slow one). Keys are kept `cache_seconds`; a failed refresh keeps the keys already known. The
-    whole fetch must end within `timeout` seconds, well under the function's 10 s, so that a slow
+    whole fetch must end within `timeout` seconds, well under the function's 14 s, so that a slow
     JWKS answers 503 (Canvas retries) rather than letting the function time out. So does an
     unusable answer (not JSON, no keys, no usable signing key): our side failed, not the sender's.
     """

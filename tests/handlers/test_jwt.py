@@ -136,7 +136,7 @@ def test_a_failed_refresh_keeps_the_keys_already_known(jwks_server, signing_key)
 def test_a_slow_jwks_answers_503_well_within_the_function_timeout_after_one_fetch(
     aws, jwt_mode, signing_key, handlers_fresh
 ):
-    jwt_mode.delay = 4.5  # slower than the fetch's timeout (3 s); the function's is 10 s
+    jwt_mode.delay = 4.5  # slower than the fetch's deadline (3 s); the function's timeout is 14 s
     started = time.monotonic()
     status, body = call(handlers_fresh, signing_key.sign(CREATED_EXAMPLE))
     took = time.monotonic() - started
