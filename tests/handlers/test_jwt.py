@@ -202,3 +202,58 @@ def test_the_jwks_becoming_usable_again_is_picked_up_on_the_next_refresh(jwks_se
     jwks_server.body = None
     now[0] += REFRESH_INTERVAL_SECONDS
     assert auth.authenticate(request)["body"]["workflow_state"] == "initializing"
+
+
+def _tls_files(tmp_path):
+    """A CA and a certificate for 127.0.0.1 signed by it (files), for a JWKS over HTTPS."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(text):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("test CA")).issuer_name(name("test CA"))
+          .public_key(ca_key.public_key()).serial_number(1).not_valid_before(now - dt.timedelta(minutes=5))
+          .not_valid_after(now + dt.timedelta(hours=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder().subject_name(name("127.0.0.1")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(2).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(pem) + key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return tmp_path / "ca.pem", tmp_path / "cert.pem"
+
+
+def test_over_https_the_keys_are_fetched_and_a_drip_is_cut_at_the_deadline(jwks_server, signing_key, tmp_path,
+                                                                           monkeypatch):
+    import ssl
+
+    ca, cert = _tls_files(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # ssl.create_default_context() trusts it
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert)
+    jwks_server._httpd.socket = context.wrap_socket(jwks_server._httpd.socket, server_side=True)
+    url = jwks_server.url.replace("http://", "https://")
+    request = HttpRequest("POST", "/events", signing_key.sign(CREATED_EXAMPLE).encode())
+    assert JwtAuthenticator(JwksKeySource(url)).authenticate(request)["body"]["workflow_state"] == "initializing"
+    jwks_server.drip = 1.0
+    started = time.monotonic()
+    with pytest.raises(AuthUnavailable, match="could not be fetched"):
+        JwtAuthenticator(JwksKeySource(url, timeout=2)).authenticate(request)
+    assert 1.9 < time.monotonic() - started < 4
