@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
@@ -13,8 +15,13 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from .queues import dead_letter_queue, queue
+from .bundling import FUNCTIONS
 from .functions import Functions
+from .queues import dead_letter_queue, queue
+
+if str(FUNCTIONS) not in sys.path:
+    sys.path.insert(0, str(FUNCTIONS))
+from sis_imports import delivery  # noqa: E402  (the same numbers the notifier and `make run` use)
 
 
 def managed_key_topic(scope: Construct, construct_id: str, *, display_name: str) -> sns.Topic:
@@ -30,6 +37,8 @@ def managed_key_topic(scope: Construct, construct_id: str, *, display_name: str)
 
 
 RETRY_EVERY = Duration.minutes(5)
+NOTIFIER_TIMEOUT = Duration.seconds(90)  # two alerts of a record at their worst (69 s), and room
+ALERT_RETRY_TIMEOUT = Duration.seconds(30)
 RETRY_RECEIVES = 288  # every 5 minutes for 24 hours
 
 
@@ -49,8 +58,10 @@ class Alerts(Construct):
         for email in notify_emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
 
-        # Stream records that could not be published after every retry are described here, not dropped.
-        # A description names the shard and sequence numbers only, no event content: kept the longest SQS allows.
+        # What the notifier could not deliver: unreadable records with their reason, alerts it could neither
+        # publish nor queue for a retry near its record's age limit (whole: `make redrive` puts them back),
+        # and Lambda's descriptions (shard and sequence numbers) of records that failed to the end.
+        # Kept the longest SQS allows.
         self.failures = dead_letter_queue(self, "NotifierFailures", holds="the notifier's on-failure destination",
                                           retention_period=Duration.days(14))
         # Alerts SNS refused: published again every 5 minutes for a day by AlertRetry, then kept in its
@@ -65,8 +76,9 @@ class Alerts(Construct):
             description="Table stream -> one SNS alert per end of an import or a restore, and per stuck state",
             environment={"TOPIC_ARN": self.topic.topic_arn, "NOTIFIER_FAILURE_QUEUE_URL": self.failures.queue_url,
                          "ALERT_RETRY_QUEUE_URL": self.retries.queue_url},
-            # Each record is started only with 8 s left (handlers/notifier.py), Canvas details take up to 3 s.
-            timeout=Duration.seconds(30),
+            # A record is started only with its worst case left (handlers/notifier.py): Canvas details, then
+            # per alert SNS (topic, chat) and the retry queue, each bounded by its client's limits (wiring.py).
+            timeout=NOTIFIER_TIMEOUT,
             reserved_concurrency=reserved_concurrency,
             any_resource_reason="dynamodb:ListStreams (which the stream event source needs) has no resource-level "
             "permission either; reading the stream itself is scoped to this table's stream.",
@@ -79,7 +91,7 @@ class Alerts(Construct):
             handler="handlers.alert_retry.handler",
             description="Alerts SNS refused -> published again (every 5 minutes, for a day)",
             environment={"TOPIC_ARN": self.topic.topic_arn},
-            timeout=Duration.seconds(30),
+            timeout=ALERT_RETRY_TIMEOUT,
         )
         self.topic.grant_publish(self.retry)
         self.retry.add_event_source(sources.SqsEventSource(self.retries, batch_size=10,
@@ -88,10 +100,11 @@ class Alerts(Construct):
             sources.DynamoEventSource(
                 table,
                 starting_position=lambda_.StartingPosition.TRIM_HORIZON,
-                batch_size=25,
-                bisect_batch_on_error=True,
-                retry_attempts=10,
-                max_record_age=Duration.hours(24),
+                # Retried until the record's age limit, not a count (sis_imports/delivery.py says why).
+                batch_size=delivery.STREAM_BATCH_SIZE,
+                bisect_batch_on_error=delivery.STREAM_BISECT_ON_ERROR,
+                retry_attempts=delivery.STREAM_MAX_RETRY_ATTEMPTS,
+                max_record_age=Duration.seconds(delivery.STREAM_MAX_RECORD_AGE_SECONDS),
                 report_batch_item_failures=True,
                 on_failure=sources.SqsDlq(self.failures),
                 # Only writes that leave a batch in an end state, or marked stuck by the reconciler (its

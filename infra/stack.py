@@ -18,6 +18,8 @@ from .reconciler import Reconciler
 from .table import BatchTable, grant_index_query, grant_items, shape
 from .token_secret import TokenSecret
 
+INGEST_TIMEOUT = Duration.seconds(14)
+
 WRITE = ("dynamodb:UpdateItem", "dynamodb:PutItem")  # all the store needs: conditional writes, no reads
 
 
@@ -59,6 +61,9 @@ class CanvasSisImportsStack(Stack):
         ingest = functions.add(
             "Ingest", handler="handlers.ingest.handler", description="POST /events: Canvas's webhook",
             environment=ingest_env, reserved_concurrency=config.ingest_concurrency,
+            # The JWKS fetch (3 s deadline) or the token's secret, then two DynamoDB calls, each at its
+            # client's worst (wiring.CLIENT_LIMITS): 11 s; Canvas waits 15 s for an answer.
+            timeout=INGEST_TIMEOUT,
         )
         grant_items(ingest, table, *WRITE)
         if secret is not None:
@@ -95,9 +100,12 @@ class CanvasSisImportsStack(Stack):
         CfnOutput(self, "TopicArn", value=alerts.topic.topic_arn, description="Subscribe to get alerts")
         CfnOutput(self, "TableName", value=table.table_name)
         CfnOutput(self, "NotifierFailureQueueArn", value=alerts.failures.queue_arn,
-                  description="Stream records the notifier could not read, with the reason")
+                  description="Stream records the notifier could not read (with the reason), and alerts it could "
+                  "not deliver before their record's age limit: make redrive --which alerts puts those back")
         CfnOutput(self, "AlertRetryDlqArn", value=alerts.retry_dead_letters.queue_arn,
                   description="Alerts SNS refused for a day: make redrive publishes them")
+        CfnOutput(self, "AlertRetryQueueUrl", value=alerts.retries.queue_url,
+                  description="Alerts waiting to be published again (make redrive puts parked alerts here)")
         if api.domain_target:
             CfnOutput(self, "CustomDomainTarget", value=api.domain_target,
                       description="Point a CNAME (or alias) for the custom domain here")

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import boto3
 
 from local.invoke import Handler, invoke
+from sis_imports.delivery import STREAM_BATCH_SIZE, STREAM_BISECT_ON_ERROR, STREAM_MAX_RECORD_AGE_SECONDS
 
 REGION = "us-east-1"
-MAX_STREAM_RETRIES = 10  # as the stack's event source mapping (infra/alerts.py)
-STREAM_BATCH_SIZE = 25  # likewise
 SQS_VISIBILITY_SECONDS = 3  # AWS uses 6x the function timeout; locally a failed message comes back sooner
 
 
@@ -71,42 +71,71 @@ class Poller(threading.Thread):
 
 
 class StreamPoller(Poller):
-    """The table's stream -> the notifier, retrying from the first failed record like Lambda."""
+    """The table's stream -> the notifier, as the stack's event source mapping does it (the numbers are
+    sis_imports/delivery.py's, which the stack uses too): batches of STREAM_BATCH_SIZE in stream order;
+    on a reported failure, again from the first failed record; on a failed invocation, the batch split
+    in half (bisection) until the failing record is alone; no retry count: a record is given up only
+    once it is older than STREAM_MAX_RECORD_AGE_SECONDS, and then described (shard, sequence numbers,
+    no content) on the notifier's failure queue, as Lambda's on-failure destination does."""
 
-    def __init__(self, stop: threading.Event, stream_arn: str, handler: Handler, streams: Any = None):
+    def __init__(self, stop: threading.Event, stream_arn: str, handler: Handler, streams: Any = None,
+                 failures_url: str | None = None, sqs: Any = None, clock: Any = time.time):
         super().__init__("stream", stop)
         self.stream_arn = stream_arn
         self.handler = handler
         self.streams = streams or boto3.client("dynamodbstreams")
+        self.failures_url = failures_url
+        self.sqs = sqs if sqs is not None or not failures_url else boto3.client("sqs")
+        self.clock = clock
         self.iterators: dict[str, str] = {}
         self.pending: list[dict[str, Any]] = []  # records not yet handled successfully, in stream order
         self.attempts = 0
+        self.batch_size = STREAM_BATCH_SIZE  # halved while an invocation keeps failing (bisection)
+
+    def _expired(self, record: dict[str, Any]) -> bool:
+        created = record.get("dynamodb", {}).get("ApproximateCreationDateTime")
+        return created is not None and self.clock() - float(created) > STREAM_MAX_RECORD_AGE_SECONDS
+
+    def _give_up(self, records: list[dict[str, Any]]) -> None:
+        numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
+        print(f"[stream] gave up on {len(records)} record(s) older than {STREAM_MAX_RECORD_AGE_SECONDS} s "
+              "(the stack's age limit); described on the notifier's failure queue", flush=True)
+        if self.failures_url:
+            self.sqs.send_message(QueueUrl=self.failures_url, MessageBody=json.dumps({
+                "requestContext": {"condition": "RecordAgeExceeded", "functionArn": "notifier",
+                                   "approximateInvokeCount": self.attempts},
+                "timestamp": datetime.now(timezone.utc).isoformat(),
+                "DDBStreamBatchInfo": {"streamArn": self.stream_arn, "batchSize": len(records),
+                                       "startSequenceNumber": numbers[0], "endSequenceNumber": numbers[-1]},
+            }))
 
     def poll(self) -> bool:
         self.pending += read_stream(self.streams, self.stream_arn, self.iterators)
+        expired = [r for r in self.pending if self._expired(r)]
+        if expired:
+            self._give_up(expired)
+            self.pending = [r for r in self.pending if not self._expired(r)]
         if not self.pending:
             return False
-        batch = self.pending[:STREAM_BATCH_SIZE]
+        batch = self.pending[:self.batch_size]
         try:
             failed = _failed_ids(invoke(self.handler, {"Records": batch}, "notifier"))
             first = None
             if failed:
                 numbers = [r["dynamodb"]["SequenceNumber"] for r in batch]
                 first = min((numbers.index(n) for n in failed if n in numbers), default=0)
-        except Exception as exc:  # the whole invocation failed: Lambda retries the whole batch
-            print(f"[stream] the notifier raised {type(exc).__name__}; retrying the batch", flush=True)
+        except Exception as exc:  # the whole invocation failed: Lambda retries the batch, split in half
+            if STREAM_BISECT_ON_ERROR and len(batch) > 1:
+                self.batch_size = max(1, len(batch) // 2)
+            print(f"[stream] the notifier raised {type(exc).__name__}; retrying {self.batch_size} record(s)",
+                  flush=True)
             first = 0
         if first is None:
-            self.pending, self.attempts = self.pending[len(batch):], 0
+            self.pending, self.attempts, self.batch_size = self.pending[len(batch):], 0, STREAM_BATCH_SIZE
             return True
         self.attempts += 1
-        if self.attempts > MAX_STREAM_RETRIES:
-            print(f"[stream] gave up on {len(batch) - first} record(s) after {MAX_STREAM_RETRIES} retries "
-                  "(in AWS they would go to the notifier's on-failure queue)", flush=True)
-            self.pending, self.attempts = self.pending[len(batch):], 0
-        else:
-            self.pending = self.pending[first:]  # resume at the first failed record, as Lambda does
-            self.stop.wait(min(2.0, 0.2 * 2**self.attempts))
+        self.pending = self.pending[first:]  # resume at the first failed record, as Lambda does
+        self.stop.wait(min(2.0, 0.2 * 2**min(self.attempts, 10)))
         return False
 
 

@@ -11,6 +11,7 @@
       Live Events posted to the webhook as Canvas's HTTPS transport does (local/live_events.py)
   handlers.reconciler at start, every RECONCILE_SECONDS, and on `make reconcile` (POST /_local/reconcile,
       a local-only control route), against the simulator or CANVAS_API_URL
+  POST /_local/outage {"seconds": N}: SNS and SQS sends fail for N seconds (local-only; local/outage.py)
 
 Environment: PORT (3000), SIS_AUTH (jwt | token | none), SIS_ROOT_ACCOUNTS (uuid,...; unset: * = any,
 said at start; the simulator takes the first uuid listed), SIS_HOSTNAMES (hostname,...; unset: any),
@@ -356,6 +357,15 @@ def serve(gateway: LocalGateway, port: int, auth: str, root_accounts: list[str] 
         os.environ.setdefault("RECONCILE_LOOKBACK_HOURS", DEFAULT_LOOKBACK_HOURS)
         os.environ.setdefault("STUCK_MINUTES", DEFAULT_STUCK_MINUTES)
 
+        # Before any function's client is made: `POST /_local/outage` takes SNS and SQS down (local/outage.py).
+        import boto3
+
+        from local.outage import OUTAGE_CONTROL, Outage
+
+        outage = Outage()
+        boto3.setup_default_session()
+        outage.install(boto3.DEFAULT_SESSION)
+
         # Imported only now: Powertools and the handlers read the environment at import.
         import handlers.alert_retry
         import handlers.eventbridge
@@ -381,10 +391,10 @@ def serve(gateway: LocalGateway, port: int, auth: str, root_accounts: list[str] 
                           LIST_ROUTE: handlers.query.handler}
         gateway.function_names = {EVENTS_ROUTE: "ingest", BATCH_ROUTE: "query", LIST_ROUTE: "query"}
         reconciler = LocalReconciler(stop, handlers.reconciler.handler, canvas.reconcile_seconds)
-        gateway.controls = {RECONCILE_CONTROL: reconciler.control}
+        gateway.controls = {RECONCILE_CONTROL: reconciler.control, OUTAGE_CONTROL: outage.control}
         gateway.control_key = control_key
         workers += [
-            StreamPoller(stop, aws.stream_arn, handlers.notifier.handler),
+            StreamPoller(stop, aws.stream_arn, handlers.notifier.handler, failures_url=aws.notifier_failures_url),
             CanvasQueuePoller(stop, aws.canvas_queue_url, aws.canvas_queue_arn, handlers.sqs_consumer.handler,
                               resources.MAX_RECEIVES),
             EventBridgePoller(stop, aws.eventbridge_queue_url, handlers.eventbridge.handler),

@@ -2,7 +2,10 @@
 
 - The Canvas queue's dead-letter queue: an SQS message move task back to the source queue.
 - The alert retry queue's dead-letter queue (alerts SNS refused for a day): likewise, back to the
-  retry queue, whose function publishes them.
+  retry queue, whose function publishes them. And the alerts the notifier parked on its failure
+  queue (SNS and the retry queue both down until their stream record's age limit): each is sent to
+  the retry queue, then deleted. The failure queue's other messages (unreadable records, Lambda's
+  descriptions of records) stay there for a person.
 - The EventBridge dead-letter queue (target DLQ and the function's on-failure destination): each
   event is put back on the bus, then deleted.
 
@@ -37,6 +40,36 @@ def redrive_canvas(sqs: Any, dlq_arn: str, dry_run: bool, label: str = "canvas")
     # Without DestinationArn, SQS moves each message back to the queue it came from.
     task = sqs.start_message_move_task(SourceArn=dlq_arn)
     return f"{label}: moving about {count} message(s) back (task {task['TaskHandle'][:16]}…)"
+
+
+def redrive_parked_alerts(sqs: Any, failures_arn: str, retry_queue_url: str, dry_run: bool) -> str:
+    """Alerts the notifier parked on its failure queue, each put on the retry queue (its body is the
+    retry queue's own format) and then deleted; everything else on that queue is left alone."""
+    url = queue_url(sqs, failures_arn)
+    moved, left, seen = 0, 0, set()
+    while True:
+        # Left messages come back after 30 s: by then the loop has seen them all and stopped.
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30,
+                                       WaitTimeSeconds=1).get("Messages", [])  # long polling: every server asked
+        fresh = [m for m in messages if m["MessageId"] not in seen]
+        if not fresh:
+            break
+        for message in fresh:
+            seen.add(message["MessageId"])
+            try:
+                alert = json.loads(message["Body"]).get("alert")
+            except (ValueError, AttributeError):
+                alert = None
+            if not isinstance(alert, dict):
+                left += 1
+                continue
+            if not dry_run:
+                sqs.send_message(QueueUrl=retry_queue_url, MessageBody=json.dumps(alert, separators=(",", ":")))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            moved += 1
+    done = "waiting" if dry_run else "put back on the retry queue"
+    return (f"alerts: {moved} parked alert(s) {done}; {left} other message(s) on the notifier's failure queue "
+            "(unreadable records, Lambda's descriptions) left for a person")
 
 
 def redrive_eventbridge(sqs: Any, events: Any, dlq_arn: str, bus_name: str, dry_run: bool) -> str:
@@ -86,6 +119,13 @@ def main(argv: list[str] | None = None) -> int:
         if not arn:
             print(f"{which}: the stack has no output {OUTPUTS[which]} (is that ingress turned off?)")
             continue
+        if which == "alerts":
+            failures, retry_url = outputs.get("NotifierFailureQueueArn"), outputs.get("AlertRetryQueueUrl")
+            if failures and retry_url:
+                print(redrive_parked_alerts(sqs, failures, retry_url, args.dry_run))
+            else:
+                print("alerts: the stack has no output AlertRetryQueueUrl (deployed before it existed): parked "
+                      "alerts stay on the notifier's failure queue until this version is deployed")
         if which in ("canvas", "alerts"):
             print(redrive_canvas(sqs, arn, args.dry_run, which))
         else:

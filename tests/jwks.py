@@ -41,6 +41,8 @@ class JwksServer:
         self.fetches = 0
         self.fail = False
         self.delay = 0.0  # seconds before answering: a slow JWKS
+        self.body: bytes | None = None  # served as is instead of the keys: an unusable answer
+        self.drip = 0.0  # seconds between the bytes of the answer: a JWKS that drips
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -52,11 +54,19 @@ class JwksServer:
                     self.send_response(500)
                     self.end_headers()
                     return
-                body = json.dumps({"keys": [key.jwk() for key in server.keys]}).encode()
+                body = server.body if server.body is not None else json.dumps(
+                    {"keys": [key.jwk() for key in server.keys]}).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if not server.drip:
+                    self.wfile.write(body)
+                    return
+                for byte in body:  # one byte at a time: no single read ever waits long
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(server.drip)
 
             def log_message(self, *args: Any) -> None:
                 pass

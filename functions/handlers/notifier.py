@@ -8,29 +8,45 @@ Publishing from the stream, after the write, means an alert is owed by a durable
   alert_retry function (then its dead-letter queue, which `make redrive` moves back): an SNS outage
   loses nothing. Later alerts of that batch in the invocation follow it there, in order.
 - Only when even that fails does a record fail; Lambda then retries from it, and the records after
-  it are held back rather than published twice.
-- Before each record the remaining time is checked: a record is never started so late that a
-  timeout could strike after its publish (a timeout makes Lambda deliver the batch again).
+  it are held back rather than published twice. Lambda retries a record until its age limit, not a
+  count (sis_imports/delivery.py); in the last hour of that limit an alert that can still go neither
+  out nor to the retry queue is parked, whole, on the failure queue, where `make redrive --which
+  alerts` puts it back on the retry queue. Later alerts of that batch in the invocation follow it.
+- Before each record the remaining time is checked against the record's worst case (every call at
+  its client's limits): a record is never started so late that a timeout could strike after its
+  publish (a timeout makes Lambda deliver the batch again).
 Every alert carries an `alert_id`, the same on every repeat.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
-from sis_imports import wiring
+from sis_imports import delivery, wiring
 from sis_imports.alerts import Alert, end_alert, owed, stuck_alert_for
 from sis_imports.batch import Batch
 from sis_imports.observability import count, import_finished, logger, metrics
 from sis_imports.publisher import CHAT, TOPIC, ChatPublishFailed
 
-# A publish (and a Canvas read for details) must finish well inside what is left of the invocation.
-MIN_REMAINING_MS = 8_000
+# Worst cases, in seconds, with every call at its client's limits (wiring.CLIENT_LIMITS). The why of an
+# end: the Canvas token's secret, then one read of Canvas (3 s deadline, alert_details.py) and, when
+# throttled, one more after a wait of at most 2 s.
+DETAILS_WORST_S = wiring.worst_seconds("secretsmanager") + 3 + 2 + 3
+# One alert: the alert topic, the chat topic, the retry queue, and parking it on the failure queue.
+ALERT_WORST_S = 2 * wiring.worst_seconds("sns") + 2 * wiring.worst_seconds("sqs")
+MARGIN_S = 1.0  # the handler's own work around the calls
+
+
+def needed_ms(ends: int, stuck: int = 0, details: bool = False) -> int:
+    """What must be left of an invocation to start a record that owes `ends` end alerts (each asks
+    Canvas for its why when `details`) and `stuck` stuck alerts."""
+    return int(1000 * (ends * (DETAILS_WORST_S if details else 0) + (ends + stuck) * ALERT_WORST_S + MARGIN_S))
 
 
 class EarlierRecordFailed(Exception):
@@ -46,10 +62,15 @@ class Notifier:
         self._failed = False
         self._held: set[tuple[str, str]] = set()
         self._deferred: set[tuple[str, str]] = set()
+        self._parked: set[tuple[str, str]] = set()
         self._context: Any = None
+        self._fresh_ms = 0  # what the invocation had when it started
+        self._near_age_limit = False  # the current record is in the last stretch of its age limit
+        self._sequence_number: str | None = None
 
     def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
-        self._failed, self._held, self._deferred, self._context = False, set(), set(), context
+        self._failed, self._held, self._deferred, self._parked, self._context = False, set(), set(), set(), context
+        self._fresh_ms = self._remaining_ms()
         return process_partial_response(
             event=event,
             record_handler=self._record,
@@ -67,9 +88,6 @@ class Notifier:
     def _record(self, record: DynamoDBRecord) -> str:
         if self._failed:
             raise EarlierRecordFailed()
-        if self._remaining_ms() < MIN_REMAINING_MS:
-            self._failed = True
-            raise EarlierRecordFailed("too little time left to publish safely; delivered again")
         stream = record.dynamodb
         keys = stream.keys if stream and stream.keys else {}
         key = (str(keys.get("root_account_uuid", "")), str(keys.get("sis_batch_id", "")))
@@ -83,6 +101,15 @@ class Notifier:
             stuck = stuck_alert_for(old, new)
         except Exception as exc:
             return self._fail_record(record, key, f"the record could not be read: {type(exc).__name__}: {exc}")
+        # A record owing more than a whole invocation could ever fit is started only first in one.
+        needed = min(needed_ms(len(occurrences), stuck is not None, self._details is not None), self._fresh_ms - 500)
+        if (occurrences or stuck) and self._remaining_ms() < needed:
+            self._failed = True
+            raise EarlierRecordFailed("too little time left to publish safely; delivered again")
+        created = stream.approximate_creation_date_time if stream else None
+        age = time.time() - created if created is not None else 0.0
+        self._near_age_limit = age >= delivery.STREAM_MAX_RECORD_AGE_SECONDS - delivery.PARK_WITHIN_SECONDS
+        self._sequence_number = stream.sequence_number if stream else None
         for occurrence in occurrences:
             alert = end_alert(new, occurrence, *self._why(new))
             import_finished(alert.message["outcome"], alert.message["duration_seconds"])
@@ -94,12 +121,13 @@ class Notifier:
     def _why(self, batch: Batch) -> tuple[dict[str, Any] | None, str | None]:
         if self._details is None:
             return None, "no Canvas instance is configured for the reconciler"
-        if self._remaining_ms() < MIN_REMAINING_MS + 4_000:
-            return None, "no time left in this invocation to ask Canvas"
+        # The record was started only with the time for this read left (or first in its invocation).
         return self._details.fetch(batch)
 
     def _deliver(self, key: tuple[str, str], alert: Alert) -> None:
         targets: tuple[str, ...] = (TOPIC, CHAT)
+        if key in self._parked:  # an earlier alert of this batch is parked: this one follows, in order
+            return self._park(key, alert, targets, "an earlier alert of this batch was parked")
         if key not in self._deferred:
             try:
                 message_id = self._publisher.publish(alert)
@@ -114,18 +142,33 @@ class Notifier:
                 count("AlertsFailed")
                 logger.exception("SNS refused an alert; it goes to the retry queue",
                                  extra={"alert_id": alert.message["alert_id"]})
-        if self._retries is None:
-            self._failed = True
-            raise RuntimeError("the alert could not be published and there is no retry queue")
         try:
+            if self._retries is None:
+                raise RuntimeError("the alert could not be published and there is no retry queue")
             self._retries.defer(alert, targets)
         except Exception:
-            self._failed = True  # neither SNS nor SQS: Lambda delivers the record again
             logger.exception("the alert could not be queued for a retry either")
+            if self._near_age_limit and self._failures is not None:
+                return self._park(key, alert, targets, "neither SNS nor the retry queue took it before its "
+                                  "stream record's age limit")
+            self._failed = True  # neither SNS nor SQS: Lambda delivers the record again
             raise
         self._deferred.add(key)  # this batch's later alerts follow it, in order
         count("AlertsDeferred")
         _log("alert deferred to the retry queue", alert)
+
+    def _park(self, key: tuple[str, str], alert: Alert, targets: tuple[str, ...], reason: str) -> None:
+        """The alert, whole, on the failure queue: Lambda would soon give the record up and keep only its
+        shard and sequence numbers. `make redrive --which alerts` puts it on the retry queue."""
+        try:
+            self._failures.park(alert, targets, reason, sequence_number=self._sequence_number)
+        except Exception:
+            self._failed = True  # nowhere to put it: Lambda delivers the record again while it may
+            logger.exception("the alert could not be parked on the failure queue either")
+            raise
+        self._parked.add(key)
+        count("AlertsParked")
+        _log("alert parked on the failure queue", alert, reason=reason)
 
     def _fail_record(self, record: DynamoDBRecord, key: tuple[str, str], reason: str) -> str:
         self._held.add(key)

@@ -8,14 +8,16 @@ raises `AuthUnavailable`, so that the sender retries.
 from __future__ import annotations
 
 import hmac
+import json
 import threading
 import time
 from typing import Any, Callable, Protocol
 
 import jwt
 from jwt import PyJWK, PyJWKClient
-from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError
+from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError, PyJWTError
 
+from . import http
 from .events import NotJson, decode_json
 
 __all__ = ["AuthUnavailable", "JwksKeySource", "JwtAuthenticator", "NoAuthenticator", "NotJson", "TokenAuthenticator",
@@ -24,6 +26,7 @@ __all__ = ["AuthUnavailable", "JwksKeySource", "JwtAuthenticator", "NoAuthentica
 # Canvas signs with RS256 and publishes its keys here (CANVAS.md, "Data Service Setup").
 CANVAS_JWKS_URL = "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/jwks"
 REFRESH_INTERVAL_SECONDS = 60.0
+MAX_JWKS_BYTES = 64 * 1024  # Canvas serves three RSA keys (about 1.5 KB each)
 
 
 class Unauthorized(Exception):
@@ -39,14 +42,36 @@ class Request(Protocol):
     query: dict[str, str]
 
 
+class _DeadlineJwkClient(PyJWKClient):
+    """PyJWKClient whose fetch has a deadline for the whole request (PyJWT's `timeout` bounds each
+    socket read, so a JWKS that drips a byte a second would hold the webhook past its timeout)."""
+
+    def fetch_data(self) -> Any:
+        try:
+            status, body = http.get(self.uri, deadline=self.timeout, max_bytes=MAX_JWKS_BYTES, headers=self.headers)
+        except http.DeadlineExceeded as exc:
+            raise PyJWKClientConnectionError(f"the JWKS did not answer within {self.timeout:g} s") from exc
+        except OSError as exc:
+            raise PyJWKClientConnectionError(f"the JWKS could not be reached ({type(exc).__name__})") from exc
+        except ValueError as exc:  # larger than any real key set
+            raise PyJWKClientError(f"the JWKS answer is unusable: {exc}") from exc
+        if status != 200:
+            raise PyJWKClientConnectionError(f"the JWKS answered {status}")
+        try:
+            return self._as_jwk_set_payload(json.loads(body))
+        except ValueError:
+            raise PyJWKClientError("the JWKS answer is not JSON") from None
+
+
 class JwksKeySource:
     """Signing keys from a JWKS URL, fetched at most once per `REFRESH_INTERVAL_SECONDS`.
 
     The first fetch counts as a refresh: a cold instance fetches once, however many unknown
     `kid`s follow (a flood of forged tokens cannot make it hammer the JWKS, nor wait twice for a
     slow one). Keys are kept `cache_seconds`; a failed refresh keeps the keys already known. The
-    fetch times out after `timeout` seconds, well under the function's 10 s, so that a slow JWKS
-    answers 503 (Canvas retries) rather than letting the function time out.
+    whole fetch must end within `timeout` seconds, well under the function's 14 s, so that a slow
+    JWKS answers 503 (Canvas retries) rather than letting the function time out. So does an
+    unusable answer (not JSON, no keys, no usable signing key): our side failed, not the sender's.
     """
 
     def __init__(
@@ -56,7 +81,7 @@ class JwksKeySource:
         timeout: float = 3,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self._client = PyJWKClient(url, cache_keys=False, cache_jwk_set=False, timeout=timeout)
+        self._client = _DeadlineJwkClient(url, cache_keys=False, cache_jwk_set=False, timeout=timeout)
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._keys: dict[str, PyJWK] | None = None
@@ -71,7 +96,7 @@ class JwksKeySource:
             if self._keys is None:
                 raise AuthUnavailable("the signing keys (JWKS) could not be fetched") from exc
             return  # keep the keys we have; the next refresh may do better
-        except PyJWKClientError as exc:
+        except PyJWTError as exc:  # PyJWKClientError, and PyJWKSetError for a set without usable keys
             if self._keys is None:
                 raise AuthUnavailable(f"the signing keys (JWKS) are unusable: {exc}") from exc
             return

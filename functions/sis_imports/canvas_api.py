@@ -3,18 +3,27 @@
 Pure of AWS: the API token comes from a callable (in Lambda, a cached Powertools Parameters
 `get_secret`). canvasapi does the Canvas conventions (the `Bearer` header, the `Link: rel="next"`
 paging, the wrapped `{"sis_imports": [...]}` list); this module adds what canvasapi lacks (its
-issue #629): a timeout on every request, a bounded backoff when Canvas throttles (403 "Rate Limit
-Exceeded", or 429), a pause when `X-Rate-Limit-Remaining` runs low, and exceptions of its own whose
-messages name the host and the route, never the token. Answers are the raw JSON dicts.
+issue #629): a deadline on every request, a bounded backoff when Canvas throttles (403 "Rate Limit
+Exceeded", or 429), a pause when `X-Rate-Limit-Remaining` runs low, a listing that stops on a `Link`
+back to a page it already read or past a page cap, and exceptions of its own whose messages name
+the host and the route, never the token. Answers are the raw JSON dicts.
 
-Timeouts are `requests`' (connect, read) pair: each bounds one wait for the server, not a whole
-download. Only throttling is retried; a timeout, a 5xx or a refused connection raises at once, so a
-caller with a deadline (the notifier) can bound its wait with `timeout` and `max_retries=0`.
+`timeout` is a deadline for each whole request (connect, headers and body), not for each socket
+read: a server that drips one byte a second is cut at the deadline. Only throttling is retried; a
+timeout, a 5xx or a refused connection raises at once, so a caller with a deadline (the notifier)
+can bound its wait with `timeout` and `max_retries=0`.
+
+401 and 403 are told apart by status and headers, never by their text (Canvas translates it): a 401
+with `WWW-Authenticate` is the token (invalid, expired or revoked); a 401 without it is a token
+Canvas accepted for a user who lacks the permission (older releases; also a scoped token missing a
+scope); a 403 with `X-Rate-Limit-Remaining` at 0, or Canvas's fixed "Rate Limit Exceeded" body, is
+throttling; any other 403 is a permission.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -24,6 +33,11 @@ from urllib.parse import urlsplit
 import requests
 from canvasapi.paginated_list import PaginatedList
 from canvasapi.requester import Requester
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from .http import Deadline
 
 # canvasapi logs every URL at INFO, and at DEBUG the last 4 characters of the token and every
 # answer's body (an errors_attachment URL carries its `verifier` capability): keep it quiet.
@@ -33,6 +47,7 @@ logging.getLogger("canvasapi").setLevel(logging.WARNING)
 # passes its high-water mark (600) after a 50 up-front charge; it drains at 10 units a second.
 LEAK_PER_SECOND = 10.0
 PERMISSION_HINT = "the token needs the import_sis or manage_sis permission on the root account"
+MAX_PAGES = 200  # 20,000 imports at 100 a page: far beyond any reconcile window, short of a timeout
 
 
 class CanvasError(Exception):
@@ -61,6 +76,44 @@ class CanvasUnavailable(CanvasError):
 
 class CanvasNotFound(CanvasError):
     """404: no such account or import."""
+
+
+class _Watching:
+    """A urllib3 connection whose socket the calling thread's Deadline watches, request by request
+    (a kept-alive connection serves several requests, each with its own deadline)."""
+
+    sock: Any
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        super().request(*args, **kwargs)  # type: ignore[misc]  # connects when needed, then sends
+        deadline = getattr(_current, "deadline", None)
+        if deadline is not None and self.sock is not None:
+            deadline.watch(self.sock)
+
+
+class _WatchedHTTP(_Watching, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPS(_Watching, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTP
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPS
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+_current = threading.local()
 
 
 def _attributes(_requester: Any, attributes: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +173,7 @@ class CanvasApi:
         max_wait: float = 30.0,
         low_remaining: float = 100.0,
         per_page: int = 100,
+        max_pages: int = MAX_PAGES,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         logger: Any = None,
@@ -130,12 +184,18 @@ class CanvasApi:
         self.base_url = f"{url.scheme}://{url.netloc}"
         self.host = url.netloc
         self._token_provider = token_provider
+        if not timeout > 0:
+            raise ValueError(f"a Canvas timeout must be a number of seconds above 0, not {timeout!r}")
         self.timeout = (connect_timeout if connect_timeout is not None else timeout, timeout)
         self.max_retries, self.backoff, self.max_wait = max_retries, backoff, max_wait
-        self.low_remaining, self.per_page = low_remaining, per_page
+        self.low_remaining, self.per_page, self.max_pages = low_remaining, per_page, max_pages
         self._sleep, self._clock = sleep, clock
         self._log = logger or logging.getLogger(__name__)
         self._requester = _Requester(self, self.base_url)
+        adapter = _DeadlineAdapter()
+        self._requester._session.mount("https://", adapter)
+        self._requester._session.mount("http://", adapter)
+        self._listing: dict[str, Any] | None = None  # the pages of the listing being read
         self._last_token = ""
         self._quota: tuple[float, float] | None = None  # (X-Rate-Limit-Remaining, clock at answer)
         self.reset_counters()
@@ -178,7 +238,9 @@ class CanvasApi:
 
     def _pages(self, route: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         pages = iter(PaginatedList(_attributes, self._requester, "GET", route, _root="sis_imports", **params))
+        listing: dict[str, Any] = {"route": f"/api/v1/{route}", "seen": set()}
         while True:
+            self._listing = listing  # pages are read lazily, between other requests: set for each step
             try:
                 item = next(pages)
             except StopIteration:
@@ -187,8 +249,25 @@ class CanvasApi:
                 # not JSON, no "sis_imports" key, or a next link outside base_url (canvasapi's regex)
                 raise self._error(CanvasError, f"gave a page that is not the expected list ({type(exc).__name__})",
                                   f"/api/v1/{route}") from None
+            finally:
+                self._listing = None
             if isinstance(item, dict):
                 yield item
+
+    def _check_page(self, url: str, params: Any) -> None:
+        """A listing stops on a `Link: rel="next"` back to a page it read, or past `max_pages`: else a
+        Canvas (or a proxy) that links a page to itself keeps a pass reading until its function times out."""
+        listing = self._listing
+        if listing is None:
+            return
+        page = requests.Request("GET", url, params=params).prepare().url
+        if page in listing["seen"]:
+            raise self._error(CanvasError, f"linked back to a page it had already given (after {len(listing['seen'])} "
+                              "page(s)); the listing was stopped", listing["route"])
+        if len(listing["seen"]) >= self.max_pages:
+            raise self._error(CanvasError, f"gave more than {self.max_pages} pages; the listing was stopped",
+                              listing["route"])
+        listing["seen"].add(page)
 
     # -- the machinery ------------------------------------------------------------------------
 
@@ -228,19 +307,35 @@ class CanvasApi:
         self._sleep(seconds)
         self.waited += seconds
 
+    def _get(self, url: str, headers: dict[str, str], params: Any, route: str) -> requests.Response:
+        """One GET, its whole answer read within the deadline (`timeout`)."""
+        late = self._error(CanvasUnavailable, f"did not answer within {self.timeout[1]:g} s", route)
+        _current.deadline = deadline = Deadline(self.timeout[1])
+        try:
+            with deadline:
+                response = self._requester._session.get(url, headers=headers, params=params, timeout=self.timeout)
+        except requests.Timeout:
+            raise late from None
+        except requests.RequestException as exc:
+            if deadline.expired:
+                raise late from None
+            raise self._error(CanvasUnavailable, f"could not be reached ({type(exc).__name__})", route) from None
+        finally:
+            _current.deadline = None
+        if deadline.expired:  # the cut can look like the end of a body sent without a length
+            self._requester._session.close()  # no cut connection goes back to the pool
+            raise late
+        return response
+
     def _send(self, url: str, headers: dict[str, str], params: Any) -> requests.Response:
         route = urlsplit(url).path
+        self._check_page(url, params)
         for attempt in range(self.max_retries + 1):
             self._wait_for_quota()
             self.requests += 1
-            try:
-                response = self._requester._session.get(url, headers=headers, params=params, timeout=self.timeout)
-            except requests.Timeout:
-                raise self._error(CanvasUnavailable, f"did not answer within {self.timeout[1]:g} s", route) from None
-            except requests.RequestException as exc:
-                raise self._error(CanvasUnavailable, f"could not be reached ({type(exc).__name__})", route) from None
+            response = self._get(url, headers, params, route)
             status = response.status_code
-            if status == 429 or (status == 403 and "rate limit exceeded" in response.text[:200].lower()):
+            if status == 429 or (status == 403 and _rate_limited(response)):
                 self.throttled += 1
                 self._quota = None  # the backoff below is the wait; no second one for the 0.0 it reports
                 if attempt >= self.max_retries:
@@ -260,11 +355,11 @@ class CanvasApi:
     def _status_error(self, response: requests.Response, route: str) -> CanvasError:
         status = response.status_code
         if status == 401:
-            # Canvas answers 401 both for a bad token (with WWW-Authenticate) and, in older releases,
-            # for a valid token without the permission ("user not authorized to perform that action").
-            if "WWW-Authenticate" not in response.headers and "not authorized" in response.text[:500]:
-                return self._error(CanvasForbidden, f"refused the request (401 not authorized): {PERMISSION_HINT}",
-                                   route, status)
+            # Canvas adds WWW-Authenticate when it did not accept the token (lib/authentication_methods.rb);
+            # a 401 without it comes for a user it did accept (older releases' "not authorized", a scope).
+            if "WWW-Authenticate" not in response.headers:
+                return self._error(CanvasForbidden, f"refused the request (401 for an accepted token): "
+                                   f"{PERMISSION_HINT}, and a scoped token this route's scope", route, status)
             return self._error(CanvasUnauthorized, "refused the API token (401): it is invalid, expired or revoked",
                                route, status)
         if status == 403:
@@ -286,3 +381,14 @@ class CanvasApi:
             return max(0.0, min(self.max_wait, float(response.headers["Retry-After"])))
         except (KeyError, ValueError):
             return None
+
+
+def _rate_limited(response: requests.Response) -> bool:
+    """A 403 is throttling when the bucket is empty, or when the body is Canvas's fixed (untranslated)
+    "403 Forbidden (Rate Limit Exceeded)"."""
+    try:
+        if float(response.headers["X-Rate-Limit-Remaining"]) <= 0:
+            return True
+    except (KeyError, ValueError):
+        pass
+    return b"rate limit exceeded" in response.content[:200].lower()

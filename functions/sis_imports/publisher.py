@@ -128,13 +128,17 @@ class AlertRetryQueue(LazyQueue):
         self.first_delay = first_delay  # a first retry a minute later; the queue's visibility timeout after
 
     def defer(self, alert: Alert, targets: tuple[str, ...] = (TOPIC, CHAT)) -> None:
-        def body(message: dict[str, Any]) -> dict[str, Any]:
-            return {"targets": list(targets), "subject": alert.subject, "message": message,
-                    "attributes": alert.attributes}
+        self._send(retry_body(alert, targets), delay=self.first_delay)
 
-        # SQS's limit is SNS's: an alert too big for the queue is shrunk by the same rule (no attributes sent).
-        message = shrink(alert.message, lambda m: _bytes(_json(body(m))), MESSAGE_LIMIT)
-        self._send(body(message), delay=self.first_delay)
+
+def retry_body(alert: Alert, targets: tuple[str, ...] = (TOPIC, CHAT)) -> dict[str, Any]:
+    """An alert as the retry queue holds it (and the failure queue, when parked); within SQS's limit,
+    which is SNS's: an alert too big for the queue is shrunk by the same rule (no attributes sent)."""
+    def body(message: dict[str, Any]) -> dict[str, Any]:
+        return {"targets": list(targets), "subject": alert.subject, "message": message,
+                "attributes": alert.attributes}
+
+    return body(shrink(alert.message, lambda m: _bytes(_json(body(m))), MESSAGE_LIMIT))
 
 
 def deferred_alert(body: str) -> tuple[Alert, tuple[str, ...]]:
@@ -144,7 +148,11 @@ def deferred_alert(body: str) -> tuple[Alert, tuple[str, ...]]:
 
 
 class FailureQueue(LazyQueue):
-    """Stream records the notifier could not read, each with its reason: for an operator, and redrive."""
+    """Stream records the notifier could not read, each with its reason: for an operator. And alerts
+    parked near their record's age limit, whole under `alert`: `make redrive` puts them back."""
 
     def send(self, record: dict[str, Any], reason: str) -> None:
         self._send({"reason": reason, "record": record})
+
+    def park(self, alert: Alert, targets: tuple[str, ...], reason: str, *, sequence_number: str | None = None) -> None:
+        self._send({"reason": reason, "alert": retry_body(alert, targets), "sequence_number": sequence_number})

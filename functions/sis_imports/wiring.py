@@ -6,6 +6,7 @@ boto3 reads AWS_ENDPOINT_URL, so pointing it at moto's server is all the local r
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .batch import DEFAULT_HISTORY_LIMIT
@@ -43,10 +44,50 @@ def _int(name: str, default: int) -> int:
     return value
 
 
+@dataclass(frozen=True)
+class ClientLimits:
+    """How long one AWS call may take: botocore's defaults (60 s reads, up to 3 tries) would outlast the
+    functions that make them, and a timed-out Lambda repeats what it had already done."""
+
+    connect: float  # seconds to open the connection
+    read: float  # seconds of silence allowed while waiting for the answer
+    attempts: int  # tries in all (botocore's standard mode: only errors worth retrying are retried)
+
+    def worst_seconds(self) -> float:
+        """Every try connecting and reading up to its limit, with standard mode's longest backoffs
+        (a throttled try waits up to 1 s, then 2 s, ...)."""
+        return self.attempts * (self.connect + self.read) + (2 ** (self.attempts - 1) - 1)
+
+
+# The one place AWS clients get their limits. A function's timeout must cover the calls it makes in a
+# row (tests/infra/test_stack.py adds them up): DynamoDB and Secrets Manager answer in milliseconds, so
+# a short read and one retry; SNS and SQS a little longer, and their caller has a fallback each (the
+# retry queue, then Lambda's own retry) rather than a long wait.
+CLIENT_LIMITS = {
+    "dynamodb": ClientLimits(connect=0.5, read=1.0, attempts=2),  # 4 s at worst
+    "secretsmanager": ClientLimits(connect=0.5, read=1.0, attempts=2),  # 4 s
+    "sns": ClientLimits(connect=1.0, read=2.0, attempts=2),  # 7 s
+    "sqs": ClientLimits(connect=1.0, read=2.0, attempts=2),  # 7 s
+}
+
+
+def client_config(service: str) -> Any:
+    """The botocore Config of `service`'s clients (CLIENT_LIMITS)."""
+    from botocore.config import Config
+
+    limits = CLIENT_LIMITS[service]
+    return Config(connect_timeout=limits.connect, read_timeout=limits.read,
+                  retries={"mode": "standard", "total_max_attempts": limits.attempts})
+
+
+def worst_seconds(service: str) -> float:
+    return CLIENT_LIMITS[service].worst_seconds()
+
+
 def _client(service: str) -> Any:
     import boto3  # the runtime provides it; imported here so pure modules stay AWS-free
 
-    return boto3.client(service)
+    return boto3.client(service, config=client_config(service))
 
 
 def batch_store(require_host: bool = False) -> Any:
@@ -137,11 +178,15 @@ def _canvas_instances() -> list[tuple[str, str]]:
 
 
 def _token(secret: str) -> Any:
+    provider: list[Any] = []
+
     def read() -> str:
         # Powertools caches the secret (5 minutes): a rotated token is picked up without a redeploy.
-        from aws_lambda_powertools.utilities import parameters
+        if not provider:  # made on first use, with the limits of every Secrets Manager client
+            from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-        return str(parameters.get_secret(secret, max_age=300)).strip()
+            provider.append(SecretsProvider(boto3_client=_client("secretsmanager")))
+        return str(provider[0].get(secret, max_age=300)).strip()
 
     return read
 

@@ -77,7 +77,7 @@ class FakeStreams:
 
 
 def stream_record(n: int) -> dict:
-    created = datetime(2026, 11, 28, tzinfo=timezone.utc)
+    created = datetime.now(timezone.utc) - timedelta(minutes=1)  # well within the stream's age limit
     return {"eventID": str(n), "eventName": "MODIFY",
             "dynamodb": {"SequenceNumber": f"{n:03d}", "ApproximateCreationDateTime": created}}
 

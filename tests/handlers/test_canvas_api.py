@@ -55,6 +55,14 @@ class Waits:
         return self.now
 
 
+def settle(server, requests: int, seconds: float = 10.0) -> None:
+    """Waits until the server has taken `requests` requests: a client that gave up early must not leave
+    one that a loaded server picks up only once the next test has set its own expectations."""
+    deadline = time.monotonic() + seconds
+    while len(server.log) < requests and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def client(server, waits: Waits | None = None, **options) -> CanvasApi:
     waits = waits or Waits()
     return CanvasApi(server.url_for("/").rstrip("/"), lambda: TOKEN, sleep=waits.sleep, clock=waits.clock, **options)
@@ -239,6 +247,7 @@ def test_a_slow_canvas_is_unavailable_within_the_timeout(canvas):
     assert time.monotonic() - started < 1.2
     assert api.requests == 1  # a timeout is not retried: the caller's deadline holds
     assert_clean(caught.value)
+    settle(canvas, 1)
 
 
 def test_a_refused_connection_is_unavailable():
@@ -293,7 +302,7 @@ def test_the_token_reaches_no_log_and_no_message(canvas, caplog, captured_logs):
 
     canvas.expect_ordered_request("/api/v1/accounts/self").respond_with_data(*RATE_LIMITED)
     canvas.expect_ordered_request("/api/v1/accounts/self").respond_with_json({"id": 1, "uuid": "u"})
-    canvas.expect_ordered_request("/api/v1/accounts/self").respond_with_json({}, 401)
+    canvas.expect_ordered_request("/api/v1/accounts/self").respond_with_json({}, 401, {"WWW-Authenticate": "Bearer"})
     canvas.expect_ordered_request("/api/v1/accounts/self").respond_with_data("no", 403)
     canvas.expect_ordered_request("/api/v1/accounts/self").respond_with_data("boom", 500)
     api = client(canvas, logger=logger)
@@ -308,6 +317,125 @@ def test_the_token_reaches_no_log_and_no_message(canvas, caplog, captured_logs):
     assert "rate limited" in captured_logs.getvalue()  # the Powertools logger was used
     for error in errors:
         assert_clean(error, caplog.text, captured_logs.getvalue())
+
+
+# -- what Canvas really sends: localised text, dripping servers, links that loop -------------
+
+@pytest.mark.parametrize("headers, body, kind", [
+    # Canvas translates these texts: only the status and the headers decide.
+    ({"WWW-Authenticate": 'Bearer realm="canvas-lms"'},
+     {"status": "no autenticado", "errors": [{"message": "Autorización del usuario requerida"}]}, CanvasUnauthorized),
+    ({"WWW-Authenticate": 'Bearer realm="canvas-lms"'},
+     {"status": "unauthorized", "errors": [{"message": "user not authorized to perform that action"}]},
+     CanvasUnauthorized),
+    ({}, {"status": "non autorisé", "errors": [{"message": "utilisateur non autorisé à effectuer cette action"}]},
+     CanvasForbidden),
+    ({}, {"errors": [{"message": "Insufficient scopes on access token."}]}, CanvasForbidden),
+])
+def test_401_is_told_by_its_headers_not_its_text(canvas, headers, body, kind):
+    canvas.expect_request("/api/v1/accounts/self").respond_with_json(body, 401, headers)
+    api = client(canvas)
+    with pytest.raises(CanvasError) as caught:
+        api.account_self()
+    assert type(caught.value) is kind and caught.value.status == 401 and api.requests == 1
+    assert_clean(caught.value)
+
+
+@pytest.mark.parametrize("body, headers, throttled", [
+    ("403 Forbidden (Rate Limit Exceeded)\n", {}, True),  # Canvas's fixed text, no header
+    ("403 Verboten", {"X-Rate-Limit-Remaining": "0.0"}, True),  # the bucket is empty, whatever the text
+    ("403 Verboten", {"X-Rate-Limit-Remaining": "-12.5"}, True),
+    ('{"errors": [{"message": "non autorisé"}]}', {"X-Rate-Limit-Remaining": "523.1"}, False),
+    ('{"status": "unauthorized"}', {}, False),
+])
+def test_a_403_is_throttling_only_with_an_empty_bucket_or_canvass_fixed_text(canvas, body, headers, throttled):
+    canvas.expect_request("/api/v1/accounts/self").respond_with_data(body, 403, headers)
+    waits = Waits()
+    api = client(canvas, waits, max_retries=1)
+    with pytest.raises(CanvasThrottled if throttled else CanvasForbidden):
+        api.account_self()
+    assert (api.requests, api.throttled, len(waits.sleeps)) == ((2, 2, 1) if throttled else (1, 0, 0))
+
+
+def _drip(body: bytes, headers: dict, status: int = 200):
+    """A werkzeug handler that sends `body` one byte a second (each byte well within any read timeout)."""
+
+    def handler(_request):
+        def chunks():
+            for byte in body:
+                yield bytes([byte])
+                time.sleep(1.0)
+
+        return Response(chunks(), status, headers={"Content-Type": "application/json", **headers},
+                        direct_passthrough=True)
+
+    return handler
+
+
+@pytest.mark.parametrize("with_length", [True, False])
+def test_a_canvas_that_drips_one_byte_a_second_is_cut_at_the_deadline(canvas, with_length):
+    body = json.dumps(sis_import(9)).encode()  # 80 bytes: over a minute at this pace
+    headers = {"Content-Length": str(len(body))} if with_length else {}
+    canvas.expect_request("/api/v1/accounts/1/sis_imports/9").respond_with_handler(_drip(body, headers))
+    api = client(canvas, timeout=2.0)
+    started = time.monotonic()
+    with pytest.raises(CanvasUnavailable, match=r"did not answer within 2 s") as caught:
+        api.sis_import(1, 9)
+    took = time.monotonic() - started
+    print(f"dripping Canvas: cut after {took:.2f} s")
+    assert 1.9 < took < 3.5
+    assert api.requests == 1
+    assert_clean(caught.value)
+    settle(canvas, 1)
+
+
+def test_after_a_cut_the_next_request_gets_a_fresh_connection_and_its_own_deadline(canvas):
+    body = json.dumps(sis_import(9)).encode()
+    canvas.expect_ordered_request("/api/v1/accounts/1/sis_imports/9").respond_with_handler(
+        _drip(body, {"Content-Length": str(len(body))}))
+    canvas.expect_ordered_request("/api/v1/accounts/1/sis_imports/9").respond_with_json(sis_import(9))
+    api = client(canvas, timeout=1.0)
+    with pytest.raises(CanvasUnavailable):
+        api.sis_import(1, 9)
+    assert api.sis_import(1, 9) == sis_import(9)
+
+
+def test_a_link_back_to_a_page_already_read_stops_the_listing_with_a_clear_error(canvas):
+    base = canvas.url_for("/").rstrip("/")
+    canvas.expect_ordered_request(LIST).respond_with_json(
+        {"sis_imports": [sis_import(3)]}, headers={"Link": f'<{base}{LIST}?page=2&per_page=100>; rel="next"'})
+    # Page 2 links to itself: without a check the pass reads it until the function times out.
+    for _ in range(2):
+        canvas.expect_ordered_request(LIST, query_string={"page": "2", "per_page": "100"}).respond_with_json(
+            {"sis_imports": [sis_import(2)]}, headers={"Link": f'<{base}{LIST}?page=2&per_page=100>; rel="next"'})
+    api = client(canvas)
+    found = []
+    with pytest.raises(CanvasError, match=r"linked back to a page it had already given.*/api/v1/accounts/1/sis_imports"):
+        for item in api.sis_imports_created_since(1, SINCE):
+            found.append(item["id"])
+    assert found == [3, 2] and api.requests == 2  # the repeated page is never asked for
+
+
+def test_a_listing_stops_past_its_page_cap(canvas):
+    base = canvas.url_for("/").rstrip("/")
+    pages = iter(range(2, 100))
+
+    def endless(_request):  # every page links to a new one
+        return Response(json.dumps({"sis_imports": [sis_import(1)]}), 200, content_type="application/json",
+                        headers={"Link": f'<{base}{LIST}?page={next(pages)}&per_page=100>; rel="next"'})
+
+    canvas.expect_request(LIST).respond_with_handler(endless)
+    api = client(canvas, max_pages=5)
+    with pytest.raises(CanvasError, match="more than 5 pages"):
+        list(api.sis_imports_created_since(1, SINCE))
+    assert api.requests == 5
+
+
+def test_the_page_count_is_per_listing(canvas):
+    canvas.expect_request(LIST).respond_with_json({"sis_imports": [sis_import(1)]})
+    api = client(canvas, max_pages=1)
+    for _ in range(3):  # the same first page, listed again by a later pass: not a loop
+        assert [i["id"] for i in api.sis_imports_created_since(1, SINCE)] == [1]
 
 
 # -- against the simulator --------------------------------------------------------------------

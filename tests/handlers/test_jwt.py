@@ -10,7 +10,7 @@ import jwt
 import pytest
 
 from local.lambda_context import LambdaContext
-from sis_imports.auth import JwksKeySource, JwtAuthenticator, Unauthorized
+from sis_imports.auth import REFRESH_INTERVAL_SECONDS, AuthUnavailable, JwksKeySource, JwtAuthenticator, Unauthorized
 from sis_imports.http import HttpRequest
 from tests.conftest import http_event
 from tests.factories import CREATED_EXAMPLE
@@ -136,7 +136,7 @@ def test_a_failed_refresh_keeps_the_keys_already_known(jwks_server, signing_key)
 def test_a_slow_jwks_answers_503_well_within_the_function_timeout_after_one_fetch(
     aws, jwt_mode, signing_key, handlers_fresh
 ):
-    jwt_mode.delay = 4.5  # slower than the fetch's timeout (3 s); the function's is 10 s
+    jwt_mode.delay = 4.5  # slower than the fetch's deadline (3 s); the function's timeout is 14 s
     started = time.monotonic()
     status, body = call(handlers_fresh, signing_key.sign(CREATED_EXAMPLE))
     took = time.monotonic() - started
@@ -152,3 +152,108 @@ def test_jwks_down_answers_503_so_canvas_retries(aws, jwt_mode, signing_key, han
     status, _ = call(handlers_fresh, signing_key.sign(CREATED_EXAMPLE))
     assert status == 503
     assert aws.scan() == []
+
+
+def test_a_jwks_that_drips_one_byte_a_second_is_cut_at_the_deadline_and_answers_503(
+    aws, jwt_mode, signing_key, handlers_fresh
+):
+    # The reproduction: each byte comes within the 3 s socket timeout, so only a deadline on the
+    # whole request ends it (the answer is about 1.5 KB: 25 minutes at this pace).
+    jwt_mode.drip = 1.0
+    started = time.monotonic()
+    status, body = call(handlers_fresh, signing_key.sign(CREATED_EXAMPLE))
+    took = time.monotonic() - started
+    print(f"dripping JWKS: answered {status} after {took:.2f} s")
+    assert status == 503 and "retry" in body["error"]
+    assert 2.9 < took < 5  # the 3 s deadline, not the 20 s seen before
+    assert jwt_mode.fetches == 1
+    assert aws.scan() == []
+
+
+@pytest.mark.parametrize("answer", [
+    b'{"keys": []}',  # empty
+    b"<html>maintenance</html>",  # not JSON
+    b"[]",  # JSON, not a key set
+    b'{"keys": [{"kty": "RSA", "kid": "x", "n": "not base64!", "e": "AQAB"}]}',  # no usable key
+    b'{"keys": [{"kty": "RSA", "kid": "enc-only", "use": "enc", "n": "AQAB", "e": "AQAB"}]}',  # no signing key
+    b"",
+])
+def test_an_unusable_jwks_answer_is_503_not_500(aws, jwt_mode, signing_key, handlers_fresh, answer):
+    jwt_mode.body = answer
+    status, body = call(handlers_fresh, signing_key.sign(CREATED_EXAMPLE))
+    assert status == 503 and "retry" in body["error"]
+    assert aws.scan() == []
+
+
+def test_a_jwks_answer_beyond_any_real_key_set_is_refused_as_unusable(jwks_server, signing_key):
+    jwks_server.body = b'{"keys": [' + b" " * (70 * 1024) + b"]}"
+    auth = JwtAuthenticator(JwksKeySource(jwks_server.url))
+    with pytest.raises(AuthUnavailable, match="unusable"):
+        auth.authenticate(HttpRequest("POST", "/events", signing_key.sign(CREATED_EXAMPLE).encode()))
+
+
+def test_the_jwks_becoming_usable_again_is_picked_up_on_the_next_refresh(jwks_server, signing_key):
+    now = [1000.0]
+    auth = JwtAuthenticator(JwksKeySource(jwks_server.url, clock=lambda: now[0]))
+    request = HttpRequest("POST", "/events", signing_key.sign(CREATED_EXAMPLE).encode())
+    jwks_server.body = b'{"keys": []}'
+    with pytest.raises(AuthUnavailable):
+        auth.authenticate(request)
+    jwks_server.body = None
+    now[0] += REFRESH_INTERVAL_SECONDS
+    assert auth.authenticate(request)["body"]["workflow_state"] == "initializing"
+
+
+def _tls_files(tmp_path):
+    """A CA and a certificate for 127.0.0.1 signed by it (files), for a JWKS over HTTPS."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(text):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("test CA")).issuer_name(name("test CA"))
+          .public_key(ca_key.public_key()).serial_number(1).not_valid_before(now - dt.timedelta(minutes=5))
+          .not_valid_after(now + dt.timedelta(hours=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder().subject_name(name("127.0.0.1")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(2).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(pem) + key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return tmp_path / "ca.pem", tmp_path / "cert.pem"
+
+
+def test_over_https_the_keys_are_fetched_and_a_drip_is_cut_at_the_deadline(jwks_server, signing_key, tmp_path,
+                                                                           monkeypatch):
+    import ssl
+
+    ca, cert = _tls_files(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # ssl.create_default_context() trusts it
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert)
+    jwks_server._httpd.socket = context.wrap_socket(jwks_server._httpd.socket, server_side=True)
+    url = jwks_server.url.replace("http://", "https://")
+    request = HttpRequest("POST", "/events", signing_key.sign(CREATED_EXAMPLE).encode())
+    assert JwtAuthenticator(JwksKeySource(url)).authenticate(request)["body"]["workflow_state"] == "initializing"
+    jwks_server.drip = 1.0
+    started = time.monotonic()
+    with pytest.raises(AuthUnavailable, match="could not be fetched"):
+        JwtAuthenticator(JwksKeySource(url, timeout=2)).authenticate(request)
+    assert 1.9 < time.monotonic() - started < 4

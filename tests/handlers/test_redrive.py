@@ -47,3 +47,44 @@ def test_eventbridge_dead_letters_are_put_back_on_the_bus_and_deleted():
         assert sqs.receive_message(QueueUrl=dlq).get("Messages", []) == []
         delivered = sqs.receive_message(QueueUrl=catch, MaxNumberOfMessages=10)["Messages"]
         assert [json.loads(m["Body"])["detail"] for m in delivered] == [event, event]
+
+
+def test_which_alerts_puts_parked_alerts_back_on_the_retry_queue_and_leaves_the_rest(monkeypatch, capsys):
+    import ops.redrive as redrive
+
+    with mock_aws():
+        sqs = boto3.client("sqs")
+
+        def queue(name):
+            url = sqs.create_queue(QueueName=name)["QueueUrl"]
+            return url, sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+        failures_url, failures_arn = queue("notifier-failures")
+        retry_url, _ = queue("alert-retries")
+        _, retry_dlq_arn = queue("alert-retries-dlq")
+        alert = {"targets": ["topic", "chat"], "subject": "SIS import 1 failed",
+                 "message": {"alert_id": "a1", "sis_batch_id": "1"}, "attributes": {"outcome": "failure"}}
+        sqs.send_message(QueueUrl=failures_url, MessageBody=json.dumps({"reason": "age limit", "alert": alert}))
+        sqs.send_message(QueueUrl=failures_url, MessageBody=json.dumps({"reason": "KeyError", "record": {}}))
+        sqs.send_message(QueueUrl=failures_url, MessageBody=json.dumps({"DDBStreamBatchInfo": {}}))
+        monkeypatch.setattr(redrive, "stack_outputs", lambda cloudformation, stack: {
+            "NotifierFailureQueueArn": failures_arn, "AlertRetryQueueUrl": retry_url,
+            "AlertRetryDlqArn": retry_dlq_arn})
+        assert redrive.main(["--stack", "s", "--which", "alerts"]) == 0
+        out = capsys.readouterr().out
+        assert "1 parked alert(s) put back on the retry queue; 2 other message(s)" in out
+        (moved,) = sqs.receive_message(QueueUrl=retry_url)["Messages"]
+        assert json.loads(moved["Body"]) == alert  # the retry queue's own format: AlertRetry publishes it as is
+
+
+def test_which_alerts_on_a_stack_without_the_retry_queue_output_says_so(monkeypatch, capsys):
+    import ops.redrive as redrive
+
+    with mock_aws():
+        sqs = boto3.client("sqs")
+        url = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        monkeypatch.setattr(redrive, "stack_outputs", lambda cloudformation, stack: {
+            "NotifierFailureQueueArn": arn, "AlertRetryDlqArn": arn})
+        redrive.main(["--which", "alerts"])
+        assert "no output AlertRetryQueueUrl" in capsys.readouterr().out
