@@ -207,8 +207,8 @@ def test_a_second_pass_changes_nothing_and_writes_nothing(world, notifier):
     for outcome in ("imported", "failed"):
         sis_id = started(world)
         world.canvas.advance(sis_id, outcome)
-    open_one = started(world)
     world.canvas.abort(started(world))
+    open_one = started(world)
     world.clock.tick(60)
     first = world.reconcile()
     assert first["corrected"] == 1  # the abort
