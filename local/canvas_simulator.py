@@ -1,6 +1,6 @@
 """A small Canvas on 127.0.0.1: the part of the SIS Import API the reconciler reads, and the Live
-Events its imports announce (../shared/CANVAS.md, "The SIS Import API"; instructure/canvas-lms
-app/models/sis_batch.rb, app/middleware/request_throttle.rb).
+Events its imports announce, as read in instructure/canvas-lms (app/models/sis_batch.rb,
+app/controllers/sis_imports_api_controller.rb, app/middleware/request_throttle.rb) and the API docs.
 
   GET /api/v1/accounts/self (or /1)                  {"id": 1, "uuid": root_account_uuid, ...}
   GET /api/v1/accounts/self/sis_imports              {"sis_imports": [...]}, newest created_at first,

@@ -1,6 +1,7 @@
-"""The Canvas simulator behaves like Canvas's SIS Import API (../shared/CANVAS.md) and announces
-its imports' changes as Live Events shaped like Canvas's. Most tests call `handle` directly; one
-goes over HTTP on 127.0.0.1."""
+"""The Canvas simulator behaves like Canvas's SIS Import API (as Canvas's source and API docs tell
+it) and announces its imports' changes as Live Events shaped like Canvas's: one import per root
+account at a time, job events without a host, the threshold abort in cleanup. Most tests call
+`handle` directly; one goes over HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
