@@ -1,6 +1,6 @@
 """A small Canvas on 127.0.0.1: the part of the SIS Import API the reconciler reads, and the Live
-Events its imports announce (../shared/CANVAS.md, "The SIS Import API"; instructure/canvas-lms
-app/models/sis_batch.rb, app/middleware/request_throttle.rb).
+Events its imports announce, as read in instructure/canvas-lms (app/models/sis_batch.rb,
+app/controllers/sis_imports_api_controller.rb, app/middleware/request_throttle.rb) and the API docs.
 
   GET /api/v1/accounts/self (or /1)                  {"id": 1, "uuid": root_account_uuid, ...}
   GET /api/v1/accounts/self/sis_imports              {"sis_imports": [...]}, newest created_at first,
@@ -17,7 +17,11 @@ X-Request-Cost and the leaky bucket's X-Rate-Limit-Remaining.
 
 Imports are driven from Python (create_import, advance, run, abort, restore, ...). Every change
 Canvas announces (all but aborted and cleanup_batch) becomes a Live Event handed to `on_event`,
-unless it was told to lose it. Times come from `clock`, never from today's date.
+unless it was told to lose it; the events of background jobs (importing and later) name no host.
+Times come from `clock`, never from today's date. As in Canvas, one import of the root account
+runs at a time (importing or cleanup_batch): later uploads wait in `created`, and `start_next`
+starts the oldest of them, as Canvas's job does when the one ahead ends (`one_import_at_a_time=False`
+lifts the rule, for tests of overlapping timing only).
 
 With a `control_key`, the same driving is open over HTTP (`make simulate` uses it), under
 /_simulator/, which is no Canvas route: every request needs `X-Simulator-Control: <control_key>`
@@ -30,6 +34,7 @@ With a `control_key`, the same driving is open over HTTP (`make simulate` uses i
   POST /_simulator/imports/:id/run           {"outcome", "counts", "errors", "warnings"}
   POST /_simulator/imports/:id/abort         {"how": api | all_pending | change_threshold, "at", "deletes"}
   POST /_simulator/imports/:id/restore       {"partial", "finish"}
+  POST /_simulator/start_next                {"at"}: the oldest `created` import starts importing
   POST /_simulator/imports/:id/lose          {"states": [...]}
   POST /_simulator/abort_all_pending         {"at"}
   POST /_simulator/throttle                  {"count"}: the next `count` API requests answer 403
@@ -57,6 +62,7 @@ NOT_COMPLETED = (*NOT_STARTED, "importing", "cleanup_batch")
 IMPORT_ENDS = ("imported", "imported_with_messages", "failed", "failed_with_messages")
 RESTORE_ENDS = ("restored", "partially_restored")
 STATES = (*NOT_COMPLETED, *IMPORT_ENDS, "aborted", "restoring", *RESTORE_ENDS)
+RUNNING = ("importing", "cleanup_batch")  # one at a time per root account (a singleton job)
 SILENT = ("aborted", "cleanup_batch")  # written with update_all: no callbacks, no Live Event
 NEXT: dict[str, tuple[str, ...]] = {"initializing": ("created",), "created": ("importing",),
                                     "importing": ("cleanup_batch", *IMPORT_ENDS), "cleanup_batch": IMPORT_ENDS,
@@ -137,11 +143,12 @@ class CanvasSimulator:
                  on_event: Callable[[dict[str, Any]], None] | None = None, throttle_every: int = 0,
                  throttle_probability: float = 0.0, throttle_status: int = 403, seed: int = 0,
                  compact_events: bool = False, first_id: int = 1000, unpermitted_token: str | None = None,
-                 control_key: str | None = None, answer_delay: float = 0.0):
+                 control_key: str | None = None, answer_delay: float = 0.0, one_import_at_a_time: bool = True):
         self._rng = random.Random(seed)
         # Up to this many seconds per API answer, split at random around the moment Canvas reads its
         # data: a slow Canvas, for tests of what happens while a reconcile pass waits for it.
         self.answer_delay = answer_delay
+        self.one_import_at_a_time = one_import_at_a_time
         self.control_key = control_key
         self.pending_events: Callable[[], int] = lambda: 0  # events handed to on_event, not yet delivered
         self.token, self.unpermitted_token = token, unpermitted_token
@@ -357,6 +364,9 @@ class CanvasSimulator:
             return 200, self.status()
         if route == ("POST", "abort_all_pending", 1):
             return 200, {"aborted": self.abort_all_pending(at=at())}
+        if route == ("POST", "start_next", 1):
+            started = self.start_next(at=at())
+            return 200, {"id": started, "sis_import": None if started is None else self.sis_import(started)}
         if route == ("POST", "imports", 1):
             options = args.get("options") or {}
             if not isinstance(options, dict):
@@ -425,6 +435,10 @@ class CanvasSimulator:
             sis = self.imports[sis_id]
             if state not in NEXT.get(sis.workflow_state, ()):
                 raise ValueError(f"import {sis_id} cannot go from {sis.workflow_state} to {state}")
+            if state == "importing" and (running := self.running()) is not None:
+                raise ValueError(f"import {sis_id} cannot start: import {running} is "
+                                 f"{self.imports[running].workflow_state} and Canvas runs one import per root "
+                                 "account at a time")
             sis.workflow_state, sis.updated_at = state, at
             if state == "importing":
                 sis.started_at, sis.progress = at, 0
@@ -434,6 +448,26 @@ class CanvasSimulator:
                 self._finish(sis, state, at, counts, errors, warnings)
         if state not in SILENT:
             self._announce(sis, state, at, lose=lose)
+
+    def running(self) -> int | None:
+        """The import that holds the root account's one running slot (importing or cleanup_batch)."""
+        if not self.one_import_at_a_time:
+            return None
+        with self._lock:
+            return next((i.id for i in self.imports.values() if i.workflow_state in RUNNING), None)
+
+    def start_next(self, *, at: datetime | None = None) -> int | None:
+        """What Canvas's job does when nothing runs: the oldest `created` import starts importing
+        (`initializing` ones never run and hold nobody up). None when one runs or none waits."""
+        with self._lock:
+            if self.running() is not None:
+                return None
+            waiting = sorted((i for i in self.imports.values() if i.workflow_state == "created"),
+                             key=lambda i: (i.created_at, i.id))
+            if not waiting:
+                return None
+            self.advance(waiting[0].id, "importing", at=at)
+            return waiting[0].id
 
     def run(self, sis_id: int, outcome: str = "imported", **details: Any) -> None:
         """importing, then (batch mode) cleanup_batch, then `outcome`; `details` go to the end."""
@@ -445,26 +479,30 @@ class CanvasSimulator:
     def abort(self, sis_id: int, how: str = "api", *, at: datetime | None = None, deletes: int = 250) -> None:
         """Silently (no Live Event). `api`: PUT .../abort, any unfinished import, updated_at set, no
         ended_at. `all_pending`: as abort_all_pending, initializing/created only, progress 100,
-        updated_at untouched. `change_threshold`: batch mode refusing to delete `deletes`
-        enrollments; the why is a warning."""
+        updated_at untouched. `change_threshold`: batch mode refusing, in cleanup_batch (after the
+        whole import has run; from importing it passes through cleanup_batch first, silently as
+        ever), to delete `deletes` enrollments: ended_at, counts and statistics as a run's, and the
+        why is a warning with no file."""
         at = at or self.clock()
         with self._lock:
             sis = self.imports[sis_id]
-            allowed = {"api": NOT_COMPLETED, "all_pending": NOT_STARTED, "change_threshold": ("importing",)}[how]
+            allowed = {"api": NOT_COMPLETED, "all_pending": NOT_STARTED,
+                       "change_threshold": ("importing", "cleanup_batch")}[how]
             if sis.workflow_state not in allowed:
                 raise ValueError(f"import {sis_id} in {sis.workflow_state} cannot be aborted by {how}")
+            if how == "change_threshold":
+                threshold = sis.options.get("change_threshold") or 10
+                sis.options.update(batch_mode=True, change_threshold=threshold)
+                if sis.workflow_state == "importing":
+                    self.advance(sis_id, "cleanup_batch", at=at)
+                warning = [None, f"{deletes} enrollments would be deleted and exceeds the set threshold of "
+                                 f"{threshold}%"]
+                self._finish(sis, "aborted", at, None, (), [warning])
             sis.workflow_state = "aborted"
             if how == "all_pending":
                 sis.progress = 100
                 return
             sis.updated_at = at
-            if how == "change_threshold":
-                threshold = sis.options.get("change_threshold") or 10
-                sis.options.update(batch_mode=True, change_threshold=threshold)
-                sis.warnings.append([None, f"{deletes} enrollments would be deleted and exceeds the set threshold "
-                                           f"of {threshold}%"])
-                sis.progress = 100
-                sis.data["counts"] = {**dict.fromkeys(COUNT_KEYS, 0), "error_count": 0, "warning_count": 1}
 
     def abort_all_pending(self, *, at: datetime | None = None) -> list[int]:
         with self._lock:

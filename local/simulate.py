@@ -6,6 +6,11 @@ then what the notifications file shows.
   silent abort  batch mode, importing, then aborted by its change_threshold: Canvas sends no event
   stuck         left in initializing, created (backdated) beyond the initializing threshold
   lost events   ends imported_with_messages; every one of its Live Events lost inside Canvas
+  long import   batch mode, importing for over 2 h (backdated), now in cleanup_batch: not stuck
+  queued        3 uploads (backdated) waiting in created behind the long import: queued, not stuck
+
+After the pass and its alerts, Canvas goes on: the long import ends and the queued ones run in
+turn, one at a time as Canvas runs them, each alerting once when it ends.
 
 The simulator is driven through its control routes (/_simulator/..., 127.0.0.1, with the run's
 control key from its state file); the pass through the run's local-only POST /_local/reconcile.
@@ -33,7 +38,8 @@ from local.reconcile import describe, request_pass
 DELIVERY_WAIT_SECONDS = 30  # the simulator's Live Events reaching the webhook
 ALERT_WAIT_SECONDS = 30  # the alerts reaching the notifications file after the pass
 SETTLE_SECONDS = 1.5  # after the last expected alert: time for a duplicate to show, if there were one
-DEFAULT_STUCK_MINUTES = 60.0
+DEFAULT_STUCK_MINUTES = {"initializing": 60.0, "created": 60.0, "importing": 360.0, "cleanup_batch": 60.0}
+QUEUED = 3
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 whatever HTTP_PROXY says
 
 
@@ -98,15 +104,32 @@ class Expected:
 
 @dataclass
 class Scenario:
+    """Imports played alike: each owes `alerts` once the pass is done, and `later` too once Canvas
+    has gone on (`go_on`)."""
+
     name: str
     what: str
     expect: str
     sis_batch_id: str = ""
     alerts: list[Expected] = field(default_factory=list)
+    later: list[Expected] = field(default_factory=list)
+    more_ids: list[str] = field(default_factory=list)  # played alike with the first
+
+    @property
+    def ids(self) -> list[str]:
+        return [self.sis_batch_id, *self.more_ids]
+
+    def owed(self, gone_on: bool) -> list[Expected]:
+        return self.alerts + self.later if gone_on else self.alerts
+
+    @property
+    def label(self) -> str:
+        return f"import {self.ids[0]}" if len(self.ids) == 1 else f"imports {', '.join(self.ids)}"
 
 
-def play(sim: Simulator, stuck_minutes: float) -> list[Scenario]:
-    """Creates the five imports; answers what each should come to."""
+def play(sim: Simulator, stuck_minutes: dict[str, float]) -> list[Scenario]:
+    """Creates the imports; answers what each should come to. The long import and the queued ones
+    come last: Canvas runs one import at a time, and they hold the slot until `go_on`."""
     now = datetime.now(timezone.utc)
     scenarios = []
 
@@ -132,20 +155,23 @@ def play(sim: Simulator, stuck_minutes: float) -> list[Scenario]:
 
     aborted = sim.create(options={"batch_mode": True, "batch_mode_term_id": "1", "change_threshold": 10})
     sim.act(aborted, "advance", state="importing")
+    sim.act(aborted, "advance", state="cleanup_batch")  # the import has run; cleanup refuses to delete
     sim.act(aborted, "abort", how="change_threshold", deletes=250)
     scenarios.append(Scenario(
-        "silent abort", "batch mode, importing (delivered), then aborted by change_threshold 10%: no Live Event",
+        "silent abort", "batch mode, importing (delivered), cleanup_batch, then aborted by change_threshold 10%: "
+        "no Live Event",
         "alerted within one pass as aborted, outcome failure, detected_by sis_import_api (corrected importing -> "
         "aborted)", str(aborted),
         [Expected({"type": "sis_import_finished", "workflow_state": "aborted", "outcome": "failure",
                    "detected_by": "sis_import_api"})]))
 
-    backdated = now - timedelta(minutes=stuck_minutes + 30)
+    initializing = stuck_minutes["initializing"]
+    backdated = now - timedelta(minutes=initializing + 30)
     stuck = sim.create(strand=True, at=event_time(backdated))
     scenarios.append(Scenario(
-        "stuck", f"created at {event_time(backdated)} ({stuck_minutes + 30:g} min ago) and left in initializing "
+        "stuck", f"created at {event_time(backdated)} ({initializing + 30:g} min ago) and left in initializing "
         "(its sis_batch_created delivered)",
-        f"alerted within one pass as sis_import_stuck (initializing longer than {stuck_minutes:g} min), "
+        f"alerted within one pass as sis_import_stuck (initializing longer than {initializing:g} min), "
         "once: later passes do not repeat it", str(stuck),
         [Expected({"type": "sis_import_stuck", "workflow_state": "initializing"})]))
 
@@ -157,7 +183,45 @@ def play(sim: Simulator, stuck_minutes: float) -> list[Scenario]:
         "sis_import_api (counted as missed)", str(lost),
         [Expected({"type": "sis_import_finished", "workflow_state": "imported_with_messages", "outcome": "warning",
                    "detected_by": "sis_import_api"})]))
+
+    imported = Expected({"type": "sis_import_finished", "workflow_state": "imported", "outcome": "success",
+                         "detected_by": EITHER})
+    ran = stuck_minutes["cleanup_batch"] + 70  # longer than cleanup_batch's limit, counted from the start
+    long = sim.create(options={"batch_mode": True, "batch_mode_term_id": "1"},
+                      at=event_time(now - timedelta(minutes=ran + 5)))
+    start_next(sim, long, at=event_time(now - timedelta(minutes=ran)))
+    sim.act(long, "advance", state="cleanup_batch")
+    scenarios.append(Scenario(
+        "long import", f"batch mode, importing since {ran:g} min ago, now in cleanup_batch (no Live Event)",
+        f"no stuck alert from the pass (cleanup_batch counts from when it began, not from the start {ran:g} min "
+        "ago); once it ends, one alert: imported", str(long), [], [imported]))
+
+    waited = stuck_minutes["created"] + 30
+    queued = [sim.create(at=event_time(now - timedelta(minutes=waited + 5 * (QUEUED - 1 - n))))
+              for n in range(QUEUED)]
+    scenarios.append(Scenario(
+        "queued", f"{QUEUED} uploads created {waited:g} min ago or more, waiting in created behind the long import",
+        f"no stuck alert (queued behind a running import, not stuck, though older than {stuck_minutes['created']:g} "
+        "min); then each runs in turn and alerts once: imported", str(queued[0]), [], [imported],
+        [str(n) for n in queued[1:]]))
     return scenarios
+
+
+def go_on(sim: Simulator, scenarios: list[Scenario]) -> None:
+    """Canvas after the pass: the long import ends, and its job starts each queued upload in turn."""
+    by_name = {s.name: s for s in scenarios}
+    sim.act(int(by_name["long import"].ids[0]), "advance", state="imported")
+    for sis_id in by_name["queued"].ids:
+        start_next(sim, int(sis_id))
+        sim.act(int(sis_id), "advance", state="imported")
+
+
+def start_next(sim: Simulator, expected: int, at: str | None = None) -> None:
+    """What Canvas's job does when nothing runs: the oldest `created` import starts."""
+    started = sim.call("POST", "start_next", {"at": at})["id"]
+    if started != expected:
+        raise SimulatorError(f"Canvas's job started import {started} where {expected} was next (an import left "
+                             "running or waiting by an interrupted `make simulate`? restart `make run`)")
 
 
 def read_alerts(path: Path, offset: int) -> list[dict[str, Any]]:
@@ -179,23 +243,26 @@ def read_alerts(path: Path, offset: int) -> list[dict[str, Any]]:
     return lines
 
 
-def check(scenarios: list[Scenario], alerts: list[dict[str, Any]], root: str) -> dict[str, list[str]]:
-    """Per scenario, what is wrong (empty: as expected)."""
+def check(scenarios: list[Scenario], alerts: list[dict[str, Any]], root: str,
+          gone_on: bool = True) -> dict[str, list[str]]:
+    """Per scenario, what is wrong (empty: as expected), before or after Canvas has gone on."""
     problems: dict[str, list[str]] = {}
     for scenario in scenarios:
-        mine = [a["message"] for a in alerts
-                if str(a["message"].get("sis_batch_id")) == scenario.sis_batch_id
-                and a["message"].get("root_account_uuid") == root]
         wrong = []
-        for expected in scenario.alerts:
-            found = [m for m in mine if expected.matches(m)]
-            if not found:
-                wrong.append(f"missing: {expected.text()}")
-            elif len(found) > 1:
-                wrong.append(f"{len(found)} alerts where one was owed: {expected.text()}")
-        extra = [m for m in mine if not any(e.matches(m) for e in scenario.alerts)]
-        wrong += [f"unexpected alert: {m.get('type')} {m.get('workflow_state')} outcome {m.get('outcome')} "
-                  f"detected_by {m.get('detected_by')}" for m in extra]
+        for sis_batch_id in scenario.ids:
+            mine = [a["message"] for a in alerts
+                    if str(a["message"].get("sis_batch_id")) == sis_batch_id
+                    and a["message"].get("root_account_uuid") == root]
+            where = f" (import {sis_batch_id})" if len(scenario.ids) > 1 else ""
+            owed = scenario.owed(gone_on)
+            for expected in owed:
+                found = [m for m in mine if expected.matches(m)]
+                if not found:
+                    wrong.append(f"missing{where}: {expected.text()}")
+                elif len(found) > 1:
+                    wrong.append(f"{len(found)} alerts where one was owed{where}: {expected.text()}")
+            extra = [m for m in mine if not any(e.matches(m) for e in owed)]
+            wrong += [f"unexpected alert{where}: {alert_line(m)}" for m in extra]
         problems[scenario.name] = wrong
     return problems
 
@@ -208,6 +275,12 @@ def wait_for(condition: Any, seconds: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.2)
+
+
+def delivered_all(sim: Simulator) -> None:
+    if not wait_for(lambda: sim.status()["events_pending"] == 0, DELIVERY_WAIT_SECONDS):
+        print(f"the simulator's Live Events were still being delivered after {DELIVERY_WAIT_SECONDS} s; "
+              "going on anyway", flush=True)
 
 
 def alert_line(message: dict[str, Any]) -> str:
@@ -231,12 +304,12 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     sim = Simulator(state["simulator_url"], state["control_key"])
-    threshold = DEFAULT_STUCK_MINUTES
+    thresholds = dict(DEFAULT_STUCK_MINUTES)
     for part in str(state.get("stuck_minutes") or "").split(","):
         name, _, value = part.partition("=")
-        if name.strip() == "initializing":
+        if name.strip() in thresholds:
             try:
-                threshold = float(value)
+                thresholds[name.strip()] = float(value)
             except ValueError:
                 pass
     notifications = Path(state["notifications_file"])
@@ -246,14 +319,12 @@ def main(argv: list[str] | None = None) -> int:
         status = sim.status()
         root = status["root_account_uuid"]
         print(f"Canvas simulator at {sim.base_url} (root account {root}, host {status['hostname']})\n", flush=True)
-        scenarios = play(sim, threshold)
+        scenarios = play(sim, thresholds)
         for n, s in enumerate(scenarios, 1):
-            print(f"  {n}. {s.name:12} import {s.sis_batch_id}: {s.what}\n"
+            print(f"  {n}. {s.name:12} {s.label}: {s.what}\n"
                   f"     {'':12} expect: {s.expect}", flush=True)
         print(flush=True)
-        if not wait_for(lambda: sim.status()["events_pending"] == 0, DELIVERY_WAIT_SECONDS):
-            print(f"the simulator's Live Events were still being delivered after {DELIVERY_WAIT_SECONDS} s; "
-                  "reconciling anyway", flush=True)
+        delivered_all(sim)
     except SimulatorError as exc:
         print(f"make simulate: {exc}", file=sys.stderr)
         return 1
@@ -267,24 +338,36 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as exc:
         print(f"make simulate: {exc}", file=sys.stderr)
         return 1
-    print(describe(summary) + "\n", flush=True)
+    print(describe(summary), flush=True)
+    queued = sum(int(i.get("queued") or 0) for i in summary.get("instances") or [] if isinstance(i, dict))
+    print(f"  queued behind a running import (not stuck): {queued}\n", flush=True)
 
-    def settled() -> bool:
-        return all(not p for p in check(scenarios, read_alerts(notifications, offset), root).values())
+    def settled(gone_on: bool) -> bool:
+        return all(not p for p in check(scenarios, read_alerts(notifications, offset), root, gone_on).values())
 
-    done = wait_for(settled, ALERT_WAIT_SECONDS)
+    # The pass's alerts first (a wrong stuck alert among them would show now), then Canvas goes on.
+    if wait_for(lambda: settled(False), ALERT_WAIT_SECONDS):
+        time.sleep(SETTLE_SECONDS)
+    print("Canvas goes on: the long import ends, and the queued ones run one at a time, each after the one "
+          "ahead.\n", flush=True)
+    try:
+        go_on(sim, scenarios)
+        delivered_all(sim)
+    except SimulatorError as exc:
+        print(f"make simulate: {exc}", file=sys.stderr)
+        return 1
+    done = wait_for(lambda: settled(True), ALERT_WAIT_SECONDS)
     if done:
         time.sleep(SETTLE_SECONDS)  # a duplicate would show up now
     alerts = read_alerts(notifications, offset)
     problems = check(scenarios, alerts, root)
     print(f"What {notifications} shows{'' if done else f' after {ALERT_WAIT_SECONDS} s'}:", flush=True)
     for s in scenarios:
-        got = [m for m in (a["message"] for a in alerts) if str(m.get("sis_batch_id")) == s.sis_batch_id
-               and m.get("root_account_uuid") == root]
         verdict = "as expected" if not problems[s.name] else "NOT as expected: " + "; ".join(problems[s.name])
-        print(f"  {s.name:12} import {s.sis_batch_id}: {verdict}", flush=True)
-        for message in got:
-            print(f"  {'':12} {alert_line(message)}", flush=True)
+        print(f"  {s.name:12} {s.label}: {verdict}", flush=True)
+        for message in (a["message"] for a in alerts):
+            if str(message.get("sis_batch_id")) in s.ids and message.get("root_account_uuid") == root:
+                print(f"  {'':12} import {message.get('sis_batch_id')}: {alert_line(message)}", flush=True)
     print("\nA second `make reconcile` should change nothing (and alert nothing).", flush=True)
     return 0 if all(not p for p in problems.values()) else 1
 

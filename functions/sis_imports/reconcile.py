@@ -6,6 +6,9 @@ the same core, named `sis_import_api`, timed when the answer came, with when we 
 Canvas looked at the import somewhere in between. The core (batch.sequence) places it after every
 event it could have seen and never before one it saw, so a reading never moves a batch backwards and
 an end that both a Live Event and a reading report is one end, whichever comes first.
+
+Stuck means stuck: a state's age counts from when the import entered it, not from its creation or
+start, and an upload waiting behind a running import of its root account is queued, not stuck.
 """
 
 from __future__ import annotations
@@ -90,12 +93,19 @@ class CanvasImport:
         return is_terminal(self.workflow_state)
 
     def in_state_since(self) -> float | None:
-        """When the import entered its current (open) state, by Canvas's own times."""
+        """When the import entered its current (open) state, by Canvas's own times.
+
+        `cleanup_batch` is written (update_all) after the whole import has run, with updated_at and
+        no Live Event: started_at is the import's start, so it would count a long import as stuck
+        the moment cleanup begins. Without updated_at, the answer itself is all we know.
+        """
         state = self.workflow_state
         if state in (WorkflowState.INITIALIZING, WorkflowState.CREATED):
             return self.created_at
-        if state in (WorkflowState.IMPORTING, WorkflowState.CLEANUP_BATCH):
+        if state is WorkflowState.IMPORTING:
             return self.started_at or self.created_at
+        if state is WorkflowState.CLEANUP_BATCH:
+            return self.updated_at or self.read_at
         return self.updated_at or self.created_at
 
     def as_event(self, root_account_uuid: str, account_id: str, hostname: str | None) -> SisBatchEvent:
@@ -107,12 +117,72 @@ class CanvasImport:
         )
 
 
+RUNNING = frozenset({WorkflowState.IMPORTING, WorkflowState.CLEANUP_BATCH})
+
+
 @dataclass(frozen=True)
 class Plan:
-    """What one pass owes: states to write through the core, batches to mark stuck."""
+    """What one pass owes: states to write through the core, batches to mark stuck; `queued` are the
+    `created` imports waiting behind a running import of their root account (not stuck)."""
 
     writes: tuple[CanvasImport, ...]
     stuck: tuple[tuple[str, WorkflowState], ...]
+    queued: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Queue:
+    """The `created` imports of one root account as Canvas's job sees them.
+
+    Canvas runs one import per root account at a time (a singleton job) and starts the `created`
+    ones in order of creation; an import left in `initializing` never runs and holds nobody up.
+    """
+
+    queued: frozenset[str]  # behind an older import that is importing or in cleanup_batch
+    moved_at: dict[str, float]  # every other `created` one: when the last older import ended
+
+
+def queue_of(answers: Iterable[CanvasImport]) -> Queue:
+    """Which `created` imports are queued, and since when the others wait (one root account's answers)."""
+    placed = sorted((a for a in answers if a.created_at is not None),
+                    key=lambda a: (a.created_at, len(a.sis_batch_id), a.sis_batch_id))
+    queued: set[str] = set()
+    moved_at: dict[str, float] = {}
+    running, last_end = False, None
+    for answer in placed:
+        state = answer.workflow_state
+        if state is WorkflowState.CREATED:
+            if running:
+                queued.add(answer.sis_batch_id)
+            elif last_end is not None:
+                moved_at[answer.sis_batch_id] = last_end
+        elif state in RUNNING:
+            running = True
+        elif answer.terminal:
+            # An abort through the API leaves no ended_at; abort_all_pending leaves updated_at too.
+            end = answer.ended_at or answer.updated_at
+            if end is not None:
+                last_end = end if last_end is None else max(last_end, end)
+    return Queue(frozenset(queued), moved_at)
+
+
+def entered_at(answer: CanvasImport, ours: Batch | None) -> float | None:
+    """When the import entered the state Canvas shows now.
+
+    When our table holds that state too, its first entry of it (the history's, or the projection's
+    current event_time): a Live Event is Canvas's own moment, a reading the moment we saw it (never
+    before Canvas entered it). Otherwise Canvas's own times (CanvasImport.in_state_since).
+    """
+    if ours is not None and ours.workflow_state is answer.workflow_state:
+        first = ours.event_time
+        for entry in reversed(ours.history):
+            if entry.workflow_state is not answer.workflow_state:
+                break
+            first = entry.event_time
+        moment = _epoch(first)
+        if moment is not None:
+            return moment
+    return answer.in_state_since()
 
 
 def to_fetch(open_batches: Iterable[Batch], listed: Iterable[CanvasImport]) -> list[str]:
@@ -138,9 +208,14 @@ def plan(
       Canvas's is compared with ours. The store's write is conditional on the state differing, so
       a needless candidate costs one failed condition, never a wrong change. Without a previous
       pass (a cold start), every answer is a candidate.
-    - Stuck: open in Canvas for longer than its state's threshold, and not yet marked for that state.
+    - Stuck: in its current state for longer than that state's threshold, counted from when it
+      entered it (`entered_at`), and not yet marked for that state. A `created` import queued behind
+      a running one (`queue_of`) is not stuck; another `created` one waits from its creation or
+      from when the last import ahead of it ended, whichever is later.
     """
+    answers = list(answers)
     open_by_id = {b.sis_batch_id: b for b in open_batches}
+    queue = queue_of(answers)
     writes, stuck = [], []
     for answer in answers:
         ours = open_by_id.get(answer.sis_batch_id)
@@ -149,10 +224,13 @@ def plan(
                 writes.append(answer)
         elif not answer.terminal or previous is None or previous.get(answer.sis_batch_id) is not answer.workflow_state:
             writes.append(answer)
-        if answer.terminal or answer.workflow_state not in stuck_minutes:
+        if answer.terminal or answer.workflow_state not in stuck_minutes or answer.sis_batch_id in queue.queued:
             continue
-        since = answer.in_state_since()
+        since = entered_at(answer, ours)
+        moved = queue.moved_at.get(answer.sis_batch_id)
+        if since is not None and moved is not None:
+            since = max(since, moved)
         already = ours is not None and ours.stuck_state == answer.workflow_state.value
         if since is not None and not already and now - since > stuck_minutes[answer.workflow_state] * 60:
             stuck.append((answer.sis_batch_id, answer.workflow_state))
-    return Plan(tuple(writes), tuple(stuck))
+    return Plan(tuple(writes), tuple(stuck), tuple(sorted(queue.queued, key=lambda i: (len(i), i))))

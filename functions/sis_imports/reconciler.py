@@ -51,6 +51,7 @@ class InstanceSummary:
     corrected: int = 0
     missed: int = 0
     stuck: int = 0
+    queued: int = 0  # `created` imports waiting behind a running import of the root account: not stuck
     requests: int = 0
     throttled: int = 0
     changes: list[dict[str, Any]] = field(default_factory=list)
@@ -153,6 +154,7 @@ class Reconciler:
             logger.info("state corrected from Canvas's SIS Import API",
                         extra={"canvas": instance.url, "sis_batch_id": answer.sis_batch_id, "from": previous,
                                "to": answer.workflow_state.value, "baseline": summary.first_pass})
+        summary.queued = len(owed.queued)
         for sis_batch_id, state in owed.stuck:
             if self._store.mark_stuck(uuid, sis_batch_id, state.value):
                 summary.stuck += 1

@@ -19,7 +19,8 @@ from local.canvas_simulator import UPLOADER_URL_TOKEN, CanvasSimulator
 from tests.e2e.test_local_run import OPENER, ROOT, LocalRun, free_port, get, wait_until
 
 pytestmark = pytest.mark.e2e
-SCENARIO = re.compile(r"^\s+\d\. (normal|failure|silent abort|stuck|lost events)\s+import (\d+):", re.M)
+SCENARIO = re.compile(r"^\s+\d\. (normal|failure|silent abort|stuck|lost events|long import|queued)\s+"
+                      r"imports? ([\d, ]+):", re.M)
 
 
 def command(run: LocalRun, module: str, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -68,9 +69,11 @@ def test_make_simulate_alerts_what_live_events_cannot_tell(sim_run):
     out = command(sim_run, "local.simulate")
     assert out.returncode == 0, out.stdout + out.stderr
     ids = dict(SCENARIO.findall(out.stdout))
-    assert set(ids) == {"normal", "failure", "silent abort", "stuck", "lost events"}, out.stdout
+    assert set(ids) == {"normal", "failure", "silent abort", "stuck", "lost events", "long import", "queued"}, (
+        out.stdout)
     assert "expect: alerted within one pass as aborted, outcome failure, detected_by sis_import_api" in out.stdout
-    assert out.stdout.count(": as expected") == 5, out.stdout
+    assert out.stdout.count(": as expected") == 7, out.stdout
+    assert "queued behind a running import (not stuck): 3" in out.stdout
 
     # What the notifications file shows, read here rather than taken from make simulate's word.
     def one(name: str) -> dict:
@@ -100,6 +103,24 @@ def test_make_simulate_alerts_what_live_events_cannot_tell(sim_run):
     assert "exceeds the set threshold" in aborted["message"]["details"]["abort_reason"]
     assert "Aborted because:" in aborted["email"]
 
+    # Stuck means stuck: the import 2 h into its run that reached cleanup_batch, and the three uploads
+    # waiting behind it for longer than created's hour, got no stuck alert; each alerted once when it
+    # ended, after the one ahead of it (one import at a time).
+    queued = ids["queued"].split(", ")
+    assert len(queued) == 3
+    ends = []
+    for sis_batch_id in [ids["long import"], *queued]:
+        (alert,) = alerts_for(sim_run, root, sis_batch_id)
+        assert (alert["message"]["type"], alert["message"]["workflow_state"], alert["message"]["detected_by"]) == (
+            "sis_import_finished", "imported", "live_event"), alert
+        status, view = get(f"{sim_run.base}/batches/{root}/{sis_batch_id}")
+        states = [h["workflow_state"] for h in view["history"]]
+        assert states[-2:] == ["importing", "imported"] or states[-3:] == ["importing", "cleanup_batch", "imported"]
+        ends.append(view["history"][-1]["event_time"])
+    assert ends == sorted(ends)
+    status, view = get(f"{sim_run.base}/batches/{root}/{ids['long import']}")
+    assert [h["workflow_state"] for h in view["history"]][-2:] == ["cleanup_batch", "imported"]  # read by the pass
+
     # The batch view tells where each state came from: the lost import is known only from the API.
     status, view = get(f"{sim_run.base}/batches/{root}/{ids['lost events']}")
     assert status == 200 and [h["event_name"] for h in view["history"]] == ["sis_import_api"], view
@@ -112,7 +133,7 @@ def test_make_simulate_alerts_what_live_events_cannot_tell(sim_run):
     [instance] = summary["instances"]
     assert instance["ok"] and instance["root_account_uuid"] == root and not instance["first_pass"], instance
     assert (instance["changes"], instance["corrected"], instance["missed"], instance["stuck"]) == ([], 0, 0, 0)
-    assert instance["seen"] >= 5
+    assert instance["seen"] >= 9 and instance["queued"] == 0
     out = command(sim_run, "local.reconcile")
     assert out.returncode == 0 and "no change" in out.stdout and "seen " in out.stdout, out.stdout + out.stderr
     time.sleep(2)  # an alert owed to either pass would be in the file by now

@@ -1,6 +1,7 @@
-"""The Canvas simulator behaves like Canvas's SIS Import API (../shared/CANVAS.md) and announces
-its imports' changes as Live Events shaped like Canvas's. Most tests call `handle` directly; one
-goes over HTTP on 127.0.0.1."""
+"""The Canvas simulator behaves like Canvas's SIS Import API (as Canvas's source and API docs tell
+it) and announces its imports' changes as Live Events shaped like Canvas's: one import per root
+account at a time, job events without a host, the threshold abort in cleanup. Most tests call
+`handle` directly; one goes over HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -126,11 +127,48 @@ def test_importing_lists_only_importing_and_cleanup_batch(sim):
     created = sim.create_import()
     running = sim.create_import()
     sim.advance(running, "importing")
+    _, _, page = get(sim, "/api/v1/accounts/self/sis_imports/importing")
+    assert ids(page) == [running]
+    sim.advance(running, "imported")
     cleaning = sim.create_import(batch_mode=True)
+    sim.abort(created)
     sim.advance(cleaning, "importing")
     sim.advance(cleaning, "cleanup_batch")
     _, _, page = get(sim, "/api/v1/accounts/self/sis_imports/importing")
-    assert sorted(ids(page)) == [running, cleaning] and created not in ids(page)
+    assert ids(page) == [cleaning]
+
+
+def test_one_import_runs_at_a_time_and_the_next_waits_in_created(sim, clock):
+    stranded = sim.create_import(strand=True)  # never runs, holds nobody up
+    clock.tick(minutes=1)
+    long = sim.create_import(batch_mode=True)
+    clock.tick(minutes=1)
+    queued = [sim.create_import() for _ in range(3)]
+    assert sim.start_next() == long
+    clock.tick(hours=2)
+    sim.advance(long, "cleanup_batch")  # still holds the slot
+    for waiting in queued:
+        with pytest.raises(ValueError, match=f"import {long} is cleanup_batch and Canvas runs one import per root"):
+            sim.advance(waiting, "importing")
+        assert sim.sis_import(waiting)["workflow_state"] == "created"
+    assert sim.start_next() is None
+    clock.tick(minutes=10)
+    sim.advance(long, "imported")
+    assert sim.start_next() == queued[0]  # the oldest upload first
+    assert sim.sis_import(queued[0])["started_at"] == "2031-05-04T14:12:00Z"
+    with pytest.raises(ValueError, match="one import per root account"):
+        sim.advance(queued[2], "importing")  # not before the one ahead ends
+    sim.abort(queued[0])  # an API abort frees the slot too
+    assert sim.start_next() == queued[1]
+    assert sim.sis_import(stranded)["workflow_state"] == "initializing"
+
+
+def test_the_rule_can_be_lifted_for_tests_of_overlapping_timing(clock):
+    sim = CanvasSimulator(token=TOKEN, clock=clock, one_import_at_a_time=False)
+    first, second = sim.create_import(), sim.create_import()
+    sim.advance(first, "importing")
+    sim.advance(second, "importing")
+    assert {sim.sis_import(n)["workflow_state"] for n in (first, second)} == {"importing"}
 
 
 def test_account_self_by_id_unknown_ids_and_tokens(sim):
@@ -233,14 +271,42 @@ def test_api_abort_and_change_threshold_abort(sim, clock):
 
     batch = sim.create_import(batch_mode=True, change_threshold=5)
     sim.advance(batch, "importing")
+    clock.tick(minutes=50)
+    sim.advance(batch, "cleanup_batch")  # the whole import has run; cleanup refuses to delete
+    clock.tick(seconds=20)
     sim.abort(batch, "change_threshold", deletes=412)
     aborted = sim.sis_import(batch)
     assert aborted["workflow_state"] == "aborted" and aborted["data"]["counts"]["error_count"] == 0
     assert aborted["processing_warnings"] == [
         [None, "412 enrollments would be deleted and exceeds the set threshold of 5%"]]
+    assert aborted["data"]["counts"]["warning_count"] == 1 and aborted["data"]["counts"]["users"] > 0
+    assert aborted["data"]["counts"]["batch_enrollments_deleted"] == 0  # it refused
+    assert aborted["data"]["statistics"]["Enrollment"]["created"] == aborted["data"]["counts"]["enrollments"]
+    assert (aborted["started_at"], aborted["ended_at"], aborted["updated_at"]) == (
+        "2031-05-04T12:02:00Z", "2031-05-04T12:52:20Z", "2031-05-04T12:52:20Z")
+    assert aborted["progress"] == 100 and "verifier=" in aborted["errors_attachment"]["url"]
     with pytest.raises(ValueError):
         sim.abort(batch)  # already ended
-    assert all(e["body"]["workflow_state"] != "aborted" for e in sim.delivered)
+    assert all(e["body"]["workflow_state"] not in ("aborted", "cleanup_batch") for e in sim.delivered)
+
+    direct = sim.create_import(batch_mode=True, change_threshold=5)
+    sim.advance(direct, "importing")
+    clock.tick(minutes=5)
+    sim.abort(direct, "change_threshold")  # from importing: through cleanup_batch, silently
+    assert sim.sis_import(direct)["ended_at"] == "2031-05-04T12:57:20Z"
+    assert sim.sis_import(direct)["processing_warnings"][0][0] is None
+    assert sim.running() is None
+    with pytest.raises(ValueError, match="cannot be aborted by change_threshold"):
+        sim.abort(sim.create_import(), "change_threshold")  # not before it has run
+
+
+def test_rows_with_no_file_are_null_in_the_json(sim):
+    n = sim.create_import(multi_term_batch_mode=True)
+    sim.advance(n, "importing")
+    sim.advance(n, "failed_with_messages", errors=[[None, "Terms not found: T-9"], ["users.csv", "bad row"]])
+    assert sim.sis_import(n)["processing_errors"] == [[None, "Terms not found: T-9"], ["users.csv", "bad row"]]
+    _, _, body = sim.handle("GET", f"/api/v1/accounts/self/sis_imports/{n}", AUTH)
+    assert b'[null, "Terms not found: T-9"]' in body
 
 
 # -- the Live Events ----------------------------------------------------------------------------
@@ -307,3 +373,26 @@ def test_compact_events_leave_nulls_out(clock):
     sim = CanvasSimulator(clock=clock, on_event=events.append, compact_events=True)
     sim.create_import()
     assert None not in events[0]["metadata"].values() and "user_sis_id" not in events[0]["metadata"]
+
+
+def test_the_control_routes_drive_the_queue_and_the_threshold_abort(clock):
+    sim = CanvasSimulator(token=TOKEN, clock=clock, control_key="k")
+
+    def drive(path: str, body: dict | None = None) -> tuple[int, dict]:
+        status, _, out = sim.handle("POST", f"/_simulator/{path}", {"X-Simulator-Control": "k"},
+                                    json.dumps(body or {}).encode())
+        return status, json.loads(out)
+
+    long = drive("imports", {"options": {"batch_mode": True, "change_threshold": 10}, "at": "2031-05-04T09:00:00Z"})[1]
+    waiting = drive("imports", {"at": "2031-05-04T10:30:00Z"})[1]
+    assert drive("start_next", {"at": "2031-05-04T09:05:00Z"})[1]["id"] == long["id"]
+    status, refused = drive(f"imports/{waiting['id']}/advance", {"state": "importing"})
+    assert status == 400 and "one import per root account" in refused["error"]
+    assert drive("start_next") == (200, {"id": None, "sis_import": None})
+    drive(f"imports/{long['id']}/advance", {"state": "cleanup_batch"})
+    status, out = drive(f"imports/{long['id']}/abort", {"how": "change_threshold", "deletes": 99})
+    assert status == 200 and out["sis_import"]["ended_at"] == "2031-05-04T12:00:00Z"
+    assert out["sis_import"]["started_at"] == "2031-05-04T09:05:00Z"
+    assert out["sis_import"]["processing_warnings"] == [
+        [None, "99 enrollments would be deleted and exceeds the set threshold of 10%"]]
+    assert drive("start_next")[1]["sis_import"]["workflow_state"] == "importing"

@@ -99,7 +99,8 @@ def test_passes_racing_live_events_alert_every_end_once_and_never_move_a_batch_b
 
         store = BatchStore(Atomic(env.dynamodb), TABLE_NAME)
         deliveries = Deliveries(store, random.Random(7))
-        simulator = CanvasSimulator(token=TOKEN, on_event=deliveries.on_event, answer_delay=2.0, seed=3)
+        simulator = CanvasSimulator(token=TOKEN, on_event=deliveries.on_event, answer_delay=2.0, seed=3,
+                                    one_import_at_a_time=False)  # 80 lives overlapping: a test of timing
         simulator.start()
         windows: list[tuple[float, float]] = []  # each pass's Canvas requests: (sent, answered)
 

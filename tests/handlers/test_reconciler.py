@@ -180,6 +180,65 @@ def test_a_stuck_import_alerts_once_per_state_and_ends_normally(world, notifier)
     assert [a["workflow_state"] for a in world.alerts(notifier)] == ["aborted"]
 
 
+def test_a_long_import_in_cleanup_and_three_queued_behind_it_are_not_stuck_a_stranded_one_is(world, notifier):
+    world.clock.tick(-6 * 3600)  # room for a long afternoon before now
+    world.reconcile()
+    stranded = world.canvas.create_import(strand=True)  # never runs, holds nobody up
+    world.clock.tick(60)
+    long = world.canvas.create_import(batch_mode=True, batch_mode_term_id="1")
+    world.clock.tick(60)
+    assert world.canvas.start_next() == long
+    queued = []
+    for _ in range(3):
+        world.clock.tick(10 * 60)
+        queued.append(world.canvas.create_import())  # uploads wait in created behind it
+    world.clock.tick(2 * 3600 - 30 * 60)
+    world.canvas.advance(long, "cleanup_batch")  # after 2 h of importing; no Live Event
+    world.clock.tick(120)
+    summary = world.reconcile()
+    assert summary["changes"] == [{"sis_batch_id": str(long), "from": "importing", "to": "cleanup_batch"}]
+    assert (summary["stuck"], summary["queued"]) == (1, 3)
+    (alert,) = world.alerts(notifier)  # the stranded one only: 2 h in initializing
+    assert (alert["type"], alert["sis_batch_id"], alert["workflow_state"]) == (
+        "sis_import_stuck", str(stranded), "initializing")
+    world.clock.tick(50 * 60)  # cleanup goes on, within its hour counted from when it began
+    summary = world.reconcile()
+    assert (summary["stuck"], summary["queued"]) == (0, 3)
+    world.canvas.advance(long, "imported")
+    for sis_id in queued:  # the queue moves on: each starts when the one ahead ends
+        world.clock.tick(30)
+        assert world.canvas.start_next() == sis_id
+        world.clock.tick(20 * 60)
+        assert world.reconcile()["stuck"] == 0
+        world.canvas.advance(sis_id, "imported")
+    world.clock.tick(60)
+    assert world.reconcile()["stuck"] == 0
+    alerts = world.alerts(notifier)
+    assert [(a["sis_batch_id"], a["workflow_state"]) for a in alerts] == [
+        (str(n), "imported") for n in (long, *queued)]
+    assert all(a["type"] != "sis_import_stuck" for a in alerts)
+    assert world.state(stranded) == "initializing"  # and no second alert for it
+
+
+def test_a_hung_queue_is_reported_once_per_import_counted_from_when_the_one_ahead_ended(world, notifier):
+    world.clock.tick(-6 * 3600)
+    world.reconcile()
+    long = world.canvas.create_import()
+    world.canvas.start_next()
+    world.clock.tick(60)
+    queued = world.canvas.create_import()
+    world.clock.tick(3 * 3600)
+    world.canvas.advance(long, "imported")  # and Canvas's job never starts the next one
+    world.clock.tick(59 * 60)
+    assert world.reconcile()["stuck"] == 0  # 4 h since its upload, 59 min since the queue could move
+    world.clock.tick(2 * 60)
+    assert world.reconcile()["stuck"] == 1
+    world.clock.tick(3600)
+    assert world.reconcile()["stuck"] == 0
+    stuck = [a for a in world.alerts(notifier) if a["type"] == "sis_import_stuck"]
+    assert [(a["sis_batch_id"], a["workflow_state"]) for a in stuck] == [(str(queued), "created")]
+
+
 def test_a_live_event_for_a_later_state_between_the_read_and_the_write_wins(world, notifier, monkeypatch):
     world.reconcile()
     sis_id = world.canvas.create_import(lose=("created",))
@@ -207,8 +266,8 @@ def test_a_second_pass_changes_nothing_and_writes_nothing(world, notifier):
     for outcome in ("imported", "failed"):
         sis_id = started(world)
         world.canvas.advance(sis_id, outcome)
-    open_one = started(world)
     world.canvas.abort(started(world))
+    open_one = started(world)
     world.clock.tick(60)
     first = world.reconcile()
     assert first["corrected"] == 1  # the abort
