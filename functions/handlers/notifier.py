@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
@@ -36,8 +37,9 @@ from sis_imports.publisher import CHAT, TOPIC, ChatPublishFailed
 
 # Worst cases, in seconds, with every call at its client's limits (wiring.CLIENT_LIMITS). The why of an
 # end: the Canvas token's secret, then one read of Canvas (3 s deadline, alert_details.py) and, when
-# throttled, one more after a wait of at most 2 s.
-DETAILS_WORST_S = wiring.worst_seconds("secretsmanager") + 3 + 2 + 3
+# throttled, one more after a wait of at most 2 s; once per container, for a batch whose host is not an
+# instance's, the instance's accounts/self (3 s) to learn its root account.
+DETAILS_WORST_S = wiring.worst_seconds("secretsmanager") + 3 + 3 + 2 + 3
 # One alert: the alert topic, the chat topic, the retry queue, and parking it on the failure queue.
 ALERT_WORST_S = 2 * wiring.worst_seconds("sns") + 2 * wiring.worst_seconds("sqs")
 MARGIN_S = 1.0  # the handler's own work around the calls
@@ -110,6 +112,11 @@ class Notifier:
         age = time.time() - created if created is not None else 0.0
         self._near_age_limit = age >= delivery.STREAM_MAX_RECORD_AGE_SECONDS - delivery.PARK_WITHIN_SECONDS
         self._sequence_number = stream.sequence_number if stream else None
+        if occurrences and self._details is not None:  # its time is in `needed` (DETAILS_WORST_S)
+            host = self._details.host_for(new)
+            if host and host != new.hostname:  # the alert names the instance's own host, not an alias
+                new = replace(new, hostname=host)
+                stuck = stuck_alert_for(old, new)
         for occurrence in occurrences:
             alert = end_alert(new, occurrence, *self._why(new))
             import_finished(alert.message["outcome"], alert.message["duration_seconds"])

@@ -176,3 +176,39 @@ def test_an_import_whose_canvas_details_hold_emoji_errors_and_warnings_is_delive
         body = json.loads(request.get_data())
         assert len(request.get_data()) <= 28_000 and emoji * 20 in json.dumps(body, ensure_ascii=False)
         assert sent_bytes(body) == len(request.get_data())
+
+
+@pytest.fixture
+def vanity(aws):
+    # Canvas's events name the school's vanity domain; the instance is configured by its own address.
+    w = World(aws, Clock(), hostname="canvas.school.edu")
+    yield w
+    w.canvas.stop()
+
+
+def test_a_batch_named_by_a_vanity_domain_gets_its_details_and_the_instances_own_host(vanity):
+    sis_id = vanity.canvas.create_import()
+    vanity.clock.tick(5)
+    vanity.canvas.run(sis_id, "failed_with_messages", counts={"users": 7})
+    (alert,) = notify(vanity, CanvasDetails([(vanity.canvas.base_url, lambda: TOKEN)]))
+    assert alert["details"]["counts"]["users"] == 7  # found by its root account, not by host
+    assert alert["hostname"] == "127.0.0.1"  # the instance's canonical host, not the alias
+    assert alert["canvas_url"].startswith("https://127.0.0.1/api/v1/accounts/1/sis_imports/")
+
+
+def test_a_batch_whose_creation_events_were_lost_gets_its_details(world):
+    sis_id = world.canvas.create_import(lose=["initializing", "created"])
+    world.clock.tick(5)
+    world.canvas.run(sis_id, "imported_with_messages", counts={"users": 9})
+    (alert,) = notify(world, CanvasDetails([(world.canvas.base_url, lambda: TOKEN)]))
+    assert alert["details"]["counts"]["users"] == 9 and alert["hostname"] == "127.0.0.1"
+
+
+def test_a_host_less_batch_gets_no_details_from_an_instance_of_another_root_account(world):
+    sis_id = world.canvas.create_import(lose=["initializing", "created"])
+    world.clock.tick(5)
+    world.canvas.run(sis_id, "imported")
+    world.canvas.root_account_uuid = "AnotherRootAccountUuid"  # what accounts/self answers from now on
+    (alert,) = notify(world, CanvasDetails([(world.canvas.base_url, lambda: TOKEN)]))
+    assert alert["details"] is None and "nor for root account" in alert["details_unavailable"]
+    assert alert["hostname"] is None

@@ -40,7 +40,7 @@ def enriched_alert(aws) -> dict:
             ["users.csv", "Invalid email address for user u-1290"],
         ], counts={"users": 212, "enrollments": 1308, "courses": 14, "sections": 14})
         details = CanvasDetails([(world.canvas.base_url, lambda: TOKEN)])
-        details._by_host["oxana.instructure.com"] = details._by_host.pop("127.0.0.1")  # the example's host
+        details._instances = [(url, token, "oxana.instructure.com") for url, token, _ in details._instances]  # the example's host
         notifier = Notifier(AlertPublisher(boto3.client("sns"), aws.topic_arn), details=details)
         aws.pump_stream(lambda event, context: notifier.handle(event, context))
         (alert,) = aws.alerts()
