@@ -132,13 +132,19 @@ def test_two_restores_in_one_readings_window_each_alert_once_in_every_arrival_or
         assert len({a["alert_id"] for a in pipeline.alerts}) == 3
 
 
-def test_a_late_end_is_alerted_after_26_restore_cycles_and_the_item_stays_small():
+def restored(cycles: int) -> Pipeline:
+    """An import, then `cycles` restores, every event in order."""
     events = [live("created", 0), live("importing", 1), live("imported", 2)]
-    for cycle in range(26):
+    for cycle in range(cycles):
         events += [live("restoring", 10 + 10 * cycle), live("restored", 15 + 10 * cycle)]
     pipeline = Pipeline()
     for raw in events:
         pipeline.event(raw)
+    return pipeline
+
+
+def test_a_late_end_is_alerted_after_26_restore_cycles_and_the_item_stays_small():
+    pipeline = restored(26)
     assert len([a for a in pipeline.alerts if a["workflow_state"] == "restored"]) == 26
     # The import had really ended failed at 2.5 s: that event comes now, 53 entries later.
     pipeline.event(live("failed", 2.5))
@@ -152,13 +158,7 @@ def test_a_late_end_is_alerted_after_26_restore_cycles_and_the_item_stays_small(
 
 
 def test_trimming_drops_old_non_ends_only():
-    events = [live("created", 0), live("importing", 1), live("imported", 2)]
-    for cycle in range(60):
-        events += [live("restoring", 10 + 10 * cycle), live("restored", 15 + 10 * cycle)]
-    pipeline = Pipeline()
-    for raw in events:
-        pipeline.event(raw)
-    history = pipeline.batch.history
+    history = restored(60).batch.history
     ends = [e for e in history if e.workflow_state in TERMINAL]
     assert len(ends) == 61  # every end kept, though the history limit is 50
     assert all(history[history.index(e) - 1].workflow_state is WorkflowState.RESTORING for e in ends[1:])
