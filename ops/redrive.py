@@ -232,10 +232,10 @@ def bus_entry(body: str, bus_name: str) -> dict[str, Any] | None:
 
 # Deployed: a stack's outputs, with the caller's AWS credentials.
 
-def stack_steps(session: Any, stack: str, chosen: list[str]) -> tuple[list[Step], list[str]]:
+def stack_steps(session: Any, stack: str, chosen: list[str]) -> list[Step | str]:
     outputs = stack_outputs(session.client("cloudformation"), stack)
     sqs = session.client("sqs")
-    steps, notes = [], []
+    steps: list[Step | str] = []  # a string: a note on what is not there
 
     def move_task_step(which: str, arn: str, goes: str) -> None:
         steps.append(Step(which, name_of(arn), depth(sqs, queue_url(sqs, arn)), f"{goes} (an SQS message move task)",
@@ -250,19 +250,19 @@ def stack_steps(session: Any, stack: str, chosen: list[str]) -> tuple[list[Step]
             if failures and retry_url:
                 steps.append(parked_step(sqs, failures, retry_url))
             else:
-                notes.append("alerts: the stack has no output AlertRetryQueueUrl (deployed before it existed): parked "
+                steps.append("alerts: the stack has no output AlertRetryQueueUrl (deployed before it existed): parked "
                              "alerts stay on the notifier's failure queue until this version is deployed")
         if not arn:
-            notes.append(f"{which}: the stack has no output {OUTPUTS[which]} (is that ingress turned off?)")
+            steps.append(f"{which}: the stack has no output {OUTPUTS[which]} (is that ingress turned off?)")
         elif which == "canvas":
             move_task_step(which, arn, "back to the Canvas queue")
         elif which == "alerts":
             move_task_step(which, arn, "back to the alert retry queue, whose function publishes them")
         elif not outputs.get("EventBusName"):
-            notes.append("eventbridge: the stack has no output EventBusName to put the events back on")
+            steps.append("eventbridge: the stack has no output EventBusName to put the events back on")
         else:
             steps.append(eventbridge_step(sqs, session.client("events"), arn, outputs["EventBusName"]))
-    return steps, notes
+    return steps
 
 
 def parked_step(sqs: Any, failures_arn: str, retry_url: str) -> Step:
@@ -296,7 +296,7 @@ def aws_session(stack: str) -> Any:
 
 # Local: the running `make run`, on moto's server.
 
-def local_steps(state: dict[str, Any], chosen: list[str]) -> tuple[list[Step], list[str]]:
+def local_steps(state: dict[str, Any], chosen: list[str]) -> list[Step | str]:
     import boto3
 
     def client(service: str) -> Any:
@@ -319,7 +319,7 @@ def local_steps(state: dict[str, Any], chosen: list[str]) -> tuple[list[Step], l
     def move_back_step(which: str, source: str, goes: str) -> None:
         dlq = dead_letters_of(source)
         if dlq is None:
-            notes.append(f"{which}: the local run's {source} has no dead-letter queue")
+            steps.append(f"{which}: the local run's {source} has no dead-letter queue")
             return
         dlq_name, dlq_url = dlq
         counted = depth(sqs, dlq_url)
@@ -331,8 +331,7 @@ def local_steps(state: dict[str, Any], chosen: list[str]) -> tuple[list[Step], l
 
         steps.append(Step(which, dlq_name, counted, goes, move))
 
-    steps: list[Step] = []
-    notes: list[str] = []
+    steps: list[Step | str] = []  # a string: a note on what is not there
     for which in chosen:
         if which == "canvas":
             source = name_of(state["canvas_queue_url"])
@@ -347,15 +346,15 @@ def local_steps(state: dict[str, Any], chosen: list[str]) -> tuple[list[Step], l
             if retry:
                 move_back_step(which, retry, f"back to {retry}, whose function publishes them")
             else:
-                notes.append("alerts: the local run has no alert retry queue")
+                steps.append("alerts: the local run has no alert retry queue")
         else:
             dlq = find(LOCAL_EVENTBRIDGE_DLQ)
             if dlq is None:
-                notes.append("eventbridge: the local run has no EventBridge dead-letter queue (an event its function "
+                steps.append("eventbridge: the local run has no EventBridge dead-letter queue (an event its function "
                              "refuses is said in the console)")
             else:
                 steps.append(eventbridge_step(sqs, client("events"), queues[dlq][1]["QueueArn"], state["bus_name"]))
-    return steps, notes
+    return steps
 
 
 def local_state() -> dict[str, Any]:
@@ -389,12 +388,12 @@ def run(args: argparse.Namespace) -> int:
     where = args.stack or "local run"
     try:
         if args.stack:
-            steps, notes = stack_steps(aws_session(args.stack), args.stack, chosen)
+            found = stack_steps(aws_session(args.stack), args.stack, chosen)
         else:
-            steps, notes = local_steps(local_state(), chosen)
-        for line in [*notes, *(step.preview() for step in steps)]:
-            print(line, flush=True)
-        waiting = [step for step in steps if step.depth.total]
+            found = local_steps(local_state(), chosen)
+        for item in found:
+            print(item if isinstance(item, str) else item.preview(), flush=True)
+        waiting = [item for item in found if isinstance(item, Step) and item.depth.total]
         if not waiting:
             print(f"nothing to move ({where})")
             return DONE
