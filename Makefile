@@ -59,8 +59,8 @@ diff: $(CDK_STAMP)
 destroy: $(CDK_STAMP)
 	$(CDK) destroy $(ARGS)
 
-redrive: $(STAMP)     ## e.g. make redrive ARGS="--stack CanvasSisImports-prod --which canvas"
-	$(PY) -m ops.redrive $(ARGS)
+redrive: $(STAMP)     ## dead letters back: the local run, or ARGS="--stack CanvasSisImports-prod"; shows first, moves with --yes
+	@$(PY) -m ops.redrive $(ARGS)
 
 status: $(STAMP)      ## recent imports and the pipeline's health: the local run, or ARGS="--stack CanvasSisImports-prod"
 	@$(PY) -m ops.status $(ARGS)

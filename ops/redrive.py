@@ -1,25 +1,91 @@
-"""Moves dead letters back once their cause is fixed.
+"""`make redrive`: dead letters back where they came from, once their cause is fixed.
 
-- The Canvas queue's dead-letter queue: an SQS message move task back to the source queue.
-- The alert retry queue's dead-letter queue (alerts SNS refused for a day): likewise, back to the
-  retry queue, whose function publishes them. And the alerts the notifier parked on its failure
-  queue (SNS and the retry queue both down until their stream record's age limit): each is sent to
-  the retry queue, then deleted. The failure queue's other messages (unreadable records, Lambda's
-  descriptions of records) stay there for a person.
-- The EventBridge dead-letter queue (target DLQ and the function's on-failure destination): each
-  event is put back on the bus, then deleted.
+Where: without --stack, the local run (`make run`, found by its state file under LOCAL_STATE_DIR, as
+`make status` finds it); with --stack NAME, that deployed stack, with your AWS credentials and region.
+There is no default stack: production is only ever named.
 
-Usage: python -m ops.redrive --stack CanvasSisImports-prod [--which canvas|alerts|eventbridge|all] [--dry-run]
+First it shows what it would move: each queue's exact count from its attributes (waiting + in flight +
+delayed), so that counting receives nothing and hides nothing. It moves only with --yes, or after
+`yes` typed at a terminal. --dry-run shows and never asks.
+
+What (--which, default all):
+- canvas: the Canvas queue's dead-letter queue, back to the Canvas queue. Deployed: an SQS message
+  move task. Locally moto has no move tasks: each message is received, sent back and deleted, in a
+  loop bounded by the count.
+- alerts: the alert retry queue's dead-letter queue (alerts SNS refused for a day), back to the retry
+  queue, whose function publishes them (likewise a move task, or the loop locally). And the alerts the
+  notifier parked on its failure queue (SNS and the retry queue both down until their stream record's
+  age limit): each is sent to the retry queue, then deleted. The failure queue's other messages
+  (unreadable records, Lambda's descriptions of records) stay there for a person.
+- eventbridge: the EventBridge dead-letter queue (target DLQ and the function's on-failure
+  destination): each event is put back on the bus, then deleted.
+
+Exit: 0 done, nothing to move, or only shown (no --yes, or the question not answered yes); 1 it cannot
+(no local run, no AWS credentials or region, AWS refused, an event the bus refused); 2 usage error.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
+DONE, CANNOT, USAGE = 0, 1, 2
 OUTPUTS = {"canvas": "CanvasQueueDlqArn", "alerts": "AlertRetryDlqArn", "eventbridge": "EventBridgeDlqArn"}
+DEPTH_ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed"]
+PARKED_OTHERS = "unreadable records, Lambda's descriptions"
+# The local run's queues, by the names local/resources.py gives them (stage `local`).
+LOCAL_RETRY_QUEUE = re.compile(r"canvas-sis-alert-retries-[a-z0-9-]+")
+LOCAL_FAILURE_QUEUE = re.compile(r"canvas-sis-notifier-failures-[a-z0-9-]+")
+LOCAL_EVENTBRIDGE_DLQ = re.compile(r".*eventbridge.*(dlq|dead-letters).*")
+
+
+class RedriveError(Exception):
+    """The redrive cannot be done (or finished): said in one line, exit 1."""
+
+
+@dataclass(frozen=True)
+class Depth:
+    waiting: int
+    in_flight: int
+    delayed: int
+
+    @property
+    def total(self) -> int:
+        return self.waiting + self.in_flight + self.delayed
+
+    def __str__(self) -> str:
+        return (f"{self.total} message(s) ({self.waiting} waiting, {self.in_flight} in flight, "
+                f"{self.delayed} delayed)")
+
+
+@dataclass
+class Step:
+    """One queue to empty: what it holds, where its messages go, and the move itself."""
+
+    which: str
+    queue: str
+    depth: Depth
+    goes: str
+    move: Callable[[], str]
+
+    def preview(self) -> str:
+        if not self.depth.total:
+            return f"{self.which}: {self.queue} is empty"
+        return f"{self.which}: {self.queue} holds {self.depth}; with --yes: {self.goes}"
+
+
+def depth(sqs: Any, url: str) -> Depth:
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=DEPTH_ATTRIBUTES)["Attributes"]
+    return Depth(*(int(attributes.get(name, 0)) for name in DEPTH_ATTRIBUTES))
+
+
+def name_of(arn_or_url: str) -> str:
+    return re.split(r"[:/]", arn_or_url)[-1]
 
 
 def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
@@ -28,109 +94,349 @@ def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
 
 
 def queue_url(sqs: Any, arn: str) -> str:
-    _, _, _, region, account, name = arn.split(":", 5)
+    _, _, _, _, account, name = arn.split(":", 5)
     return sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
 
 
-def redrive_canvas(sqs: Any, dlq_arn: str, dry_run: bool, label: str = "canvas") -> str:
-    depth = sqs.get_queue_attributes(QueueUrl=queue_url(sqs, dlq_arn), AttributeNames=["ApproximateNumberOfMessages"])
-    count = int(depth["Attributes"]["ApproximateNumberOfMessages"])
-    if dry_run or count == 0:
-        return f"{label}: {count} message(s) in the dead-letter queue" + (" (dry run)" if dry_run and count else "")
+def _receive(sqs: Any, url: str, visibility: int) -> list[dict[str, Any]]:
+    # Long polling (1 s): every SQS server is asked, so an empty answer means an empty queue.
+    return sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=visibility,
+                               WaitTimeSeconds=1, MessageAttributeNames=["All"]).get("Messages", [])
+
+
+def _rounds(expected: int) -> range:
+    """Receives enough for what was counted, with a margin for answers of fewer than 10: never endless."""
+    return range(expected // 10 + 5)
+
+
+def _show_again(sqs: Any, url: str, left: list[dict[str, Any]]) -> None:
+    """Messages looked at and left: visible again now, not after their visibility timeout."""
+    for message in left:
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+
+
+def start_move_task(sqs: Any, dlq_arn: str) -> str:
     # Without DestinationArn, SQS moves each message back to the queue it came from.
-    task = sqs.start_message_move_task(SourceArn=dlq_arn)
-    return f"{label}: moving about {count} message(s) back (task {task['TaskHandle'][:16]}…)"
+    return sqs.start_message_move_task(SourceArn=dlq_arn)["TaskHandle"]
 
 
-def redrive_parked_alerts(sqs: Any, failures_arn: str, retry_queue_url: str, dry_run: bool) -> str:
-    """Alerts the notifier parked on its failure queue, each put on the retry queue (its body is the
-    retry queue's own format) and then deleted; everything else on that queue is left alone."""
-    url = queue_url(sqs, failures_arn)
-    moved, left, seen = 0, 0, set()
-    while True:
-        # Left messages come back after 30 s: by then the loop has seen them all and stopped.
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30,
-                                       WaitTimeSeconds=1).get("Messages", [])  # long polling: every server asked
-        fresh = [m for m in messages if m["MessageId"] not in seen]
+def move_back(sqs: Any, dlq_url: str, source_url: str, expected: int) -> int:
+    """What a message move task does, for moto, which has none: each message received, sent to its
+    source queue (body and attributes) and deleted. Returns how many were moved."""
+    moved, seen = 0, set()
+    for _ in _rounds(expected):
+        fresh = [m for m in _receive(sqs, dlq_url, 30) if m["MessageId"] not in seen]
         if not fresh:
             break
         for message in fresh:
             seen.add(message["MessageId"])
-            try:
-                alert = json.loads(message["Body"]).get("alert")
-            except (ValueError, AttributeError):
-                alert = None
-            if not isinstance(alert, dict):
+            attributes = {name: {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
+                          for name, value in (message.get("MessageAttributes") or {}).items()}
+            sqs.send_message(QueueUrl=source_url, MessageBody=message["Body"],
+                             **({"MessageAttributes": attributes} if attributes else {}))
+            sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+            moved += 1
+    return moved
+
+
+def parked_alert(message: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        alert = json.loads(message["Body"]).get("alert")
+    except (ValueError, AttributeError):
+        return None
+    return alert if isinstance(alert, dict) else None
+
+
+def redrive_parked_alerts(sqs: Any, failures_arn: str, retry_queue_url: str, dry_run: bool) -> str:
+    """Alerts the notifier parked on its failure queue, each put on the retry queue (its body is the
+    retry queue's own format) and then deleted; everything else on that queue is left alone.
+
+    dry_run only peeks (visibility 0: nothing hidden); SQS answers a receive with a sample, so on a
+    long queue the peek may see only some of the alerts, and says "at least"."""
+    url = queue_url(sqs, failures_arn)
+    moved, left, seen, kept = 0, 0, set(), []
+    for _ in _rounds(depth(sqs, url).total):
+        fresh = [m for m in _receive(sqs, url, 0 if dry_run else 30) if m["MessageId"] not in seen]
+        if not fresh:
+            break
+        for message in fresh:
+            seen.add(message["MessageId"])
+            alert = parked_alert(message)
+            if alert is None:
                 left += 1
+                kept.append(message)
                 continue
             if not dry_run:
                 sqs.send_message(QueueUrl=retry_queue_url, MessageBody=json.dumps(alert, separators=(",", ":")))
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             moved += 1
-    done = "waiting" if dry_run else "put back on the retry queue"
-    return (f"alerts: {moved} parked alert(s) {done}; {left} other message(s) on the notifier's failure queue "
-            "(unreadable records, Lambda's descriptions) left for a person")
+    if not dry_run:
+        _show_again(sqs, url, kept)
+    if dry_run:
+        return (f"alerts: at least {moved} parked alert(s) waiting and {left} other message(s) on the notifier's "
+                f"failure queue (a peek)")
+    return (f"alerts: {moved} parked alert(s) put back on the retry queue; {left} other message(s) on the notifier's "
+            f"failure queue ({PARKED_OTHERS}) left for a person")
 
 
 def redrive_eventbridge(sqs: Any, events: Any, dlq_arn: str, bus_name: str, dry_run: bool) -> str:
+    """Each dead event put back on the bus, then deleted. dry_run counts from the queue's attributes."""
     url = queue_url(sqs, dlq_arn)
-    moved = 0
-    while True:
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60).get("Messages", [])
-        if not messages:
+    counted = depth(sqs, url)
+    if dry_run:
+        return f"eventbridge: {name_of(dlq_arn)} holds {counted} (dry run: nothing received)"
+    moved, seen, kept, refused = 0, set(), [], []
+    for _ in _rounds(counted.total):
+        fresh = [m for m in _receive(sqs, url, 60) if m["MessageId"] not in seen]
+        if not fresh:
             break
-        for message in messages:
-            event = json.loads(message["Body"])
-            # Lambda's on-failure destination wraps the event; EventBridge's target DLQ does not.
-            event = event.get("requestPayload", event)
-            if dry_run:
-                moved += 1
+        entries, messages = [], []
+        for message in fresh:
+            seen.add(message["MessageId"])
+            entry = bus_entry(message["Body"], bus_name)
+            if entry is None:
+                kept.append(message)
                 continue
-            entry = {
-                "EventBusName": bus_name,
-                "Source": event.get("source", "canvas.live-events"),
-                "DetailType": event["detail-type"],
-                "Detail": json.dumps(event["detail"]),
-            }
-            result = events.put_events(Entries=[entry])
-            if result.get("FailedEntryCount"):
-                raise RuntimeError(f"EventBridge refused an event: {result['Entries'][0].get('ErrorMessage')}")
+            entries.append(entry)
+            messages.append(message)
+        if not entries:
+            continue
+        result = events.put_events(Entries=entries)
+        for message, answer in zip(messages, result["Entries"]):
+            if answer.get("ErrorCode"):
+                refused.append(answer["ErrorCode"])
+                kept.append(message)
+                continue
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             moved += 1
-        if dry_run:
-            break
-    return f"eventbridge: {moved} event(s) {'waiting' if dry_run else 'put back on ' + bus_name}"
+    _show_again(sqs, url, kept)
+    line = f"eventbridge: {moved} event(s) put back on {bus_name}"
+    if refused:
+        raise RedriveError(f"{line}; the bus refused {len(refused)} ({', '.join(sorted(set(refused)))}): they stay "
+                           f"in {name_of(dlq_arn)}; run again")
+    unreadable = len(kept)
+    return line + (f"; {unreadable} message(s) that are not an event left in {name_of(dlq_arn)}" if unreadable else "")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stack", default="CanvasSisImports-prod", help="the CloudFormation stack name")
-    parser.add_argument("--which", choices=["canvas", "alerts", "eventbridge", "all"], default="all")
-    parser.add_argument("--dry-run", action="store_true", help="only count what is waiting")
-    args = parser.parse_args(argv)
+def bus_entry(body: str, bus_name: str) -> dict[str, Any] | None:
+    """A dead letter as a PutEvents entry; None when it holds no event."""
+    try:
+        event = json.loads(body)
+        # Lambda's on-failure destination wraps the event; EventBridge's target DLQ does not.
+        event = event.get("requestPayload", event)
+        return {"EventBusName": bus_name, "Source": event.get("source", "canvas.live-events"),
+                "DetailType": str(event["detail-type"]), "Detail": json.dumps(event["detail"])}
+    except (ValueError, AttributeError, KeyError, TypeError):
+        return None
 
-    import boto3
 
-    outputs = stack_outputs(boto3.client("cloudformation"), args.stack)
-    sqs = boto3.client("sqs")
-    chosen = ["canvas", "alerts", "eventbridge"] if args.which == "all" else [args.which]
+# Deployed: a stack's outputs, with the caller's AWS credentials.
+
+def stack_steps(session: Any, stack: str, chosen: list[str]) -> list[Step | str]:
+    outputs = stack_outputs(session.client("cloudformation"), stack)
+    sqs = session.client("sqs")
+    steps: list[Step | str] = []  # a string: a note on what is not there
+
+    def move_task_step(which: str, arn: str, goes: str) -> None:
+        steps.append(Step(which, name_of(arn), depth(sqs, queue_url(sqs, arn)), f"{goes} (an SQS message move task)",
+                          lambda: f"{which}: moving {name_of(arn)} back: SQS message move task "
+                                  f"{start_move_task(sqs, arn)} started (aws sqs list-message-move-tasks "
+                                  f"--source-arn {arn} follows it)"))
+
     for which in chosen:
         arn = outputs.get(OUTPUTS[which])
-        if not arn:
-            print(f"{which}: the stack has no output {OUTPUTS[which]} (is that ingress turned off?)")
-            continue
         if which == "alerts":
             failures, retry_url = outputs.get("NotifierFailureQueueArn"), outputs.get("AlertRetryQueueUrl")
             if failures and retry_url:
-                print(redrive_parked_alerts(sqs, failures, retry_url, args.dry_run))
+                steps.append(parked_step(sqs, failures, retry_url))
             else:
-                print("alerts: the stack has no output AlertRetryQueueUrl (deployed before it existed): parked "
-                      "alerts stay on the notifier's failure queue until this version is deployed")
-        if which in ("canvas", "alerts"):
-            print(redrive_canvas(sqs, arn, args.dry_run, which))
+                steps.append("alerts: the stack has no output AlertRetryQueueUrl (deployed before it existed): parked "
+                             "alerts stay on the notifier's failure queue until this version is deployed")
+        if not arn:
+            steps.append(f"{which}: the stack has no output {OUTPUTS[which]} (is that ingress turned off?)")
+        elif which == "canvas":
+            move_task_step(which, arn, "back to the Canvas queue")
+        elif which == "alerts":
+            move_task_step(which, arn, "back to the alert retry queue, whose function publishes them")
+        elif not outputs.get("EventBusName"):
+            steps.append("eventbridge: the stack has no output EventBusName to put the events back on")
         else:
-            print(redrive_eventbridge(sqs, boto3.client("events"), arn, outputs["EventBusName"], args.dry_run))
-    return 0
+            steps.append(eventbridge_step(sqs, session.client("events"), arn, outputs["EventBusName"]))
+    return steps
+
+
+def parked_step(sqs: Any, failures_arn: str, retry_url: str) -> Step:
+    return Step("alerts", name_of(failures_arn), depth(sqs, queue_url(sqs, failures_arn)),
+                f"the parked alerts among them onto the retry queue {name_of(retry_url)}; the others ({PARKED_OTHERS}) "
+                "stay for a person",
+                lambda: redrive_parked_alerts(sqs, failures_arn, retry_url, dry_run=False))
+
+
+def eventbridge_step(sqs: Any, events: Any, arn: str, bus: str) -> Step:
+    return Step("eventbridge", name_of(arn), depth(sqs, queue_url(sqs, arn)), f"each event put back on the bus {bus}",
+                lambda: redrive_eventbridge(sqs, events, arn, bus, dry_run=False))
+
+
+def aws_session(stack: str) -> Any:
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        session = boto3.Session()
+        credentials = session.get_credentials()
+    except BotoCoreError as exc:
+        raise RedriveError(f"cannot read AWS credentials: {exc}") from None
+    if credentials is None:
+        raise RedriveError(f"no AWS credentials found: sign in (aws sso login, AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+                           f"AWS_SECRET_ACCESS_KEY) to redrive {stack}")
+    if not session.region_name:
+        raise RedriveError(f"no AWS region: set AWS_REGION (the region of {stack}) or a profile's region")
+    return session
+
+
+# Local: the running `make run`, on moto's server.
+
+def local_steps(state: dict[str, Any], chosen: list[str]) -> list[Step | str]:
+    import boto3
+
+    def client(service: str) -> Any:
+        return boto3.client(service, endpoint_url=state["moto_endpoint"], region_name="us-east-1",
+                            aws_access_key_id="local", aws_secret_access_key="local")
+
+    sqs = client("sqs")
+    queues = {}  # name -> (url, attributes)
+    for url in sqs.list_queues().get("QueueUrls", []):
+        queues[name_of(url)] = (url, sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"])
+    by_arn = {attributes["QueueArn"]: (name, url) for name, (url, attributes) in queues.items()}
+
+    def dead_letters_of(name: str) -> tuple[str, str] | None:
+        policy = queues[name][1].get("RedrivePolicy")
+        return by_arn.get(json.loads(policy)["deadLetterTargetArn"]) if policy else None
+
+    def find(pattern: re.Pattern[str]) -> str | None:
+        return next((name for name in sorted(queues) if pattern.fullmatch(name)), None)
+
+    def move_back_step(which: str, source: str, goes: str) -> None:
+        dlq = dead_letters_of(source)
+        if dlq is None:
+            steps.append(f"{which}: the local run's {source} has no dead-letter queue")
+            return
+        dlq_name, dlq_url = dlq
+        counted = depth(sqs, dlq_url)
+
+        def move() -> str:
+            moved = move_back(sqs, dlq_url, queues[source][0], counted.total)
+            return (f"{which}: {moved} message(s) moved back to {source} (received, sent, deleted: moto has no "
+                    f"message move tasks); {dlq_name} now holds {depth(sqs, dlq_url)}")
+
+        steps.append(Step(which, dlq_name, counted, goes, move))
+
+    steps: list[Step | str] = []  # a string: a note on what is not there
+    for which in chosen:
+        if which == "canvas":
+            source = name_of(state["canvas_queue_url"])
+            if source not in queues:
+                raise RedriveError(f"the local run has no queue {source}: is `make run` still going?")
+            move_back_step(which, source, f"back to {source}, whose consumer reads them again")
+        elif which == "alerts":
+            retry, failures = find(LOCAL_RETRY_QUEUE), find(LOCAL_FAILURE_QUEUE)
+            if retry and failures:
+                failures_arn = queues[failures][1]["QueueArn"]
+                steps.append(parked_step(sqs, failures_arn, queues[retry][0]))
+            if retry:
+                move_back_step(which, retry, f"back to {retry}, whose function publishes them")
+            else:
+                steps.append("alerts: the local run has no alert retry queue")
+        else:
+            dlq = find(LOCAL_EVENTBRIDGE_DLQ)
+            if dlq is None:
+                steps.append("eventbridge: the local run has no EventBridge dead-letter queue (an event its function "
+                             "refuses is said in the console)")
+            else:
+                steps.append(eventbridge_step(sqs, client("events"), queues[dlq][1]["QueueArn"], state["bus_name"]))
+    return steps
+
+
+def local_state() -> dict[str, Any]:
+    from local import settings
+
+    state = settings.live_state()
+    if state is None:
+        raise RedriveError(f"no local run found ({settings.state_file()} is missing or its process has stopped): "
+                           "start one with `make run`, or name a deployed stack with --stack NAME")
+    settings.loopback_only()
+    return state
+
+
+# Both.
+
+def confirmed(where: str) -> bool:
+    """A `yes` typed at a terminal; never asked when nobody is there to answer."""
+    if not sys.stdin.isatty():
+        return False
+    try:
+        return input(f"Move them ({where})? Type yes to move: ").strip().lower() == "yes"
+    except (EOFError, KeyboardInterrupt):
+        print()
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+
+    chosen = ["canvas", "alerts", "eventbridge"] if args.which == "all" else [args.which]
+    where = args.stack or "local run"
+    try:
+        if args.stack:
+            found = stack_steps(aws_session(args.stack), args.stack, chosen)
+        else:
+            found = local_steps(local_state(), chosen)
+        for item in found:
+            print(item if isinstance(item, str) else item.preview(), flush=True)
+        waiting = [item for item in found if isinstance(item, Step) and item.depth.total]
+        if not waiting:
+            print(f"nothing to move ({where})")
+            return DONE
+        if args.dry_run:
+            print("dry run: nothing moved")
+            return DONE
+        if not args.yes and not confirmed(where):
+            print("nothing moved: add --yes to move them (make redrive ARGS=\"... --yes\")")
+            return DONE
+        for step in waiting:
+            print(step.move(), flush=True)
+        return DONE
+    except RedriveError:
+        raise
+    except NoRegionError:
+        raise RedriveError("no AWS region: set AWS_REGION (the stack's region) or a profile's region") from None
+    except NoCredentialsError:
+        raise RedriveError(f"no AWS credentials found: sign in to redrive {where}") from None
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise RedriveError(f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message')}") from None
+    except BotoCoreError as exc:
+        if not args.stack:
+            raise RedriveError(f"the local run did not answer ({exc}); is `make run` still going?") from None
+        raise RedriveError(f"AWS could not be asked: {exc}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make redrive", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stack", help="a deployed stack (CanvasSisImports-prod); default: the local run")
+    parser.add_argument("--which", choices=["canvas", "alerts", "eventbridge", "all"], default="all")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--yes", action="store_true", help="move without asking")
+    mode.add_argument("--dry-run", action="store_true", help="only show what waits; never ask, never move")
+    args = parser.parse_args(argv)  # a usage error exits 2
+    if args.stack is not None and not args.stack.strip():
+        parser.error("--stack needs a stack name")
+    try:
+        return run(args)
+    except RedriveError as exc:
+        print(f"make redrive: {exc}", file=sys.stderr)
+        return CANNOT
 
 
 if __name__ == "__main__":
