@@ -133,6 +133,8 @@ def read_template(template: dict[str, Any]) -> Deployment:
               if s.get("Protocol") == "email" and _ref(s.get("TopicArn")) == alert_topic]
     emails += [None for s in _of_type(resources, "AWS::SNS::Topic").get(alert_topic or "", {}).get("Subscription", [])
                if s.get("Protocol") == "email"]
+    topic = _of_type(resources, "AWS::SNS::Topic").get(alert_topic or "", {})
+    publishers = sum(1 for env in envs.values() if _ref(env.get("TOPIC_ARN")) == alert_topic) if topic.get("KmsMasterKeyId") else 0
     return Deployment(
         functions=tuple(functions), alarms=tuple(alarms),
         dashboards=len(_of_type(resources, "AWS::CloudWatch::Dashboard")),
@@ -148,6 +150,7 @@ def read_template(template: dict[str, Any]) -> Deployment:
         reconcile_lookback_hours=float(reconciler.get("RECONCILE_LOOKBACK_HOURS", 48)),
         retention_days=int(ingest.get("RETENTION_DAYS", 90)),
         access_log_retention_days=access_days,
+        alert_topic_kms_publishers=publishers,
         email_subscriptions=tuple(_outcomes(policy) for policy in emails))
 
 
@@ -171,7 +174,7 @@ def render(deployment: Deployment, events: list[int], emails: int | None, title:
     prices = unit_prices(PRICES)
     bills = [cost_model.monthly_bill(deployment, n, emails, prices) for n in events]
     single = len(events) == 1
-    width = 34
+    width = 36
     head = f"{'':{width}}" + "".join(f"{f'{n:,} events':>20}" for n in events)
     out = [title, AS_OF, head]
     group = None

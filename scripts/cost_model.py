@@ -67,6 +67,9 @@ class Assumptions:
     # spread evenly over the month).
     xray_reservoir_per_second: float = 1.0
     xray_rate: float = 0.05
+    # SNS reuses a topic's data key up to 5 minutes per publishing principal, at 2 KMS requests each
+    # (the SNS developer guide's "Estimating AWS KMS costs").
+    sns_data_key_seconds: int = 300
     # SQS event sources long-poll (20 s) with 5 pollers while the queue is empty.
     sqs_idle_pollers: int = 5
     sqs_poll_seconds: int = 20
@@ -144,6 +147,8 @@ class Deployment:
     reconcile_lookback_hours: float = 48
     retention_days: int = 90
     access_log_retention_days: int | None = None  # None: the API logs no access lines
+    # Functions publishing to the alert topic when it is KMS-encrypted (0: not encrypted).
+    alert_topic_kms_publishers: int = 0
     # One entry per email subscription to the alert topic: the outcomes its filter admits (None: every alert).
     email_subscriptions: tuple[frozenset[str] | None, ...] = ()
 
@@ -219,6 +224,10 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
         f"{metric_months:.1f} metric-months (name x dimensions, by hours emitted)")
     add("KMS", "customer managed keys", d.kms_keys * p["kms_key_month"], f"{d.kms_keys} key(s)")
     polls = d.polled_queues * a.sqs_idle_pollers * SECONDS_PER_MONTH / a.sqs_poll_seconds
+    windows = SECONDS_PER_MONTH / a.sns_data_key_seconds
+    kms_requests = d.alert_topic_kms_publishers * 2 * windows * (1 - math.exp(-alerts / windows))
+    add("KMS", "requests (alert topic data keys)", kms_requests * p["kms_request"],
+        f"{kms_requests:,.0f} requests: {d.alert_topic_kms_publishers} publisher(s), a data key per 5 minutes in use")
     add("SQS", "event source long polls", polls * p["sqs_request"],
         f"{d.polled_queues} queue(s) x {a.sqs_idle_pollers} pollers, {a.sqs_poll_seconds} s polls: {polls:,.0f} requests")
     secret_reads = passes * d.canvas_instances

@@ -42,6 +42,7 @@ PRICES: dict[str, Price] = {
     "cloudwatch_logs_storage_gb_month": Price(0.03, "GB-month stored", "Amazon CloudWatch pricing"),
     "xray_trace_recorded": Price(5.00 / 1e6, "trace recorded", "AWS X-Ray pricing"),
     "kms_key_month": Price(1.00, "customer managed key-month", "AWS Key Management Service pricing"),
+    "kms_request": Price(0.03 / 1e4, "request (symmetric key)", "AWS Key Management Service pricing"),
     "secret_month": Price(0.40, "secret-month", "AWS Secrets Manager pricing"),
     "secrets_api_call": Price(0.05 / 1e4, "API call", "AWS Secrets Manager pricing"),
     "eventbridge_custom_event": Price(1.00 / 1e6, "custom event put on a bus", "Amazon EventBridge pricing"),

@@ -74,7 +74,7 @@ def fixture_template() -> dict:
                 {"IndexName": "open", "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["workflow_state"]},
                  "KeySchema": [{"AttributeName": "root_account_uuid", "KeyType": "HASH"},
                                {"AttributeName": "open_since", "KeyType": "RANGE"}]}]}},
-        "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
+        "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"KmsMasterKeyId": "alias/aws/sns"}},
         "OtherTopic": {"Type": "AWS::SNS::Topic", "Properties": {}},
         "FailuresOnly": {"Type": "AWS::SNS::Subscription", "Properties": {
             "Protocol": "email", "TopicArn": {"Ref": "Topic"}, "FilterPolicy": {"outcome": ["failure"]}}},
@@ -164,6 +164,13 @@ def test_past_the_reservoir_x_ray_records_one_trace_a_second_and_5_percent_of_th
     lines = lines_by_item(monthly_bill(read_template(fixture_template()), events, 1, P, SIMPLE))
     assert lines[("X-Ray", "traces recorded")] == pytest.approx(
         (MONTH_SECONDS + 0.05 * (events - MONTH_SECONDS)) * P["xray_trace_recorded"])
+
+
+def test_an_encrypted_alert_topic_in_constant_use_costs_two_kms_requests_per_publisher_every_5_minutes():
+    lines = lines_by_item(monthly_bill(read_template(fixture_template()), 10_000_000, 1, P, SIMPLE))
+    # the notifier is the topic's one publisher here; 2.5M alerts leave no 5-minute window without one
+    assert lines[("KMS", "requests (alert topic data keys)")] == pytest.approx(
+        2 * MONTH_SECONDS / 300 * P["kms_request"], rel=1e-6)
 
 
 def test_a_metric_is_billed_for_the_hours_it_is_emitted_in():
