@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from scripts import cost_model
-from scripts.cost_model import Alarm, Deployment, Function, Index, Line
+from scripts.cost_model import Alarm, Deployment, Function, Index
 from scripts.prices import AS_OF, PRICES, sources, unit_prices
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +86,8 @@ def read_template(template: dict[str, Any]) -> Deployment:
             architecture=(props.get("Architectures") or ["x86_64"])[0],
             tracing=props.get("TracingConfig", {}).get("Mode") == "Active",
             timeout_seconds=int(props.get("Timeout", 3)),
-            app_log_level=logging.get("ApplicationLogLevel") or env.get("POWERTOOLS_LOG_LEVEL") or env.get("LOG_LEVEL") or "INFO",
+            app_log_level=(logging.get("ApplicationLogLevel") or env.get("POWERTOOLS_LOG_LEVEL")
+                           or env.get("LOG_LEVEL") or "INFO"),
             system_log_level=logging.get("SystemLogLevel", "INFO"),
             log_retention_days=group.get("RetentionInDays")))
     if not functions:
@@ -100,7 +101,8 @@ def read_template(template: dict[str, Any]) -> Deployment:
         if "Metrics" in props:
             stats = [m["MetricStat"] for m in props["Metrics"] if "MetricStat" in m]
             bands = sum(1 for m in props["Metrics"] if "ANOMALY_DETECTION_BAND" in str(m.get("Expression", "")))
-            alarms.append(Alarm(len(stats) + 2 * bands, high_resolution=any(int(s.get("Period", 60)) < 60 for s in stats)))
+            high_resolution = any(int(s.get("Period", 60)) < 60 for s in stats)
+            alarms.append(Alarm(len(stats) + 2 * bands, high_resolution=high_resolution))
         else:
             alarms.append(Alarm(1, high_resolution=int(props.get("Period", 60)) < 60))
     alarms += [Alarm(0, composite=True) for _ in _of_type(resources, "AWS::CloudWatch::CompositeAlarm")]
@@ -112,8 +114,8 @@ def read_template(template: dict[str, Any]) -> Deployment:
         raise TemplateError(f"expected one DynamoDB table, found {len(tables)}")
     (table,) = tables.values()
     indexes = tuple(
-        Index(g["IndexName"], tuple(k["AttributeName"] for k in g["KeySchema"]), g["Projection"].get("ProjectionType", "ALL"),
-              tuple(g["Projection"].get("NonKeyAttributes", ())))
+        Index(g["IndexName"], tuple(k["AttributeName"] for k in g["KeySchema"]),
+              g["Projection"].get("ProjectionType", "ALL"), tuple(g["Projection"].get("NonKeyAttributes", ())))
         for g in table.get("GlobalSecondaryIndexes", []))
 
     ingest = envs.get("ingest", {})
@@ -134,14 +136,15 @@ def read_template(template: dict[str, Any]) -> Deployment:
     emails += [None for s in _of_type(resources, "AWS::SNS::Topic").get(alert_topic or "", {}).get("Subscription", [])
                if s.get("Protocol") == "email"]
     topic = _of_type(resources, "AWS::SNS::Topic").get(alert_topic or "", {})
-    publishers = sum(1 for env in envs.values() if _ref(env.get("TOPIC_ARN")) == alert_topic) if topic.get("KmsMasterKeyId") else 0
+    publishers = sum(1 for env in envs.values() if _ref(env.get("TOPIC_ARN")) == alert_topic)
+    pitr = table.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled")
     return Deployment(
         functions=tuple(functions), alarms=tuple(alarms),
         dashboards=len(_of_type(resources, "AWS::CloudWatch::Dashboard")),
         kms_keys=len(_of_type(resources, "AWS::KMS::Key")),
         polled_queues=sum(1 for q in polled if q in queues),
         indexes=indexes,
-        point_in_time_recovery=bool(table.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled")),
+        point_in_time_recovery=bool(pitr),
         secrets=len(_of_type(resources, "AWS::SecretsManager::Secret")),
         token_secret_readers=sum(1 for env in envs.values() if "SIS_TOKEN_SECRET_ARN" in env),
         canvas_instances=json.dumps(reconciler.get("CANVAS_INSTANCES", "")).count('\\"url\\"'),
@@ -150,7 +153,7 @@ def read_template(template: dict[str, Any]) -> Deployment:
         reconcile_lookback_hours=float(reconciler.get("RECONCILE_LOOKBACK_HOURS", 48)),
         retention_days=int(ingest.get("RETENTION_DAYS", 90)),
         access_log_retention_days=access_days,
-        alert_topic_kms_publishers=publishers,
+        alert_topic_kms_publishers=publishers if topic.get("KmsMasterKeyId") else 0,
         email_subscriptions=tuple(_outcomes(policy) for policy in emails))
 
 
@@ -192,7 +195,8 @@ def render(deployment: Deployment, events: list[int], emails: int | None, title:
         out += [f"note at {n:,} events: {line.item}" for line in bill if line.group == "Note"]
     if not single:
         out.append(f"Quantities at {events[-1]:,} events a month:")
-        out += [f"  {line.group} {line.item}: {line.detail}" for line in bills[-1] if line.detail and line.group != "Note"]
+        out += [f"  {line.group} {line.item}: {line.detail}" for line in bills[-1]
+                if line.detail and line.group != "Note"]
     a = cost_model.ASSUMPTIONS
     out.append(f"Assumptions (scripts/cost_model.py): {a.events_per_import} events and 1 alert per import; outcomes "
                + ", ".join(f"{k} {v:.0%}" for k, v in a.outcome_mix.items())
@@ -230,13 +234,17 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not key:
             parser.error(f"-c takes KEY=VALUE, not {item!r}")
         context[key] = value
-    if args.template:
-        template = json.loads(args.template.read_text())
-        title = f"Monthly cost of {args.template}"
-    else:
-        template = synthesize(context)
-        title = "Monthly cost of the stack synthesized with " + " ".join(f"-c {k}={v}" for k, v in context.items())
-    deployment = read_template(template)
+    try:
+        if args.template:
+            template = json.loads(args.template.read_text())
+            title = f"Monthly cost of {args.template}"
+        else:
+            template = synthesize(context)
+            title = "Monthly cost of the stack synthesized with " + " ".join(f"-c {k}={v}" for k, v in context.items())
+        deployment = read_template(template)
+    except (OSError, ValueError) as exc:  # no such file, bad JSON, a bad context key, a template we cannot price
+        print(f"make cost: {exc}", file=sys.stderr)
+        return 2
     emails = args.emails
     if emails is None and not deployment.email_subscriptions:
         emails = 1

@@ -214,7 +214,8 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
     standard = sum(x.metrics for x in d.alarms if not x.high_resolution and not x.composite)
     high = sum(x.metrics for x in d.alarms if x.high_resolution and not x.composite)
     composite = sum(1 for x in d.alarms if x.composite)
-    add("CloudWatch", "dashboards", d.dashboards * p["cloudwatch_dashboard"], f"{d.dashboards} x {_money(p['cloudwatch_dashboard'])}")
+    add("CloudWatch", "dashboards", d.dashboards * p["cloudwatch_dashboard"],
+        f"{d.dashboards} x {_money(p['cloudwatch_dashboard'])}")
     add("CloudWatch", "alarms", standard * p["cloudwatch_alarm_metric_standard"]
         + high * p["cloudwatch_alarm_metric_high_resolution"] + composite * p["cloudwatch_alarm_composite"],
         f"{len(d.alarms)} alarms: {standard} standard-resolution and {high} high-resolution alarm metrics, "
@@ -229,7 +230,8 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
     add("KMS", "requests (alert topic data keys)", kms_requests * p["kms_request"],
         f"{kms_requests:,.0f} requests: {d.alert_topic_kms_publishers} publisher(s), a data key per 5 minutes in use")
     add("SQS", "event source long polls", polls * p["sqs_request"],
-        f"{d.polled_queues} queue(s) x {a.sqs_idle_pollers} pollers, {a.sqs_poll_seconds} s polls: {polls:,.0f} requests")
+        f"{d.polled_queues} queue(s) x {a.sqs_idle_pollers} pollers, {a.sqs_poll_seconds} s polls: "
+        f"{polls:,.0f} requests")
     secret_reads = passes * d.canvas_instances
     if reconciler:  # the notifier reads an instance's token for a failure's why
         secret_reads += min(alerts * (1 - a.outcome_mix.get("success", 0)), a.secret_reads_per_hour * HOURS_PER_MONTH)
@@ -261,7 +263,8 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
                              f"(add it in scripts/cost_model.py)")
         n = invocations[f.role]
         if f.role == "reconciler":
-            pages = max(1, math.ceil(imports / max(d.canvas_instances, 1) * d.reconcile_lookback_hours / HOURS_PER_MONTH / 100))
+            in_window = imports / max(d.canvas_instances, 1) * d.reconcile_lookback_hours / HOURS_PER_MONTH
+            pages = max(1, math.ceil(in_window / 100))  # 100 imports a page
             seconds = d.canvas_instances * (a.reconcile_pass_base_seconds + (pages - 1) * a.reconcile_page_seconds)
             if seconds > f.timeout_seconds:
                 notes.append(f"a reconcile pass would need {seconds:,.0f} s ({pages:,} listing pages): over its "
@@ -295,7 +298,8 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
         f"{writes_per_import / a.events_per_import:.2f} WRU/event ({index_share:.0%} for {len(d.indexes)} indexes)")
     rru = passes * d.root_accounts * a.reconcile_read_units
     add("DynamoDB", "reads", rru * p["dynamodb_read_request_unit"], f"{rru:,.0f} RRU (reconciler)")
-    add("DynamoDB", "stream reads", alerts * p["dynamodb_stream_read_by_lambda"], "by Lambda's event source: not charged")
+    add("DynamoDB", "stream reads", alerts * p["dynamodb_stream_read_by_lambda"],
+        "by Lambda's event source: not charged")
     entry = sum(a.index_entry_overhead_bytes + (a.item_bytes if i.projection == "ALL" else
                 a.index_projected_bytes if i.projection == "INCLUDE" else 0) for i in d.indexes)
     stored_gb = imports * d.retention_days / (HOURS_PER_MONTH / 24) * (a.item_bytes + entry) / GB
@@ -319,11 +323,13 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
 
     # Logs and traces.
     if d.access_log_retention_days is not None:
-        log_bytes[d.access_log_retention_days] = log_bytes.get(d.access_log_retention_days, 0.0) + https * a.access_log_bytes
+        days = d.access_log_retention_days
+        log_bytes[days] = log_bytes.get(days, 0.0) + https * a.access_log_bytes
     ingested = sum(log_bytes.values()) / GB
     stored = sum(b / GB * (days or NEVER_EXPIRES_DAYS) / (HOURS_PER_MONTH / 24) for days, b in log_bytes.items())
     add("CloudWatch Logs", "ingestion", ingested * p["cloudwatch_logs_ingestion_gb"], f"{ingested:,.2f} GB")
-    add("CloudWatch Logs", "storage", stored * p["cloudwatch_logs_storage_gb_month"], f"{stored:,.2f} GB-months (uncompressed)")
+    add("CloudWatch Logs", "storage", stored * p["cloudwatch_logs_storage_gb_month"],
+        f"{stored:,.2f} GB-months (uncompressed)")
     add("X-Ray", "traces recorded", traces * p["xray_trace_recorded"], f"{traces:,.0f} traces (1/s + 5% sampling)")
     for note in notes:
         add("Note", note, 0.0)

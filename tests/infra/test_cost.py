@@ -6,6 +6,7 @@ index's delete and put when its key changes, ...), not read back from the model.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 
@@ -71,15 +72,18 @@ def fixture_template() -> dict:
                 {"IndexName": "by-activity", "Projection": {"ProjectionType": "KEYS_ONLY"}, "KeySchema": [
                     {"AttributeName": "root_account_uuid", "KeyType": "HASH"},
                     {"AttributeName": "last_event_at", "KeyType": "RANGE"}]},
-                {"IndexName": "open", "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["workflow_state"]},
+                {"IndexName": "open",
+                 "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["workflow_state"]},
                  "KeySchema": [{"AttributeName": "root_account_uuid", "KeyType": "HASH"},
                                {"AttributeName": "open_since", "KeyType": "RANGE"}]}]}},
         "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"KmsMasterKeyId": "alias/aws/sns"}},
         "OtherTopic": {"Type": "AWS::SNS::Topic", "Properties": {}},
         "FailuresOnly": {"Type": "AWS::SNS::Subscription", "Properties": {
             "Protocol": "email", "TopicArn": {"Ref": "Topic"}, "FilterPolicy": {"outcome": ["failure"]}}},
-        "Everything": {"Type": "AWS::SNS::Subscription", "Properties": {"Protocol": "email", "TopicArn": {"Ref": "Topic"}}},
-        "OpsMail": {"Type": "AWS::SNS::Subscription", "Properties": {"Protocol": "email", "TopicArn": {"Ref": "OtherTopic"}}},
+        "Everything": {"Type": "AWS::SNS::Subscription",
+                       "Properties": {"Protocol": "email", "TopicArn": {"Ref": "Topic"}}},
+        "OpsMail": {"Type": "AWS::SNS::Subscription",
+                    "Properties": {"Protocol": "email", "TopicArn": {"Ref": "OtherTopic"}}},
     }}
 
 
@@ -92,8 +96,8 @@ def test_the_template_is_read_as_deployed():
     ingest, notifier = sorted(d.functions, key=lambda f: f.role)
     assert (ingest.role, ingest.memory_mb, ingest.architecture, ingest.tracing, ingest.log_retention_days) == \
         ("ingest", 1024, "arm64", True, 30)
-    assert (notifier.role, notifier.architecture, notifier.tracing, notifier.app_log_level, notifier.system_log_level) == \
-        ("notifier", "x86_64", False, "WARN", "WARN")
+    assert (notifier.role, notifier.architecture, notifier.tracing) == ("notifier", "x86_64", False)
+    assert (notifier.app_log_level, notifier.system_log_level) == ("WARN", "WARN")
     assert sorted((a.metrics, a.high_resolution, a.composite) for a in d.alarms) == \
         [(0, False, True), (1, False, False), (1, True, False), (3, False, False)]
     assert (d.dashboards, d.kms_keys, d.polled_queues, d.point_in_time_recovery) == (1, 2, 1, True)
@@ -238,6 +242,15 @@ def test_bad_arguments_are_named(capsys):
     with pytest.raises(SystemExit):
         main(["-c", "canvas_sqs"])
     assert "-c takes KEY=VALUE, not 'canvas_sqs'" in capsys.readouterr().err
+
+
+def test_a_template_that_cannot_be_priced_is_named(tmp_path, capsys):
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {}}}}))
+    assert main(["--template", str(path)]) == 2
+    assert "the template has no Lambda function" in capsys.readouterr().err
+    assert main(["--template", str(tmp_path / "missing.json")]) == 2
+    assert "missing.json" in capsys.readouterr().err
 
 
 def test_the_prices_are_dated_and_sourced_in_one_place():
