@@ -101,6 +101,13 @@ CUSTOM_METRICS: tuple[tuple[str, str, str], ...] = (
     ("ImportsFinished outcome=failure", "notifier", "alerts_failure"),
 )
 
+# Emitted only when something goes wrong or someone asks (refusals, late or duplicate events, failures, the
+# query route, chat): not priced. A test checks that these and CUSTOM_METRICS are every name the code emits.
+UNPRICED_METRICS = frozenset({
+    "EventsLate", "EventsDuplicate", "EventsIgnored", "EventsTooOld", "EventsRejected", "IngestFailures",
+    "AlertsFailed", "AlertsDeferred", "AlertsParked", "AlertsRepublished", "RecordsUnreadable", "BatchQueries",
+    "BatchLists", "ReconcileFailures", "ChatMessagesDelivered", "ChatMessagesFailed"})
+
 
 @dataclass(frozen=True)
 class Function:

@@ -257,3 +257,19 @@ def test_the_prices_are_dated_and_sourced_in_one_place():
     assert "us-east-1" in AS_OF and "as of" in AS_OF
     assert all(price.source.startswith(("AWS ", "Amazon ")) and price.source.endswith(" pricing")
                for price in PRICES.values())
+
+
+def test_every_metric_the_code_emits_is_priced_or_named_as_unpriced():
+    import re
+    from pathlib import Path
+
+    import sis_imports
+
+    code = "\n".join(path.read_text() for path in Path(sis_imports.__file__).parents[1].rglob("*.py"))
+    emitted = set(re.findall(r'\bcount\("(\w+)"', code))
+    emitted |= set(re.findall(r'(?:single_metric|add_metric)\(name="(\w+)"', code))
+    for table in re.findall(r"_METRIC = \{([^}]*)\}", code):
+        emitted |= set(re.findall(r'"(\w+)"', table))
+    priced = {name.split()[0] for name, _, _ in cost_model.CUSTOM_METRICS}
+    assert "EventsApplied" in emitted and "ImportsFinished" in emitted  # the search finds the code's metrics
+    assert emitted == priced | cost_model.UNPRICED_METRICS
