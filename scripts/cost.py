@@ -186,7 +186,8 @@ def render(deployment: Deployment, events: list[int], emails: int | None, title:
             continue
         if line.group != group:
             group = line.group
-            out.append(group)
+            subtotals = "".join(f"{_usd(sum(x.usd for x in bill if x.group == group)):>20}" for bill in bills)
+            out.append(f"{group:{width}}{subtotals}")
         cells = "".join(f"{_usd(bill[i].usd):>20}" for bill in bills)
         detail = f"   {line.detail}" if single and line.detail else ""
         out.append(f"  {line.item:{width - 2}}{cells}{detail}")

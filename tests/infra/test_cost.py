@@ -224,6 +224,12 @@ def test_the_synthesized_stack_is_priced_in_three_columns(synthesized, capsys):
     (total_line,) = [line for line in out.splitlines() if line.startswith("TOTAL")]
     totals = [float(x.lstrip("$").replace(",", "")) for x in total_line.split()[3:]]
     assert len(totals) == 3 and 0 < totals[0] < totals[1] < totals[2]
+    # each group's line carries its subtotals; together they make the total (to the cent, rounded per group)
+    groups = [line.rsplit(None, 3)[1:] for line in out.splitlines()
+              if line[:1].isalpha() and line.count("$") == 3 and not line.startswith("TOTAL")]
+    assert len(groups) >= 8
+    for column, total in enumerate(totals):
+        assert sum(float(g[column].lstrip("$").replace(",", "")) for g in groups) == pytest.approx(total, abs=0.06)
     for source in {price.source for price in PRICES.values()}:
         assert source in out
 
