@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.1
 PORT ?= 3000
 ARGS ?=
 
-.PHONY: install test run send simulate reconcile synth bootstrap deploy diff destroy redrive status bench clean
+.PHONY: install test run send simulate reconcile synth bootstrap deploy diff destroy redrive status bench clean cost
 
 install: $(STAMP)
 
@@ -73,3 +73,6 @@ bench: $(CDK_STAMP)   ## cold-start figures of each handler's bundle (ARGS go to
 
 clean:
 	rm -rf $(VENV) cdk.out .build .local .pytest_cache .hypothesis node_modules
+
+cost: $(STAMP)        ## the monthly bill, line by line, of the stack synth builds; ARGS="--events-per-month 100000 --emails 1"
+	$(PY) -m scripts.cost $(ARGS)

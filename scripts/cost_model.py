@@ -1,0 +1,357 @@
+"""The monthly bill's arithmetic: a Deployment (read from the template by scripts/cost.py), a traffic
+figure and unit prices in, one priced line per item out. No AWS, no template parsing, no I/O.
+
+Everything this model assumes about traffic and about the code's behaviour is in ASSUMPTIONS and the
+tables below it, each with where the figure comes from; the prices are in scripts/prices.py.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+HOURS_PER_MONTH = 730  # AWS's own month in its pricing examples
+SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
+GB = 1024**3
+NEVER_EXPIRES_DAYS = 365  # a log group without retention is priced as holding a year
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    # Canvas sends an import's life as sis_batch_created (initializing), then sis_batch_updated for
+    # created, importing and its end: 4 events, and one end, so one alert, per import.
+    events_per_import: int = 4
+    # Alerts by outcome. A guess (most SIS imports succeed), not a measurement: say so when quoting.
+    outcome_mix: dict[str, float] = field(default_factory=lambda: {"success": 0.90, "warning": 0.08, "failure": 0.02})
+    # Which transport carries the events: the HTTPS webhook (the default Canvas subscription).
+    via_https: float = 1.0
+    via_sqs: float = 0.0
+    via_eventbridge: float = 0.0
+    # Warm duration billed per invocation (ms), at the functions' memory. Not measured on AWS: `make bench`
+    # measures cold imports, not warm calls. Ingest: JWT check + one conditional UpdateItem; notifier: one
+    # SNS publish per record.
+    duration_ms: dict[str, float] = field(default_factory=lambda: {
+        "ingest": 30, "sqs_consumer": 40, "eventbridge": 30, "notifier": 60, "query": 30, "alert_retry": 60,
+        "chat_webhook": 300})
+    # A reconcile pass for one instance: a base (accounts/self or the marker read, one index query, the first
+    # listing page) and each further page of 100 imports (the README's pass over 1,000 imports: 11 pages).
+    reconcile_pass_base_seconds: float = 1.0
+    reconcile_page_seconds: float = 0.25
+    # Cold starts: Lambda bills the init phase. At most one per function per hour in use (environments are
+    # recycled every few hours even under load; a 5-minute schedule mostly finds a warm one), each this long.
+    cold_starts_per_hour: float = 1.0
+    init_seconds: float = 0.5
+    # Log bytes per invocation. The INFO line per event is ~740 bytes with a real ARN and function name
+    # (600 measured under test names); each EMF metrics blob ~300 bytes; Lambda's platform lines in JSON
+    # (platform.start, platform.report) ~500 bytes. The notifier writes one INFO line and two EMF blobs
+    # per alert; the reconciler one summary line and one blob per pass.
+    app_log_bytes: dict[str, int] = field(default_factory=lambda: {
+        "ingest": 740, "sqs_consumer": 740, "eventbridge": 740, "notifier": 740, "query": 600, "alert_retry": 600,
+        "chat_webhook": 600, "reconciler": 1000})
+    emf_bytes: dict[str, int] = field(default_factory=lambda: {
+        "ingest": 300, "sqs_consumer": 300, "eventbridge": 300, "notifier": 600, "query": 300, "alert_retry": 300,
+        "chat_webhook": 300, "reconciler": 450})
+    platform_log_bytes: int = 500
+    access_log_bytes: int = 250  # one API Gateway access log line (the stage's 11-field JSON format)
+    # DynamoDB: an item stays under 1 KB through a 4-event import (631 to 883 bytes measured on the
+    # tests' example import), so each write of it is 1 WRU; an index entry of a few projected attributes too.
+    item_bytes: int = 900
+    index_entry_overhead_bytes: int = 100
+    index_projected_bytes: int = 200  # an INCLUDE projection's attributes (KEYS_ONLY: none)
+    # The reconciler per pass and root account: the marker GetItem (strongly consistent, 1 RRU) and one
+    # query of the open-batches index (eventually consistent, 0.5 RRU per 4 KB); no write when nothing changed.
+    reconcile_read_units: float = 1.5
+    # Secrets: Powertools Parameters caches a secret 5 minutes, so at most this many reads an hour per reader.
+    secret_reads_per_hour: float = 12
+    # X-Ray's default sampling rule: the first request each second, then 5% of the rest (traffic assumed
+    # spread evenly over the month).
+    xray_reservoir_per_second: float = 1.0
+    xray_rate: float = 0.05
+    # SNS reuses a topic's data key up to 5 minutes per publishing principal, at 2 KMS requests each
+    # (the SNS developer guide's "Estimating AWS KMS costs").
+    sns_data_key_seconds: int = 300
+    # SQS event sources long-poll (20 s) with 5 pollers while the queue is empty.
+    sqs_idle_pollers: int = 5
+    sqs_poll_seconds: int = 20
+
+
+ASSUMPTIONS = Assumptions()
+
+# When a table attribute that keys an index changes, per the store's UpdateItem (functions/sis_imports/store.py):
+# "fixed" never, "every_event" on every event, "while_open" set at a batch's first event and removed at its end.
+KEY_LIFECYCLE = {"root_account_uuid": "fixed", "sis_batch_id": "fixed", "last_event_at": "every_event",
+                 "open_since": "while_open"}
+# Attributes every event's write changes (the store's SET list): an index projecting one is rewritten.
+CHANGED_BY_EVERY_EVENT = frozenset({"workflow_state", "event_time", "order_key", "last_event_at", "history", "version",
+                                    "expires_at", "terminal"})
+
+# The custom metrics the functions emit (functions/sis_imports/observability.py and its count() calls), each
+# a metric name x dimension set, billed for the hours it is emitted in. `rate` names what it is emitted per;
+# `role` the function that must be deployed. Rejections, late and duplicate events are left out (rare).
+CUSTOM_METRICS: tuple[tuple[str, str, str], ...] = (
+    # the reconciler's pass summary, emitted every pass even when zero
+    *((name, "reconciler", "passes") for name in ("ImportsSeen", "ImportsOpen", "StatesCorrected", "EventsMissed",
+                                                  "ImportsStuck", "CanvasRequests", "CanvasThrottled")),
+    ("EventsAccepted", "ingest", "events"),
+    ("EventsApplied", "ingest", "events"),
+    ("AlertsPublished", "notifier", "alerts"),
+    ("ImportDuration", "notifier", "alerts"),
+    ("ImportsFinished outcome=success", "notifier", "alerts_success"),
+    ("ImportsFinished outcome=warning", "notifier", "alerts_warning"),
+    ("ImportsFinished outcome=failure", "notifier", "alerts_failure"),
+)
+
+# Emitted only when something goes wrong or someone asks (refusals, late or duplicate events, failures, the
+# query route, chat): not priced. A test checks that these and CUSTOM_METRICS are every name the code emits.
+UNPRICED_METRICS = frozenset({
+    "EventsLate", "EventsDuplicate", "EventsIgnored", "EventsTooOld", "EventsRejected", "IngestFailures",
+    "AlertsFailed", "AlertsDeferred", "AlertsParked", "AlertsRepublished", "RecordsUnreadable", "BatchQueries",
+    "BatchLists", "ReconcileFailures", "ChatMessagesDelivered", "ChatMessagesFailed"})
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    role: str  # the handler module: ingest, notifier, reconciler, ...
+    memory_mb: int
+    architecture: str  # x86_64 or arm64
+    tracing: bool  # X-Ray active tracing
+    timeout_seconds: int
+    app_log_level: str  # LOG_LEVEL / ApplicationLogLevel
+    system_log_level: str  # Lambda's platform lines (INFO unless set)
+    log_retention_days: int | None
+
+
+@dataclass(frozen=True)
+class Alarm:
+    metrics: int  # alarm metrics billed: 1, or each metric of a metric-math alarm
+    high_resolution: bool = False
+    composite: bool = False
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    keys: tuple[str, ...]
+    projection: str  # ALL, KEYS_ONLY, INCLUDE
+    attributes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Deployment:
+    functions: tuple[Function, ...]
+    alarms: tuple[Alarm, ...] = ()
+    dashboards: int = 0
+    kms_keys: int = 0
+    polled_queues: int = 0  # SQS queues a Lambda event source long-polls
+    indexes: tuple[Index, ...] = ()
+    point_in_time_recovery: bool = False
+    secrets: int = 0
+    token_secret_readers: int = 0  # functions reading a shared token per request path (auth_mode=token)
+    canvas_instances: int = 0
+    root_accounts: int = 1
+    reconcile_minutes: float = 5
+    reconcile_lookback_hours: float = 48
+    retention_days: int = 90
+    access_log_retention_days: int | None = None  # None: the API logs no access lines
+    # Functions publishing to the alert topic when it is KMS-encrypted (0: not encrypted).
+    alert_topic_kms_publishers: int = 0
+    # One entry per email subscription to the alert topic: the outcomes its filter admits (None: every alert).
+    email_subscriptions: tuple[frozenset[str] | None, ...] = ()
+
+
+@dataclass(frozen=True)
+class Line:
+    group: str
+    item: str
+    usd: float
+    detail: str = ""
+
+
+def _money(x: float) -> str:
+    return f"${x:,.4f}".rstrip("0").rstrip(".") if x < 0.01 else f"${x:,.2f}"
+
+
+def index_writes_per_import(index: Index, events: int) -> int:
+    """Index writes (each ≤ 1 KB: 1 WRU) over one import's `events` in-order writes, by DynamoDB's rules:
+    a new entry is one put; a changed key is a delete and a put; a key removed is one delete; an entry
+    whose key stays is rewritten only when a projected attribute changed."""
+    kinds = set()
+    for key in index.keys:
+        if key not in KEY_LIFECYCLE:
+            raise ValueError(f"index {index.name}: no rule for when its key attribute {key!r} changes "
+                             f"(add it to KEY_LIFECYCLE in scripts/cost_model.py)")
+        kinds.add(KEY_LIFECYCLE[key])
+    projected_changes = index.projection == "ALL" or (
+        index.projection == "INCLUDE" and bool(CHANGED_BY_EVERY_EVENT & set(index.attributes)))
+    later = events - 1
+    if "every_event" in kinds:
+        return 1 + 2 * later
+    if "while_open" in kinds:  # put at the first event, rewritten while open, deleted at the end
+        return 1 + (later - 1) * int(projected_changes) + 1
+    return 1 + later * int(projected_changes)
+
+
+def sampled_traces(invocations: float, a: Assumptions) -> float:
+    reservoir = a.xray_reservoir_per_second * SECONDS_PER_MONTH
+    return min(invocations, reservoir) + a.xray_rate * max(0.0, invocations - reservoir)
+
+
+def hours_emitted(per_month: float) -> float:
+    """Fraction of the month's hours in which something happening `per_month` times (evenly, at random)
+    happens at least once: a custom metric is billed for those hours only."""
+    return 1 - math.exp(-per_month / HOURS_PER_MONTH)
+
+
+def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, float],
+                 a: Assumptions = ASSUMPTIONS) -> list[Line]:
+    """The month's bill, line by line. `emails`: email subscribers to every alert, or None for the
+    template's own email subscriptions (with their filters)."""
+    lines: list[Line] = []
+    add = lambda group, item, usd, detail="": lines.append(Line(group, item, usd, detail))  # noqa: E731
+    roles = {f.role for f in d.functions}
+    reconciler = "reconciler" in roles
+    imports = events / a.events_per_import
+    alerts = imports
+    passes = HOURS_PER_MONTH * 60 / d.reconcile_minutes if reconciler else 0.0
+    per = {"events": events, "alerts": alerts, "passes": passes,
+           **{f"alerts_{o}": alerts * share for o, share in a.outcome_mix.items()}}
+
+    # Fixed: CloudWatch, KMS, Secrets Manager, idle SQS polling.
+    standard = sum(x.metrics for x in d.alarms if not x.high_resolution and not x.composite)
+    high = sum(x.metrics for x in d.alarms if x.high_resolution and not x.composite)
+    composite = sum(1 for x in d.alarms if x.composite)
+    add("CloudWatch", "dashboards", d.dashboards * p["cloudwatch_dashboard"],
+        f"{d.dashboards} x {_money(p['cloudwatch_dashboard'])}")
+    add("CloudWatch", "alarms", standard * p["cloudwatch_alarm_metric_standard"]
+        + high * p["cloudwatch_alarm_metric_high_resolution"] + composite * p["cloudwatch_alarm_composite"],
+        f"{len(d.alarms)} alarms: {standard} standard-resolution and {high} high-resolution alarm metrics, "
+        f"{composite} composite")
+    metric_months = sum(hours_emitted(per[rate]) for _, role, rate in CUSTOM_METRICS if role in roles)
+    add("CloudWatch", "custom metrics", metric_months * p["cloudwatch_custom_metric"],
+        f"{metric_months:.1f} metric-months (name x dimensions, by hours emitted)")
+    add("KMS", "customer managed keys", d.kms_keys * p["kms_key_month"], f"{d.kms_keys} key(s)")
+    polls = d.polled_queues * a.sqs_idle_pollers * SECONDS_PER_MONTH / a.sqs_poll_seconds
+    windows = SECONDS_PER_MONTH / a.sns_data_key_seconds
+    kms_requests = d.alert_topic_kms_publishers * 2 * windows * (1 - math.exp(-alerts / windows))
+    add("KMS", "requests (alert topic data keys)", kms_requests * p["kms_request"],
+        f"{kms_requests:,.0f} requests: {d.alert_topic_kms_publishers} publisher(s), a data key per 5 minutes in use")
+    add("SQS", "event source long polls", polls * p["sqs_request"],
+        f"{d.polled_queues} queue(s) x {a.sqs_idle_pollers} pollers, {a.sqs_poll_seconds} s polls: "
+        f"{polls:,.0f} requests")
+    secret_reads = passes * d.canvas_instances
+    if reconciler:  # the notifier reads an instance's token for a failure's why
+        secret_reads += min(alerts * (1 - a.outcome_mix.get("success", 0)), a.secret_reads_per_hour * HOURS_PER_MONTH)
+    secret_reads += d.token_secret_readers * min(events, a.secret_reads_per_hour * HOURS_PER_MONTH)
+    add("Secrets Manager", "secrets", d.secrets * p["secret_month"], f"{d.secrets} secret(s)")
+    add("Secrets Manager", "API calls", secret_reads * p["secrets_api_call"], f"{secret_reads:,.0f} GetSecretValue")
+
+    # Ingress.
+    https = events * a.via_https
+    add("Ingress", "HTTP API requests", https * p["http_api_request"], f"{https:,.0f} requests")
+    add("Ingress", "EventBridge custom events", events * a.via_eventbridge * p["eventbridge_custom_event"],
+        f"{events * a.via_eventbridge:,.0f} events")
+    sqs_requests = events * a.via_sqs * (1 + 2 / 10)
+    add("Ingress", "Canvas queue requests", sqs_requests * p["sqs_request"],
+        f"{sqs_requests:,.0f} requests: Canvas's send per event, a receive and a delete per 10 messages")
+
+    # Lambda, logs and traces per function.
+    invocations = {"ingest": https, "sqs_consumer": events * a.via_sqs / 10, "eventbridge": events * a.via_eventbridge,
+                   "notifier": alerts, "reconciler": passes, "query": 0.0, "alert_retry": 0.0,
+                   "chat_webhook": alerts * (1 - a.outcome_mix.get("success", 0))}
+    requests = 0.0
+    durations: list[Line] = []
+    log_bytes: dict[int | None, float] = {}
+    traces = 0.0
+    notes = []
+    for f in d.functions:
+        if f.role not in invocations:
+            raise ValueError(f"function {f.name}: no traffic rule for handler module {f.role!r} "
+                             f"(add it in scripts/cost_model.py)")
+        n = invocations[f.role]
+        if f.role == "reconciler":
+            in_window = imports / max(d.canvas_instances, 1) * d.reconcile_lookback_hours / HOURS_PER_MONTH
+            pages = max(1, math.ceil(in_window / 100))  # 100 imports a page
+            seconds = d.canvas_instances * (a.reconcile_pass_base_seconds + (pages - 1) * a.reconcile_page_seconds)
+            if seconds > f.timeout_seconds:
+                notes.append(f"a reconcile pass would need {seconds:,.0f} s ({pages:,} listing pages): over its "
+                             f"{f.timeout_seconds} s timeout; billed at the timeout")
+                seconds = f.timeout_seconds
+        else:
+            seconds = a.duration_ms.get(f.role, 0) / 1000
+        cold = min(n, a.cold_starts_per_hour * HOURS_PER_MONTH)
+        requests += n
+        gbs = (n * seconds + cold * a.init_seconds) * f.memory_mb / 1024
+        durations.append(Line("Lambda", f"duration: {f.role}", gbs * p[f"lambda_gb_second_{f.architecture}"],
+                              f"{gbs:,.0f} GB-s at {f.memory_mb} MB {f.architecture}, {seconds:g} s a call, "
+                              f"{cold:,.0f} inits"))
+        per_call = a.emf_bytes.get(f.role, 0)
+        if _level(f.app_log_level) <= _level("INFO"):
+            per_call += a.app_log_bytes.get(f.role, 0)
+        if _level(f.system_log_level) <= _level("INFO"):
+            per_call += a.platform_log_bytes
+        log_bytes[f.log_retention_days] = log_bytes.get(f.log_retention_days, 0.0) + n * per_call
+        if f.tracing:
+            traces += sampled_traces(n, a)
+    add("Lambda", "requests", requests * p["lambda_request"], f"{requests:,.0f} invocations")
+    lines += durations
+
+    # DynamoDB (on-demand).
+    writes_per_import = a.events_per_import * math.ceil(a.item_bytes / 1024) + sum(
+        index_writes_per_import(i, a.events_per_import) for i in d.indexes)
+    wru = imports * writes_per_import
+    index_share = 1 - a.events_per_import * math.ceil(a.item_bytes / 1024) / writes_per_import
+    add("DynamoDB", "writes", wru * p["dynamodb_write_request_unit"],
+        f"{writes_per_import / a.events_per_import:.2f} WRU/event ({index_share:.0%} for {len(d.indexes)} indexes)")
+    rru = passes * d.root_accounts * a.reconcile_read_units
+    add("DynamoDB", "reads", rru * p["dynamodb_read_request_unit"], f"{rru:,.0f} RRU (reconciler)")
+    add("DynamoDB", "stream reads", alerts * p["dynamodb_stream_read_by_lambda"],
+        "by Lambda's event source: not charged")
+    entry = sum(a.index_entry_overhead_bytes + (a.item_bytes if i.projection == "ALL" else
+                a.index_projected_bytes if i.projection == "INCLUDE" else 0) for i in d.indexes)
+    stored_gb = imports * d.retention_days / (HOURS_PER_MONTH / 24) * (a.item_bytes + entry) / GB
+    add("DynamoDB", "storage", stored_gb * p["dynamodb_storage_gb_month"],
+        f"{stored_gb:,.2f} GB ({d.retention_days} days of batches)")
+    if d.point_in_time_recovery:
+        add("DynamoDB", "point-in-time recovery", stored_gb * p["dynamodb_pitr_gb_month"], f"{stored_gb:,.2f} GB")
+
+    # Alerts.
+    publishes = alerts  # one publish per alert to the alert topic
+    add("SNS", "alert publishes", publishes * p["sns_publish"], f"{publishes:,.0f} publishes")
+    if emails is None:
+        admitted = [1.0 if outcomes is None else sum(a.outcome_mix.get(o, 0) for o in outcomes)
+                    for outcomes in d.email_subscriptions]
+        label = f"{len(admitted)} subscription(s) in the template"
+    else:
+        admitted = [1.0] * emails
+        label = f"{emails} subscriber(s), unfiltered"
+    deliveries = alerts * sum(admitted)
+    add("SNS", "email deliveries", deliveries * p["sns_email"], f"{deliveries:,.0f} emails, {label}")
+
+    # Logs and traces.
+    if d.access_log_retention_days is not None:
+        days = d.access_log_retention_days
+        log_bytes[days] = log_bytes.get(days, 0.0) + https * a.access_log_bytes
+    ingested = sum(log_bytes.values()) / GB
+    stored = sum(b / GB * (days or NEVER_EXPIRES_DAYS) / (HOURS_PER_MONTH / 24) for days, b in log_bytes.items())
+    add("CloudWatch Logs", "ingestion", ingested * p["cloudwatch_logs_ingestion_gb"], f"{ingested:,.2f} GB")
+    add("CloudWatch Logs", "storage", stored * p["cloudwatch_logs_storage_gb_month"],
+        f"{stored:,.2f} GB-months (uncompressed)")
+    add("X-Ray", "traces recorded", traces * p["xray_trace_recorded"], f"{traces:,.0f} traces (1/s + 5% sampling)")
+    for note in notes:
+        add("Note", note, 0.0)
+    return lines
+
+
+_LEVELS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "WARN": 30, "WARNING": 30, "ERROR": 40, "FATAL": 50, "CRITICAL": 50}
+
+
+def _level(name: str) -> int:
+    try:
+        return _LEVELS[name.upper()]
+    except KeyError:
+        raise ValueError(f"unknown log level {name!r} (one of {', '.join(_LEVELS)})") from None
+
+
+def total(lines: list[Line]) -> float:
+    return sum(line.usd for line in lines)
