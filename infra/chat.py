@@ -33,6 +33,9 @@ MEMORY_MB = 256
 # is not posted any more (a chat message hours late helps nobody) and goes to the failure queue instead.
 RETRY_ATTEMPTS = 2
 MAX_EVENT_AGE = Duration.hours(1)
+# A webhook takes about one message a second: two at a time is plenty, and a flood of alerts cannot take
+# the account's concurrency (a throttled SNS invocation is retried by Lambda within MAX_EVENT_AGE).
+CHAT_CONCURRENCY = 2
 KINDS = {"slack": "Slack", "teams": "Teams"}
 
 
@@ -79,6 +82,7 @@ class Chat(Construct):
                 environment={"CHAT_KIND": kind, "CHAT_WEBHOOK_SECRET_ARN": secret.secret_arn},
                 timeout=TIMEOUT,
                 memory_size=MEMORY_MB,
+                reserved_concurrency=CHAT_CONCURRENCY,
             )
             secret.grant_read(function)
             function.configure_async_invoke(
