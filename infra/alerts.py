@@ -31,8 +31,9 @@ def managed_key_topic(scope: Construct, construct_id: str, *, display_name: str)
 
 RETRY_EVERY = Duration.minutes(5)
 RETRY_RECEIVES = 288  # every 5 minutes for 24 hours
-# AlertRetry's reservation, and its SQS source's cap at the same figure: the poller never starts more
-# invocations than are reserved, so none is throttled (a throttled receive would count towards the 288).
+# AlertRetry's reservation (none when the notifier has none: notifier_concurrency=0 is how an account
+# with the default quota of 10 deploys), and its SQS source's cap at the same figure: the poller never
+# starts more invocations than are reserved, so none is throttled (a throttled receive counts towards 288).
 RETRY_CONCURRENCY = 2
 
 
@@ -83,7 +84,7 @@ class Alerts(Construct):
             description="Alerts SNS refused -> published again (every 5 minutes, for a day)",
             environment={"TOPIC_ARN": self.topic.topic_arn},
             timeout=Duration.seconds(30),
-            reserved_concurrency=RETRY_CONCURRENCY,
+            reserved_concurrency=RETRY_CONCURRENCY if reserved_concurrency else 0,
         )
         self.topic.grant_publish(self.retry)
         self.retry.add_event_source(sources.SqsEventSource(self.retries, batch_size=10, max_concurrency=RETRY_CONCURRENCY,

@@ -719,7 +719,7 @@ def test_the_reconciler_reads_and_writes_batch_items_queries_the_index_and_reads
         assert name == "Notifier" or not [k for k in secrets if k in text], name
 
 
-def test_every_function_has_a_reserved_concurrency_the_alert_retry_source_within_it(template, variant):
+def test_every_function_has_a_reserved_concurrency_the_alert_retry_source_within_it(template, variant, tmp_path):
     """The README promises a reservation on every function: none may run unbounded on the account's quota."""
     for synth in (template, variant):
         unreserved = [f["Properties"]["Handler"] for f in resources(synth, "AWS::Lambda::Function").values()
@@ -732,3 +732,10 @@ def test_every_function_has_a_reserved_concurrency_the_alert_retry_source_within
     (retry,) = [m for m in template.find_resources("AWS::Lambda::EventSourceMapping").values()
                 if ref_name(m["Properties"]["FunctionName"]).startswith("FunctionsAlertRetry")]
     assert retry["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 2}  # never more than reserved
+    # notifier_concurrency=0 (an account whose quota is still 10 reserves nothing) lifts theirs too.
+    from tests.infra.conftest import DEFAULT, synthesize
+
+    unreserved = synthesize({**DEFAULT, "notifier_concurrency": "0", "chat": "chatbot",
+                             "slack_webhook_secret": "canvas-sis-slack-webhook"}, tmp_path).template
+    for handler in ("handlers.notifier.handler", "handlers.alert_retry.handler", "handlers.chat_webhook.handler"):
+        assert "ReservedConcurrentExecutions" not in function(unreserved, handler), handler
