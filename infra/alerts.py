@@ -87,7 +87,8 @@ class Alerts(Construct):
             reserved_concurrency=RETRY_CONCURRENCY if reserved_concurrency else 0,
         )
         self.topic.grant_publish(self.retry)
-        self.retry.add_event_source(sources.SqsEventSource(self.retries, batch_size=10, max_concurrency=RETRY_CONCURRENCY,
+        self.retry.add_event_source(sources.SqsEventSource(self.retries, batch_size=10,
+                                                            max_concurrency=RETRY_CONCURRENCY,
                                                             report_batch_item_failures=True))
         self.notifier.add_event_source(
             sources.DynamoEventSource(

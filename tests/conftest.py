@@ -199,7 +199,8 @@ class SuiteProgress:
             self.done[suite] += 1
             if self.done[suite] == self.total[suite]:
                 said = ", ".join(f"{n} {what}" for what, n in sorted(outcomes.items()))
-                self._config.get_terminal_writer().line(f"\n{suite}: {said} ({self._time() - self._start:.0f} s since the start)")
+                took = self._time() - self._start
+                self._config.get_terminal_writer().line(f"\n{suite}: {said} ({took:.0f} s since the start)")
 
 
 def pytest_configure(config):

@@ -270,12 +270,14 @@ def test_a_stuck_import_is_listed_as_stuck_and_filtered_by_outcome_stuck(run, se
 
 def test_json_is_alone_on_stdout_through_make_and_a_closed_pipe_is_no_traceback(run, sent):
     env = {**run.env, "MAKEFLAGS": ""}
+    # The Python running this test, and no install step: a test never reinstalls the venv it runs in.
+    overrides = f"PY={sys.executable} STAMP="
     for target in ("status", "reconcile"):
-        alone = subprocess.run(["make", "--no-print-directory", target, "ARGS=--json"], cwd=ROOT, env=env,
-                               capture_output=True, text=True, timeout=300)
+        alone = subprocess.run(["make", "--no-print-directory", target, "ARGS=--json", *overrides.split()], cwd=ROOT,
+                               env=env, capture_output=True, text=True, timeout=300)
         assert alone.returncode == 0 and json.loads(alone.stdout), (target, alone.stdout, alone.stderr)
-        made = subprocess.run(f"make --no-print-directory {target} ARGS=--json | {sys.executable} -m json.tool",
-                              shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        pipeline = f"make --no-print-directory {target} ARGS=--json {overrides} | {sys.executable} -m json.tool"
+        made = subprocess.run(pipeline, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert made.returncode == 0, (target, made.stdout, made.stderr)
         answer = json.loads(made.stdout)
         assert ("batches" in answer) if target == "status" else ("instances" in answer), answer
