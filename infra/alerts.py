@@ -40,6 +40,10 @@ RETRY_EVERY = Duration.minutes(5)
 NOTIFIER_TIMEOUT = Duration.seconds(90)  # two alerts of a record at their worst (69 s), and room
 ALERT_RETRY_TIMEOUT = Duration.seconds(30)
 RETRY_RECEIVES = 288  # every 5 minutes for 24 hours
+# AlertRetry's reservation (none when the notifier has none: notifier_concurrency=0 is how an account
+# with the default quota of 10 deploys), and its SQS source's cap at the same figure: the poller never
+# starts more invocations than are reserved, so none is throttled (a throttled receive counts towards 288).
+RETRY_CONCURRENCY = 2
 
 
 class Alerts(Construct):
@@ -92,9 +96,11 @@ class Alerts(Construct):
             description="Alerts SNS refused -> published again (every 5 minutes, for a day)",
             environment={"TOPIC_ARN": self.topic.topic_arn},
             timeout=ALERT_RETRY_TIMEOUT,
+            reserved_concurrency=RETRY_CONCURRENCY if reserved_concurrency else 0,
         )
         self.topic.grant_publish(self.retry)
         self.retry.add_event_source(sources.SqsEventSource(self.retries, batch_size=10,
+                                                            max_concurrency=RETRY_CONCURRENCY,
                                                             report_batch_item_failures=True))
         self.notifier.add_event_source(
             sources.DynamoEventSource(

@@ -33,6 +33,10 @@ MEMORY_MB = 256
 # is not posted any more (a chat message hours late helps nobody) and goes to the failure queue instead.
 RETRY_ATTEMPTS = 2
 MAX_EVENT_AGE = Duration.hours(1)
+# A webhook takes about one message a second: two at a time is plenty, and a flood of alerts cannot take
+# the account's concurrency (a throttled SNS invocation is retried by Lambda within MAX_EVENT_AGE).
+# None when the notifier has none (notifier_concurrency=0: an account with the default quota of 10).
+CHAT_CONCURRENCY = 2
 KINDS = {"slack": "Slack", "teams": "Teams"}
 
 
@@ -79,6 +83,7 @@ class Chat(Construct):
                 environment={"CHAT_KIND": kind, "CHAT_WEBHOOK_SECRET_ARN": secret.secret_arn},
                 timeout=TIMEOUT,
                 memory_size=MEMORY_MB,
+                reserved_concurrency=CHAT_CONCURRENCY if config.notifier_concurrency else 0,
             )
             secret.grant_read(function)
             function.configure_async_invoke(

@@ -357,4 +357,7 @@ def concurrency_key(function_name: str) -> str:
     """The context setting that reserves a function's concurrency (README's configuration reference)."""
     return {"Ingest": "ingest_concurrency", "Query": "query_concurrency", "Notifier": "notifier_concurrency",
             "SqsConsumer": "sqs_concurrency", "EventBridgeConsumer": "eventbridge_concurrency",
-            "Reconciler": "reconciler_concurrency"}.get(function_name, "no reservation: the account's quota")
+            "Reconciler": "reconciler_concurrency", "AlertRetry": "2, or none with notifier_concurrency=0",
+            "ChatSlack": "2, or none with notifier_concurrency=0",
+            "ChatTeams": "2, or none with notifier_concurrency=0"}.get(function_name,
+                                                                                    "no reservation: the account's quota")

@@ -76,6 +76,7 @@ class CanvasSisImportsStack(Stack):
         )
         grant_items(query, table, "dynamodb:GetItem")
         grant_index_query(query, table, shape.ACTIVITY_INDEX)
+        grant_index_query(query, table, shape.OPEN_INDEX)  # which listed batches are stuck; outcome=stuck
 
         api = IngestApi(self, "Ingress", config=config, ingest=ingest, query=query)
         alerts = Alerts(self, "Alerts", functions=functions, table=table, notify_emails=config.notify_emails,

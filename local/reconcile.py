@@ -6,13 +6,17 @@ AWS a schedule invokes the function). This module is both sides: `LocalReconcile
 the command, which finds the run the way `make send` does (its state file) and prints the summary:
 per Canvas instance, imports seen, states corrected, imports never heard of (missed), stuck, Canvas
 requests and throttled answers, and each change. `--json` prints the summary as the function
-returned it. Exits 1 when a pass failed for an instance.
+returned it, alone on stdout (so that it pipes into jq or `python3 -m json.tool`). Exits 1 when a pass
+failed for an instance.
+
+The run also records its last pass (when, ok or not, why) in its state folder, for `make status`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import urllib.error
@@ -33,6 +37,37 @@ def scheduled_event() -> dict[str, Any]:
             "account": "123456789012", "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": "us-east-1", "resources": ["arn:aws:events:us-east-1:123456789012:rule/reconcile-local"],
             "detail": {}}
+
+
+def last_pass_file() -> Any:
+    return settings.state_dir() / "reconcile-last.json"
+
+
+def record_last_pass(summary: dict[str, Any] | None, error: str | None = None) -> None:
+    """The pass's verdict for `make status`: when, whether every instance was read, the reasons (no token:
+    the reconciler's errors never hold one). Tagged with this run's pid, so that a stale file is ignored."""
+    instances = (summary or {}).get("instances") or []
+    failures = [f"{i.get('url')}: {i.get('error')}" for i in instances if not i.get("ok")]
+    if error:
+        failures.append(error)
+    record = {"pid": os.getpid(), "at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "ok": not failures, "why": "; ".join(failures) or None}
+    path = last_pass_file()
+    try:
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(record))
+        temporary.replace(path)  # whole or not at all, for a reader at the same moment
+    except OSError:
+        pass  # the state folder gone (the run stopping): nothing to tell
+
+
+def read_last_pass(pid: Any) -> dict[str, Any] | None:
+    """The last pass recorded by the run whose pid this is; None when it has recorded none."""
+    try:
+        record = json.loads(last_pass_file().read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("pid") == pid else None
 
 
 def _state(value: Any) -> str:
@@ -88,8 +123,10 @@ class LocalReconciler(threading.Thread):
         except Exception as exc:  # in AWS: a failed invocation, retried by the next schedule
             if not self.stop_event.is_set():  # on shutdown moto goes away under it: not worth a word
                 print(f"[reconcile] ({why}) the function raised {type(exc).__name__}: {exc}", flush=True)
+                record_last_pass(None, f"the function raised {type(exc).__name__}: {exc}")
             raise
         self.last = summary
+        record_last_pass(summary)
         if not quiet or eventful(summary):
             print(f"[reconcile] ({why})\n" + describe(summary), flush=True)
         return summary
@@ -148,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as exc:
         print(f"make reconcile: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(summary, indent=2) if args.json else describe(summary), flush=True)
+    try:
+        print(json.dumps(summary, indent=2) if args.json else describe(summary), flush=True)
+    except BrokenPipeError:  # `make reconcile | head`: the reader has gone; no traceback for that
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0 if all(i.get("ok") for i in summary.get("instances") or []) else 1
 
 

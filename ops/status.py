@@ -2,24 +2,29 @@
 
 Local (the default): the running `make run`, found by its state file as `make send` finds it. The
 batches come from its list route (GET /batches/{root_account_uuid}, as deployed), for every root
-account its table holds; the health is its dead-letter queues' depths (moto). CloudWatch alarms exist
-only in a deployed stack.
+account its table holds; the health is its dead-letter queues' depths (moto) and the reconciler's last
+pass (the run records each one). CloudWatch alarms exist only in a deployed stack.
 
 --stack NAME: a deployed stack, with your AWS credentials (and region): the batches from its list
 route (QueryUrl without /{sis_batch_id}), signed with SigV4 as the route's IAM authorizer requires,
-for each root account of its RootAccountUuids output; the depths of its dead-letter queues; and its
-alarms in ALARM (each names its entry in docs/runbook.md).
+for each root account of its RootAccountUuids output; the depths of its dead-letter queues; its
+alarms in ALARM (each names its entry in docs/runbook.md); and the reconciler's last pass, from its
+log group (the "reconcile pass" line it writes per Canvas instance).
 
-Filters go to the route as they are: --state, --outcome, --since (a date or time, or 30m / 24h / 7d
-back from now), --limit (per root account; at most 200), --next (the cursor a page printed; one root
-account). Exit: 0 healthy, 3 unhealthy (dead letters waiting or an alarm in ALARM), 1 when the status
-cannot be had (no local run, no credentials, the route refused), 2 for a usage error.
+Filters go to the route: --state, --outcome (success, warning, failure, or stuck: open imports the
+reconciler found stuck), --since (a date or time, or 30m / 24h / 7d back from now), --limit (at most
+this many rows in all, 1 to 200; default 50), --next (the cursor a page printed; one root account).
+When more batches match than are shown, it says so and how to see them.
+Exit: 0 healthy, 3 unhealthy (dead letters waiting, an alarm in ALARM, the reconciler's last pass
+failed), 1 when the status cannot be had (no local run, no credentials, the route failed), 2 for a
+usage error (a bad option or value).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import urllib.error
@@ -31,8 +36,17 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-HEALTHY, FAILED, UNHEALTHY = 0, 1, 3
+HEALTHY, FAILED, USAGE, UNHEALTHY = 0, 1, 2, 3
 RELATIVE = re.compile(r"(\d{1,6})([mhd])")
+# What the list route takes for since= (handlers/query.py): checked here too, so that a typo is a usage error.
+SINCE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2}))?")
+STATES = ("initializing", "created", "importing", "cleanup_batch", "imported", "imported_with_messages", "failed",
+          "failed_with_messages", "aborted", "restoring", "partially_restored", "restored")
+OUTCOMES = ("success", "warning", "failure", "stuck")
+DEFAULT_LIMIT, MAX_LIMIT = 50, 200
+# On AWS, how far back the reconciler's log is read for its last pass: reconcile_minutes is at most 60.
+RECONCILE_LOOKBACK_HOURS = 3
+RECONCILE_LOG = "FunctionsReconcilerLogs"  # its log group's logical id starts so (infra/functions.py)
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 # Dead-letter queues among a stack's outputs (CanvasQueueDlqArn, EventBridgeDlqArn, NotifierFailureQueueArn, ...).
 DEAD_LETTER_OUTPUT = re.compile(r".*(Dlq|FailureQueue)Arn")
@@ -43,17 +57,39 @@ LOCAL_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class StatusError(Exception):
-    """The status cannot be had: said in one line, exit 1."""
+    """The status cannot be had: said in one line, exit 1 (USAGE when it is the caller's input)."""
+
+    def __init__(self, message: str, code: int = FAILED):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class LastPass:
+    """The reconciler's last pass: when, whether every Canvas instance was read, and why not."""
+
+    at: str | None  # ISO-8601 UTC; None: no pass found
+    ok: bool
+    why: str | None = None  # the failures, one per instance; or why no pass was found
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": self.at, "ok": self.ok, "why": self.why}
 
 
 @dataclass
 class Health:
     dead_letters: dict[str, int] = field(default_factory=dict)  # queue name -> messages waiting
     alarms: list[tuple[str, str]] | None = None  # (name, description) in ALARM; None: no alarms here (local)
+    reconciler: LastPass | None = None  # None: no reconciler (a stack without canvas_instances)
 
     @property
     def healthy(self) -> bool:
-        return not any(self.dead_letters.values()) and not self.alarms
+        return (not any(self.dead_letters.values()) and not self.alarms
+                and (self.reconciler is None or self.reconciler.ok))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"healthy": self.healthy, "dead_letters": self.dead_letters, "alarms": self.alarms,
+                "reconciler": self.reconciler.to_json() if self.reconciler else None}
 
 
 def since_value(text: str, now: datetime | None = None) -> str:
@@ -66,10 +102,23 @@ def since_value(text: str, now: datetime | None = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def since_argument(text: str) -> str:
+    """argparse type of --since: a usage error (exit 2) names what it takes."""
+    value = since_value(text)
+    if not SINCE.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: a date (2026-11-28), a time with its zone "
+                                         "(2026-11-28T09:00:00Z), or 30m / 24h / 7d back from now")
+    return value
+
+
+def limit_argument(text: str) -> int:
+    if not re.fullmatch(r"\d{1,4}", text.strip()) or not 1 <= int(text) <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number from 1 to {MAX_LIMIT}")
+    return int(text)
+
+
 def list_query(args: argparse.Namespace) -> dict[str, str]:
-    query = {"state": args.state, "outcome": args.outcome, "limit": args.limit, "next": args.next}
-    if args.since:
-        query["since"] = since_value(args.since)
+    query = {"state": args.state, "outcome": args.outcome, "since": args.since, "limit": args.limit, "next": args.next}
     return {k: str(v) for k, v in query.items() if v is not None}
 
 
@@ -82,8 +131,9 @@ def read_json(opener: urllib.request.OpenerDirector, request: urllib.request.Req
             body = json.loads(exc.read())
         except ValueError:
             body = {}
-        if exc.code == 400 and body.get("field"):
-            raise StatusError(f"the list route refused {body['field']}: {body.get('reason') or body.get('error')}") from None
+        if exc.code == 400 and body.get("field"):  # what was asked for is wrong: a usage error
+            raise StatusError(f"the list route refused {body['field']}: {body.get('reason') or body.get('error')}",
+                              USAGE) from None
         if exc.code == 403:
             raise StatusError("the list route answered 403: these credentials may not call it "
                               "(execute-api:Invoke on GET /batches/*)") from None
@@ -94,10 +144,13 @@ def read_json(opener: urllib.request.OpenerDirector, request: urllib.request.Req
 
 # Local: the running `make run`.
 
-def local_status(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | None, Health]:
+def local_status(args: argparse.Namespace) -> tuple[Page, Health]:
     from local import settings
 
-    state = settings.read_state()  # SystemExit with the reason when no run is going
+    state = settings.live_state()
+    if state is None:
+        raise StatusError(f"no local run found ({settings.state_file()} is missing or its process has stopped): "
+                          "start one with `make run`")
     settings.loopback_only()
     import boto3
 
@@ -108,15 +161,25 @@ def local_status(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | 
     try:
         accounts = args.root_account or local_root_accounts(client("dynamodb"))
         base = f"http://127.0.0.1:{state['port']}/batches/"
-        batches, cursor = fetch_all(accounts, list_query(args), lambda url: read_json(
+        page = fetch_all(accounts, list_query(args), lambda url: read_json(
             LOCAL_OPENER, urllib.request.Request(url, headers={"accept": "application/json"})), base)
-        health = Health(dead_letters=local_dead_letters(client("sqs")))
+        health = Health(dead_letters=local_dead_letters(client("sqs")), reconciler=local_last_pass(state))
     except StatusError:
         raise
     except Exception as exc:  # moto gone away mid-way: one line
         raise StatusError(f"the local run did not answer ({type(exc).__name__}: {exc}); is `make run` still going?") \
             from None
-    return batches, cursor, health
+    return page, health
+
+
+def local_last_pass(state: dict[str, Any]) -> LastPass:
+    """What the run recorded of its reconciler's last pass (local.reconcile.LocalReconciler), if this run's."""
+    from local.reconcile import read_last_pass
+
+    last = read_last_pass(state.get("pid"))
+    if last is None:
+        return LastPass(None, True, "the run's first pass has not finished")
+    return LastPass(last["at"], last["ok"], last.get("why"))
 
 
 def local_root_accounts(dynamodb: Any) -> list[str]:
@@ -150,7 +213,7 @@ def local_dead_letters(sqs: Any) -> dict[str, int]:
 
 # Deployed: a stack, with the caller's AWS credentials.
 
-def stack_status(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | None, Health]:
+def stack_status(args: argparse.Namespace) -> tuple[Page, Health]:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
@@ -173,9 +236,11 @@ def stack_status(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | 
         if not accounts:
             raise StatusError(f"{args.stack} lets in any root account: name one with --root-account <uuid>")
         signer = Signer(credentials.get_frozen_credentials(), region_of(base, session.region_name))
-        batches, cursor = fetch_all(accounts, list_query(args), signer.get, base)
+        page = fetch_all(accounts, list_query(args), signer.get, base)
+        resources = stack_resources(cloudformation, args.stack)
         health = Health(dead_letters=stack_dead_letters(session.client("sqs"), outputs),
-                        alarms=stack_alarms(cloudformation, session.client("cloudwatch"), args.stack))
+                        alarms=stack_alarms(resources, session.client("cloudwatch"), args.stack),
+                        reconciler=stack_last_pass(resources, session.client("logs")))
     except NoRegionError:
         raise StatusError("no AWS region: set AWS_REGION (the stack's region) or a profile's region") from None
     except NoCredentialsError:
@@ -185,7 +250,7 @@ def stack_status(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | 
         raise StatusError(f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message')}") from None
     except BotoCoreError as exc:
         raise StatusError(f"AWS could not be asked: {exc}") from None
-    return batches, cursor, health
+    return page, health
 
 
 def region_of(url: str, fallback: str | None) -> str:
@@ -229,13 +294,50 @@ def stack_dead_letters(sqs: Any, outputs: dict[str, str]) -> dict[str, int]:
     return depths
 
 
-def stack_alarms(cloudformation: Any, cloudwatch: Any, stack: str) -> list[tuple[str, str]]:
+def stack_resources(cloudformation: Any, stack: str) -> list[dict[str, Any]]:
+    found = []
+    for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack):
+        found += page["StackResourceSummaries"]
+    return found
+
+
+def stack_last_pass(resources: list[dict[str, Any]], logs: Any, now: datetime | None = None) -> LastPass | None:
+    """The reconciler's last pass from its log group: the newest "reconcile pass" line of each Canvas
+    instance (the handler writes one per instance and pass, with `ok` and `error`). None: no reconciler."""
+    groups = [r.get("PhysicalResourceId") for r in resources
+              if r["ResourceType"] == "AWS::Logs::LogGroup" and r["LogicalResourceId"].startswith(RECONCILE_LOG)]
+    if not groups or not groups[0]:
+        return None
+    now = now or datetime.now(timezone.utc)
+    start = int((now - timedelta(hours=RECONCILE_LOOKBACK_HOURS)).timestamp() * 1000)
+    newest: dict[str, tuple[int, dict[str, Any]]] = {}  # instance url -> (time, line)
+    pages = logs.get_paginator("filter_log_events").paginate(logGroupName=groups[0], startTime=start,
+                                                             filterPattern='"reconcile pass"')
+    for page in pages:
+        for event in page.get("events", []):
+            try:
+                line = json.loads(event["message"])
+            except (ValueError, TypeError):
+                continue
+            if not isinstance(line, dict) or line.get("message") != "reconcile pass":
+                continue
+            url = str(line.get("url"))
+            if url not in newest or event["timestamp"] >= newest[url][0]:
+                newest[url] = (event["timestamp"], line)
+    if not newest:
+        return LastPass(None, False, f"no pass logged in the last {RECONCILE_LOOKBACK_HOURS} hours "
+                                     "(its schedule off? the function failing before it logs?)")
+    when = max(t for t, _ in newest.values())
+    failed = [f"{url}: {line.get('error')}" for url, (_, line) in sorted(newest.items()) if not line.get("ok")]
+    return LastPass(datetime.fromtimestamp(when / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), not failed,
+                    "; ".join(failed) or None)
+
+
+def stack_alarms(resources: list[dict[str, Any]], cloudwatch: Any, stack: str) -> list[tuple[str, str]]:
     """The stack's alarms that are in ALARM: those its resources list (exactly its own, whatever another
     stack's name); when it lists none, those named as its alarms are, `<stack>-<what>`."""
-    names = []
-    for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack):
-        names += [r["PhysicalResourceId"] for r in page["StackResourceSummaries"]
-                  if r["ResourceType"] == "AWS::CloudWatch::Alarm" and r.get("PhysicalResourceId")]
+    names = [r["PhysicalResourceId"] for r in resources
+             if r["ResourceType"] == "AWS::CloudWatch::Alarm" and r.get("PhysicalResourceId")]
     pages = ([{"AlarmNames": names[start:start + 100]} for start in range(0, len(names), 100)] if names
              else [{"AlarmNamePrefix": f"{stack}-"}])
     firing = []
@@ -248,19 +350,28 @@ def stack_alarms(cloudformation: Any, cloudwatch: Any, stack: str) -> list[tuple
 
 # Both.
 
-def fetch_all(accounts: list[str], query: dict[str, str], get: Any, base: str) -> tuple[list[dict[str, Any]], str | None]:
-    """One page per root account, merged newest first; the cursor only when one account was asked."""
+def fetch_all(accounts: list[str], query: dict[str, str], get: Any, base: str) -> Page:
+    """The newest `limit` batches of all the root accounts (each asked for that many: enough for the
+    merge), newest first; the cursor only when one account was asked."""
     if query.get("next") and len(accounts) != 1:
-        raise StatusError("--next goes with one root account: add --root-account <uuid>")
-    batches, cursor = [], None
+        raise StatusError("--next goes with one root account: add --root-account <uuid>", USAGE)
+    batches, cursors = [], []
     suffix = ("?" + urllib.parse.urlencode(query)) if query else ""
     for account in accounts:
         page = get(base + urllib.parse.quote(account, safe="") + suffix)
         batches += page.get("batches", [])
-        cursor = page.get("next")
+        cursors.append(page.get("next"))
     batches.sort(key=lambda b: b.get("last_event_at") or "", reverse=True)
-    limit = int(query.get("limit", 50))
-    return batches[:limit], cursor if len(accounts) == 1 else None
+    limit = int(query.get("limit", DEFAULT_LIMIT))
+    more = len(batches) > limit or any(cursors)
+    return Page(batches[:limit], cursors[0] if len(accounts) == 1 else None, more)
+
+
+@dataclass
+class Page:
+    batches: list[dict[str, Any]]
+    cursor: str | None  # --next for the page after (one root account asked)
+    more: bool  # more batches match than these
 
 
 COLUMNS = (("last activity", "last_event_at"), ("root account", "root_account_uuid"), ("batch", "sis_batch_id"),
@@ -268,57 +379,92 @@ COLUMNS = (("last activity", "last_event_at"), ("root account", "root_account_uu
            ("host", "hostname"))
 
 
+def cell(batch: dict[str, Any], key: str) -> str:
+    if key == "outcome" and batch.get("stuck"):
+        return "stuck"  # an open import the reconciler found stuck in its state: no end's outcome yet
+    return str(batch.get(key) or "-")
+
+
 def table(batches: list[dict[str, Any]]) -> str:
-    rows = [[str(b.get(key) or "-") for _, key in COLUMNS] for b in batches]
+    rows = [[cell(b, key) for _, key in COLUMNS] for b in batches]
     widths = [max([len(title), *(len(row[i]) for row in rows)]) for i, (title, _) in enumerate(COLUMNS)]
     lines = ["  ".join(title.ljust(w) for (title, _), w in zip(COLUMNS, widths)).rstrip()]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     return "\n".join(lines)
 
 
+def describe_pass(last: LastPass | None) -> str:
+    if last is None:
+        return "reconciler: none in this stack (no canvas_instances)"
+    if last.at is None:
+        return f"reconciler: {'no pass yet' if last.ok else 'FAILING'}: {last.why}"
+    if last.ok:
+        return f"reconciler: last pass {last.at}: ok"
+    return f"reconciler: last pass {last.at}: FAILED: {last.why}"
+
+
 def describe_health(health: Health, where: str) -> str:
     queues = ", ".join(f"{name} {depth}" for name, depth in health.dead_letters.items()) or "none found"
     if health.healthy:
         alarms = "none in ALARM" if health.alarms is not None else "none locally (CloudWatch alarms are deployed only)"
-        return f"pipeline: healthy ({where}; dead letters: {queues}; alarms: {alarms})"
+        return (f"pipeline: healthy ({where}; dead letters: {queues}; alarms: {alarms})\n"
+                + describe_pass(health.reconciler))
     lines = [f"pipeline: UNHEALTHY ({where})"]
     for name, depth in health.dead_letters.items():
         if depth:
             lines.append(f"  dead letters: {name} holds {depth} message(s): docs/runbook.md, then make redrive")
     for name, description in health.alarms or []:
         lines.append(f"  alarm in ALARM: {name}: {description}")
+    lines.append("  " + describe_pass(health.reconciler)
+                 + ("" if health.reconciler is None or health.reconciler.ok
+                    else ': docs/runbook.md, "Reconcile passes failing"'))
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="make status", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stack", help="a deployed stack (CanvasSisImports-prod); default: the local run")
     parser.add_argument("--root-account", action="append", metavar="UUID",
                         help="list this root account's batches (repeatable); default: all of them")
-    parser.add_argument("--state", help="only batches in this workflow_state (failed, importing, ...)")
-    parser.add_argument("--outcome", help="only batches that ended so: success, warning, failure")
-    parser.add_argument("--since", help="last activity at or after: 2026-11-28, 2026-11-28T09:00:00Z, or 24h / 7d / 30m")
-    parser.add_argument("--limit", type=int, help="at most this many batches (per root account; the route's default 50)")
+    parser.add_argument("--state", choices=STATES, metavar="STATE",
+                        help="only batches in this workflow_state: " + ", ".join(STATES))
+    parser.add_argument("--outcome", choices=OUTCOMES, metavar="OUTCOME",
+                        help="only batches that ended so, or are stuck: " + ", ".join(OUTCOMES))
+    parser.add_argument("--since", type=since_argument,
+                        help="last activity at or after: 2026-11-28, 2026-11-28T09:00:00Z, or 24h / 7d / 30m")
+    parser.add_argument("--limit", type=limit_argument,
+                        help=f"at most this many batches in all, newest first (1-{MAX_LIMIT}; default {DEFAULT_LIMIT})")
     parser.add_argument("--next", help="the cursor a previous page printed (with one root account)")
-    parser.add_argument("--json", action="store_true", help="print {batches, next, health} as JSON")
-    args = parser.parse_args(argv)
+    parser.add_argument("--json", action="store_true", help="print {batches, next, more, health} as JSON, alone")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)  # a usage error exits 2, naming the option and what it takes
     try:
-        batches, cursor, health = stack_status(args) if args.stack else local_status(args)
+        page, health = stack_status(args) if args.stack else local_status(args)
     except StatusError as exc:
         print(f"make status: {exc}", file=sys.stderr)
-        return FAILED
-    if args.json:
-        print(json.dumps({"batches": batches, "next": cursor, "health": {
-            "healthy": health.healthy, "dead_letters": health.dead_letters, "alarms": health.alarms}}, indent=2))
-    else:
-        print(table(batches) if batches else "no batches" + (" match" if list_query(args) else " yet"))
-        if cursor:
-            given = list(argv if argv is not None else sys.argv[1:])
-            if "--next" in given:
-                del given[given.index("--next"):given.index("--next") + 2]
-            print(f"more: make status ARGS=\"{' '.join([*given, '--next', cursor])}\"")
-        print(describe_health(health, args.stack or "local run"))
+        return exc.code
+    try:
+        if args.json:
+            print(json.dumps({"batches": page.batches, "next": page.cursor, "more": page.more,
+                              "health": health.to_json()}, indent=2))
+        else:
+            print(table(page.batches) if page.batches else "no batches" + (" match" if list_query(args) else " yet"))
+            if page.cursor:
+                given = list(argv if argv is not None else sys.argv[1:])
+                if "--next" in given:
+                    del given[given.index("--next"):given.index("--next") + 2]
+                print(f"more: make status ARGS=\"{' '.join([*given, '--next', page.cursor])}\"")
+            elif page.more:
+                print(f"more batches match than these {len(page.batches)}: raise --limit (up to {MAX_LIMIT}), "
+                      "or page through one root account with --root-account <uuid>")
+            print(describe_health(health, args.stack or "local run"))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `make status | head`: the reader has gone; no traceback for that
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return HEALTHY if health.healthy else UNHEALTHY
 
 

@@ -144,3 +144,65 @@ def server():
     yield httpd
     httpd.clear()
     httpd.stop()
+
+
+# `make test` (issue 16): pytest-xdist workers. The infrastructure tests share one worker, so each stack
+# variant is synthesized once (conftest's session fixtures); each end-to-end module keeps its local run on
+# one worker. `--dist loadgroup` (pyproject) reads these groups; without xdist they change nothing.
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        suite = item.nodeid.split("/")[1] if item.nodeid.startswith("tests/") else ""
+        if suite == "infra":
+            item.add_marker(pytest.mark.xdist_group("infra"))
+        elif suite == "e2e":
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+class SuiteProgress:
+    """Says each suite's outcome as soon as its last test has run (a line amid pytest's dots)."""
+
+    def __init__(self, config):
+        import time
+        from collections import Counter
+
+        self._time = time.monotonic
+        self._start = time.monotonic()
+        self._config = config
+        self.total: Counter = Counter()
+        self.done: Counter = Counter()
+        self.outcomes: dict[str, Counter] = {}
+
+    @staticmethod
+    def suite(nodeid: str) -> str:
+        return "/".join(nodeid.split("/")[:2]) if nodeid.startswith("tests/") else nodeid.split("::")[0]
+
+    def count(self, nodeids):
+        if not self.total:
+            self.total.update(self.suite(n) for n in nodeids)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        self.count(ids)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session):
+        self.count(item.nodeid for item in session.items)
+
+    def pytest_runtest_logreport(self, report):
+        from collections import Counter
+
+        suite = self.suite(report.nodeid)
+        outcomes = self.outcomes.setdefault(suite, Counter())
+        if report.failed or (report.when == "call") or (report.when == "setup" and report.skipped):
+            outcomes["failed" if report.failed else report.outcome] += 1
+        if report.when == "teardown":
+            self.done[suite] += 1
+            if self.done[suite] == self.total[suite]:
+                said = ", ".join(f"{n} {what}" for what, n in sorted(outcomes.items()))
+                took = self._time() - self._start
+                self._config.get_terminal_writer().line(f"\n{suite}: {said} ({took:.0f} s since the start)")
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist), not a worker
+        config.pluginmanager.register(SuiteProgress(config), "suite-progress")

@@ -1,7 +1,8 @@
 """GET /batches/{root_account_uuid}/{sis_batch_id}: the current state of one SIS import.
 GET /batches/{root_account_uuid}: the root account's recent imports, newest activity first.
 
-The list takes `state=`, `outcome=`, `since=` (last activity at or after: `2026-11-28`,
+The list takes `state=`, `outcome=` (an end's outcome, or `stuck`: open imports the reconciler found
+stuck in their current state), `since=` (last activity at or after: `2026-11-28`,
 `2026-11-28T09:00:00Z`, or with an offset), `limit=` (1 to 200, 50 by default) and `next=` (the
 cursor a previous page answered). It answers `{"batches": [<batch view without history>, ...],
 "next": <cursor or null>}`; an unknown or bad parameter is 400 naming it.
@@ -15,6 +16,7 @@ import json
 import re
 import os
 from datetime import date, datetime, timedelta, timezone
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
@@ -36,6 +38,8 @@ LIST_PARAMETERS = ("state", "outcome", "since", "limit", "next")
 EVENT_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 SINCE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2}))?")
 CURSOR = re.compile(r"[A-Za-z0-9_-]{1,2048}")
+# Not an end's outcome: an open import the reconciler marked stuck in the state it is still in.
+STUCK = "stuck"
 
 
 class BadParameter(Exception):
@@ -55,10 +59,16 @@ def batch_view(batch: Batch) -> dict[str, Any]:
         "workflow_state": batch.workflow_state.value,
         "terminal": batch.terminal,
         "outcome": batch.outcome,
+        "stuck": is_stuck(batch),
         "first_event_at": batch.first_event_at,
         "last_event_at": batch.last_event_at,
         "history": [entry.to_dict() for entry in batch.history],
     }
+
+
+def is_stuck(batch: Batch) -> bool:
+    """Marked stuck by the reconciler in the state it is still in (a later state may be stuck again)."""
+    return not batch.terminal and batch.stuck_state == batch.workflow_state.value
 
 
 def summary_view(batch: Batch) -> dict[str, Any]:
@@ -123,8 +133,8 @@ def list_arguments(root_account_uuid: str, query: dict[str, str]) -> dict[str, A
     state, outcome = query.get("state"), query.get("outcome")
     if state is not None and state not in {s.value for s in WorkflowState}:
         raise BadParameter("state", "one of " + ", ".join(s.value for s in WorkflowState))
-    if outcome is not None and outcome not in {o.value for o in Outcome}:
-        raise BadParameter("outcome", "one of " + ", ".join(o.value for o in Outcome))
+    if outcome is not None and outcome not in {*(o.value for o in Outcome), STUCK}:
+        raise BadParameter("outcome", "one of " + ", ".join([*(o.value for o in Outcome), STUCK]))
     since = parse_since(query["since"]) if "since" in query else None
     limit = DEFAULT_LIMIT
     if "limit" in query:
@@ -166,12 +176,42 @@ class QueryApi:
         except BadParameter as exc:
             return response(400, {"error": "invalid query parameter", "field": exc.field, "reason": exc.reason})
         try:
-            batches, after = self._store.recent(root_account_uuid, **arguments)
+            if arguments["outcome"] == STUCK:
+                batches, after = self.stuck(root_account_uuid, **arguments)
+            else:
+                batches, after = self._store.recent(root_account_uuid, **arguments)
+                batches = self.with_stuck(root_account_uuid, batches)
         except Exception:
             logger.exception("the batches could not be listed")
             return response(503, {"error": "the batches could not be listed; retry later"})
         return response(200, {"batches": [summary_view(b) for b in batches],
                               "next": encode_cursor(after) if after else None})
+
+    def with_stuck(self, root_account_uuid: str, batches: list[Batch]) -> list[Batch]:
+        """The activity index does not hold `stuck_state`; the open-batches index does: one more query,
+        only when the page has an open batch."""
+        if all(b.terminal for b in batches):
+            return batches
+        marks = {b.sis_batch_id: b.stuck_state for b in self._store.open_batches(root_account_uuid)}
+        return [b if b.terminal else replace(b, stuck_state=marks.get(b.sis_batch_id)) for b in batches]
+
+    def stuck(self, root_account_uuid: str, *, state: str | None, outcome: str, since: str | None, limit: int,
+              start: dict[str, str] | None) -> tuple[list[Batch], dict[str, str] | None]:
+        """`outcome=stuck`: the open batches (one query of the sparse index: open imports are few) that
+        are stuck, newest activity first, paged with the same cursor as the activity index's."""
+        found = [b for b in self._store.open_batches(root_account_uuid) if is_stuck(b)
+                 and (state is None or b.workflow_state.value == state) and (since is None or b.last_event_at >= since)]
+        found.sort(key=lambda b: (b.last_event_at, b.sis_batch_id), reverse=True)
+        if start is not None:
+            after = (start[ACTIVITY_SORT_KEY], start[SORT_KEY])
+            found = [b for b in found if (b.last_event_at, b.sis_batch_id) < after]
+        page = found[:limit]
+        more = len(found) > limit
+        # The index holds what the reconciler compares; the view wants the rest (host, root account id).
+        full = [self._store.get(root_account_uuid, b.sis_batch_id) or b for b in page]
+        cursor = ({PARTITION_KEY: root_account_uuid, SORT_KEY: page[-1].sis_batch_id,
+                   ACTIVITY_SORT_KEY: page[-1].last_event_at} if more else None)
+        return full, cursor
 
 
 @cache

@@ -74,7 +74,7 @@ def test_newest_activity_first_each_as_the_batch_view_without_history(batches):
     assert body["next"] is None
     first = body["batches"][1]
     assert set(first) == {"root_account_uuid", "root_account_id", "sis_batch_id", "account_id", "hostname",
-                          "workflow_state", "terminal", "outcome", "first_event_at", "last_event_at"}
+                          "workflow_state", "terminal", "outcome", "stuck", "first_event_at", "last_event_at"}
     assert (first["workflow_state"], first["terminal"], first["outcome"]) == ("failed_with_messages", True, "failure")
     assert first["last_event_at"] == last_activity("105") and first["first_event_at"] == at(T0, 3000)
     assert first["hostname"] == "oxana.instructure.com" and first["root_account_id"] == "21070000000000001"
@@ -134,8 +134,12 @@ def test_the_list_is_one_query_of_the_activity_index_never_a_scan(batches, monke
     boto3.DEFAULT_SESSION.events.register("before-parameter-build.dynamodb", lambda model, params, **_: calls.append(
         (model.name, params.get("IndexName"), params.get("ScanIndexForward"), params.get("Limit"))))
     batches["query"].app.cache_clear()  # a client on the hooked session
+    assert listing(batches, limit="3", state="imported")[0] == 200
+    assert calls == [("Query", "batches-by-activity", False, 100)]  # a page of ends only: nothing more to ask
+    calls.clear()
     assert listing(batches, limit="3")[0] == 200
-    assert calls == [("Query", "batches-by-activity", False, 3)]
+    # 106 is open: which of the page's open batches are stuck is one query of the (sparse) open-batches index.
+    assert calls == [("Query", "batches-by-activity", False, 3), ("Query", "open-batches", None, None)]
 
 
 def test_a_filtered_page_stops_after_so_many_entries_and_says_where_to_go_on(aws):
@@ -175,7 +179,7 @@ GOOD = {"root_account_uuid": ROOT_ACCOUNT_UUID, "sis_batch_id": "104", "last_eve
         ({"state": "done"}, "state"),
         ({"state": ""}, "state"),
         ({"state": "failed,imported"}, "state"),  # API Gateway joins repeated parameters with commas
-        ({"outcome": "stuck"}, "outcome"),
+        ({"outcome": "stuck,failure"}, "outcome"),
         ({"since": "yesterday"}, "since"),
         ({"since": "2026-11-28T09:00:00"}, "since"),  # no zone
         ({"since": "2026-11-28 09:00:00Z"}, "since"),
@@ -201,8 +205,9 @@ GOOD = {"root_account_uuid": ROOT_ACCOUNT_UUID, "sis_batch_id": "104", "last_eve
         ({"next": cursor(GOOD), "since": "2026-11-21"}, "next"),  # before since: outside the query
     ],
 )
-def test_a_bad_parameter_is_400_naming_it(batches, query, field):
-    status, body = listing(batches, **query)
+def test_a_bad_parameter_is_400_naming_it(aws, none_mode, handlers_fresh, query, field):
+    # Refused before the table is read: no batches needed (writing them cost each case seconds).
+    status, body = listing(handlers_fresh, **query)
     assert status == 400, body
     assert body["error"] == "invalid query parameter" and body["field"] == field and body["reason"]
 
@@ -223,3 +228,32 @@ def test_a_bad_root_account_is_400_and_a_failing_table_503(batches, monkeypatch)
     monkeypatch.setattr(store, "recent", fail)
     status, body = listing(batches)
     assert status == 503 and "retry" in body["error"]
+
+
+def test_stuck_batches_are_marked_and_listed_by_outcome_stuck_page_by_page(batches):
+    """What the reconciler marks stuck (store.mark_stuck, in the state the batch is still in) shows as
+    `stuck` in the list and the batch view; `outcome=stuck` lists only those, newest activity first."""
+    from sis_imports.wiring import batch_store
+
+    store = batch_store()
+    assert store.mark_stuck(ROOT_ACCOUNT_UUID, "106", "initializing")
+    assert store.mark_stuck(ROOT_ACCOUNT_UUID, "103", "importing")
+    assert not store.mark_stuck(ROOT_ACCOUNT_UUID, "101", "importing")  # ended: never stuck
+    status, body = listing(batches)
+    assert {b["sis_batch_id"]: b["stuck"] for b in body["batches"]} == {
+        "106": True, "105": False, "104": False, "103": True, "102": False, "101": False}
+    status, body = listing(batches, outcome="stuck")
+    assert status == 200 and ids(body) == ["106", "103"] and body["next"] is None
+    assert body["batches"][1]["hostname"] == "oxana.instructure.com"  # the whole view, not the index's part
+    assert ids(listing(batches, outcome="stuck", state="importing")[1]) == ["103"]
+    assert ids(listing(batches, outcome="stuck", since=last_activity("104"))[1]) == ["106"]
+    first = listing(batches, outcome="stuck", limit="1")[1]
+    assert ids(first) == ["106"] and first["next"]
+    second = listing(batches, outcome="stuck", limit="1", next=first["next"])[1]
+    assert ids(second) == ["103"] and second["next"] is None
+    # A stuck batch that moves on is no longer stuck (until it is found stuck in its new state).
+    ingest = batches["ingest"].handler
+    event = canvas_event("imported", at(last_activity("103"), 60), "103")
+    assert ingest(http_event(event), LambdaContext(function_name="ingest"))["statusCode"] == 200
+    assert ids(listing(batches, outcome="stuck")[1]) == ["106"]
+    assert [b["stuck"] for b in listing(batches, state="imported")[1]["batches"]] == [False, False]

@@ -214,9 +214,11 @@ def test_writers_may_only_write_and_the_query_only_read(template):
     for writer in ("Ingest", "SqsConsumer", "EventBridgeConsumer"):
         assert table_actions(writer) == {"dynamodb:UpdateItem", "dynamodb:PutItem"}, writer
     assert table_actions("Query") == {"dynamodb:GetItem", "dynamodb:Query"}
-    # Query on the activity index alone (the list route), never a scan, never the open-batches index.
-    (query_on,) = [s["Resource"] for s in role_statements(template, "Query") if "dynamodb:Query" in as_list(s["Action"])]
-    assert query_on["Fn::Join"][1][1] == f"/index/{ACTIVITY_INDEX}"
+    # Query on the activity index (the list route) and the open-batches index (which listed batches are
+    # stuck), each named: never a scan, never the table's other indexes by wildcard.
+    query_on = [r for s in role_statements(template, "Query") if "dynamodb:Query" in as_list(s["Action"])
+                for r in as_list(s["Resource"])]
+    assert sorted(r["Fn::Join"][1][1] for r in query_on) == sorted([f"/index/{ACTIVITY_INDEX}", f"/index/{OPEN_INDEX}"])
     assert table_actions("Notifier") == set()  # it reads the stream, never the table
 
 
@@ -614,8 +616,9 @@ def test_without_canvas_instances_there_is_no_reconciler_schedule_secret_or_seco
     assert resources(template, "AWS::Scheduler::Schedule") == {}
     assert not [k for k in template.to_json()["Outputs"] if k.startswith("CanvasTokenSecretArn")]
     actions = {a for s in statements(template) for a in as_list(s["Action"])}
-    # The open-batches index is there, but nothing queries it (the query function reads the activity index).
-    assert "/index/open-batches" not in json.dumps(list(statements(template)))
+    # The open-batches index is there; only the query function reads it (which listed batches are stuck).
+    assert [name for name in ("Ingest", "Notifier", "EventBridgeConsumer", "SqsConsumer", "AlertRetry", "Query")
+            if "/index/open-batches" in json.dumps(role_statements(template, name))] == ["Query"]
     assert not [a for a in actions if a.startswith("secretsmanager:")]
 
 
@@ -709,9 +712,31 @@ def test_the_reconciler_reads_and_writes_batch_items_queries_the_index_and_reads
         logs: {"logs:CreateLogStream", "logs:PutLogEvents"},
         "*": {"xray:PutTraceSegments", "xray:PutTelemetryRecords"},
     }
-    # Nobody else queries the open-batches index (the query function reads the activity index only); the
-    # notifier alone also reads the tokens (issue 10: an end's details).
+    # Nobody else but the query function (which listed batches are stuck) queries the open-batches index;
+    # the notifier alone also reads the tokens (issue 10: an end's details).
     for name in ("Ingest", "Query", "Notifier", "EventBridgeConsumer"):
         text = json.dumps(role_statements(variant, name))
-        assert "/index/open-batches" not in text, name
+        assert ("/index/open-batches" in text) == (name == "Query"), name
         assert name == "Notifier" or not [k for k in secrets if k in text], name
+
+
+def test_every_function_has_a_reserved_concurrency_the_alert_retry_source_within_it(template, variant, tmp_path):
+    """The README promises a reservation on every function: none may run unbounded on the account's quota."""
+    for synth in (template, variant):
+        unreserved = [f["Properties"]["Handler"] for f in resources(synth, "AWS::Lambda::Function").values()
+                      if "ReservedConcurrentExecutions" not in f["Properties"]
+                      and f["Properties"].get("Handler", "").startswith("handlers.")]
+        # The variant's eventbridge_concurrency=0 is the one reservation asked away, by configuration.
+        assert unreserved == ([] if synth is template else ["handlers.eventbridge.handler"]), unreserved
+    assert function(template, "handlers.alert_retry.handler")["ReservedConcurrentExecutions"] == 2
+    assert function(variant, "handlers.chat_webhook.handler")["ReservedConcurrentExecutions"] == 2
+    (retry,) = [m for m in template.find_resources("AWS::Lambda::EventSourceMapping").values()
+                if ref_name(m["Properties"]["FunctionName"]).startswith("FunctionsAlertRetry")]
+    assert retry["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 2}  # never more than reserved
+    # notifier_concurrency=0 (an account whose quota is still 10 reserves nothing) lifts theirs too.
+    from tests.infra.conftest import DEFAULT, synthesize
+
+    unreserved = synthesize({**DEFAULT, "notifier_concurrency": "0", "chat": "chatbot",
+                             "slack_webhook_secret": "canvas-sis-slack-webhook"}, tmp_path).template
+    for handler in ("handlers.notifier.handler", "handlers.alert_retry.handler", "handlers.chat_webhook.handler"):
+        assert "ReservedConcurrentExecutions" not in function(unreserved, handler), handler
