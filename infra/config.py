@@ -18,7 +18,7 @@ ACCOUNT = re.compile(r"\d{12}")
 STAGE = re.compile(r"[a-z][a-z0-9-]{0,19}")
 DOMAIN = re.compile(r"(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 CERT_ARN = re.compile(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+")
-# The id alphabet of functions/sis_imports/table.py ID_PATTERN (a test keeps the two equal).
+# The id alphabet of functions/sis_imports/core/table.py ID_PATTERN (a test keeps the two equal).
 ROOT_ACCOUNT_UUID = re.compile(r"[A-Za-z0-9_.:~-]{1,128}")
 ORG_ID = re.compile(r"o-[a-z0-9]{10,32}")
 ANY_ROOT_ACCOUNT = "*"

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sis_imports import chat
+from sis_imports.core import chat
 
 SNAPSHOTS = Path(__file__).parent / "snapshots" / "chat"
 UPDATE = os.environ.get("UPDATE_SNAPSHOTS") == "1"

@@ -18,7 +18,7 @@ from jwt import PyJWK, PyJWKClient
 from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError, PyJWTError
 
 from . import http
-from .events import NotJson, decode_json
+from ..core.events import NotJson, decode_json
 
 __all__ = ["AuthUnavailable", "JwksKeySource", "JwtAuthenticator", "NoAuthenticator", "NotJson", "TokenAuthenticator",
            "Unauthorized"]

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from .batch import DEFAULT_HISTORY_LIMIT, FUTURE_TOLERANCE_SECONDS, Batch, Decision, EventFacts, HistoryEntry, apply_event
-from .states import RANK, WorkflowState, is_terminal, outcome_of
-from .table import ACTIVITY_INDEX, ACTIVITY_SORT_KEY, OPEN_INDEX, OPEN_SINCE, PARTITION_KEY, SORT_KEY
+from ..core.batch import DEFAULT_HISTORY_LIMIT, FUTURE_TOLERANCE_SECONDS, Batch, Decision, EventFacts, HistoryEntry, apply_event
+from ..core.states import RANK, WorkflowState, is_terminal, outcome_of
+from ..core.table import ACTIVITY_INDEX, ACTIVITY_SORT_KEY, OPEN_INDEX, OPEN_SINCE, PARTITION_KEY, SORT_KEY
 
 if TYPE_CHECKING:
-    from .events import SisBatchEvent
+    from ..core.events import SisBatchEvent
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
