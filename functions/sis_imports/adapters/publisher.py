@@ -82,7 +82,7 @@ class AlertPublisher:
         return params(shrink(alert.message, lambda m: sns_size(params(m)), MESSAGE_LIMIT))
 
     def chat_params(self, alert: Alert) -> dict[str, Any]:
-        """The chat topic's Publish: the AWS Chatbot notification (bounded by chat.py), within SNS's limit."""
+        """The chat topic's Publish: the AWS Chatbot notification (bounded by core/chat/chatbot.py), within SNS's limit."""
         from ..core.chat import chatbot  # only where chat is configured
 
         def params(message: dict[str, Any]) -> dict[str, Any]:
