@@ -16,9 +16,9 @@ import re
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from ..core.batch import Batch
 from ..adapters.http import HttpRequest, response
 from ..adapters.observability import count, logger
+from ..core.batch import Batch
 from ..core.states import Outcome, WorkflowState
 from ..core.table import ACTIVITY_SORT_KEY, ID_PATTERN, PARTITION_KEY, SORT_KEY
 

@@ -21,8 +21,8 @@ import urllib.error
 import urllib.request
 from typing import Any, Callable
 
-from ..core import chat
 from ..adapters.observability import count, logger
+from ..core import chat
 
 KINDS = {"slack": chat.slack, "teams": chat.teams}
 TIMEOUT_SECONDS = 5.0

@@ -6,11 +6,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..adapters.observability import count, count_rejected, logger
+from ..adapters.store import BatchStore
 from ..core.admission import Admission, NotAllowed, Verdict
 from ..core.batch import Decision
 from ..core.events import IgnoredEvent, parse_event
-from ..adapters.observability import count, count_rejected, logger
-from ..adapters.store import BatchStore
 
 _METRIC = {Decision.APPLY: "EventsApplied", Decision.HISTORY_ONLY: "EventsLate", Decision.DUPLICATE: "EventsDuplicate"}
 

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 from ..adapters.canvas_api import CanvasApi, CanvasError, CanvasNotFound
 from ..adapters.observability import count, logger
+from ..adapters.store import BatchStore
 from ..core.reconcile import CanvasImport, event_time, plan, to_fetch
 from ..core.states import WorkflowState
-from ..adapters.store import BatchStore
 
 
 class ReconcileError(Exception):
