@@ -31,7 +31,7 @@ STUCK_MINUTES = {"initializing": 60, "created": 60, "importing": 360, "cleanup_b
 STUCK_LIMIT_MINUTES = 30 * 24 * 60
 # Chat (issue 10): AWS Chatbot's topic, and Slack/Teams webhook subscribers filtered on `outcome`.
 CHAT_MODES = ("none", "chatbot")
-CHAT_OUTCOMES = ("failure", "warning", "stuck", "success")  # chat.py's OUTCOMES (a test holds them equal)
+CHAT_OUTCOMES = ("failure", "warning", "stuck", "success")  # core/chat's OUTCOMES (a test holds them equal)
 # A Secrets Manager secret name: 1 to 512 of these (AWS's own rule).
 SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
 
