@@ -5,7 +5,6 @@ table every part of the store writes (its key, retention and version-guarded put
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -22,10 +21,13 @@ class StoreConflict(Exception):
     """Concurrent writers kept changing the batch; the caller should let the sender retry."""
 
 
-@dataclass(frozen=True)
 class ApplyResult:
-    decision: Decision
-    batch: Batch
+    """What applying an event decided, and the batch as it is now (a plain class, as Reconciled)."""
+
+    __slots__ = ("decision", "batch")
+
+    def __init__(self, decision: Decision, batch: Batch):
+        self.decision, self.batch = decision, batch
 
 
 class Reconciled:
