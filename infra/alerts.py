@@ -21,7 +21,7 @@ from .queues import dead_letter_queue, queue
 
 if str(FUNCTIONS) not in sys.path:
     sys.path.insert(0, str(FUNCTIONS))
-from sis_imports import delivery  # noqa: E402  (the same numbers the notifier and `make run` use)
+from sis_imports.core import delivery  # noqa: E402  (the same numbers the notifier and `make run` use)
 
 
 def managed_key_topic(scope: Construct, construct_id: str, *, display_name: str) -> sns.Topic:
@@ -80,8 +80,8 @@ class Alerts(Construct):
             description="Table stream -> one SNS alert per end of an import or a restore, and per stuck state",
             environment={"TOPIC_ARN": self.topic.topic_arn, "NOTIFIER_FAILURE_QUEUE_URL": self.failures.queue_url,
                          "ALERT_RETRY_QUEUE_URL": self.retries.queue_url},
-            # A record is started only with its worst case left (handlers/notifier.py): Canvas details, then
-            # per alert SNS (topic, chat) and the retry queue, each bounded by its client's limits (wiring.py).
+            # A record is started only with its worst case left (usecases/notify.py): Canvas details, then
+            # per alert SNS (topic, chat) and the retry queue, each bounded by its client's limits (adapters/aws.py).
             timeout=NOTIFIER_TIMEOUT,
             reserved_concurrency=reserved_concurrency,
             any_resource_reason="dynamodb:ListStreams (which the stream event source needs) has no resource-level "
@@ -106,7 +106,7 @@ class Alerts(Construct):
             sources.DynamoEventSource(
                 table,
                 starting_position=lambda_.StartingPosition.TRIM_HORIZON,
-                # Retried until the record's age limit, not a count (sis_imports/delivery.py says why).
+                # Retried until the record's age limit, not a count (sis_imports/core/delivery.py says why).
                 batch_size=delivery.STREAM_BATCH_SIZE,
                 bisect_batch_on_error=delivery.STREAM_BISECT_ON_ERROR,
                 retry_attempts=delivery.STREAM_MAX_RETRY_ATTEMPTS,

@@ -18,7 +18,7 @@ ACCOUNT = re.compile(r"\d{12}")
 STAGE = re.compile(r"[a-z][a-z0-9-]{0,19}")
 DOMAIN = re.compile(r"(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 CERT_ARN = re.compile(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+")
-# The id alphabet of functions/sis_imports/table.py ID_PATTERN (a test keeps the two equal).
+# The id alphabet of functions/sis_imports/core/table.py ID_PATTERN (a test keeps the two equal).
 ROOT_ACCOUNT_UUID = re.compile(r"[A-Za-z0-9_.:~-]{1,128}")
 ORG_ID = re.compile(r"o-[a-z0-9]{10,32}")
 ANY_ROOT_ACCOUNT = "*"
@@ -31,7 +31,7 @@ STUCK_MINUTES = {"initializing": 60, "created": 60, "importing": 360, "cleanup_b
 STUCK_LIMIT_MINUTES = 30 * 24 * 60
 # Chat (issue 10): AWS Chatbot's topic, and Slack/Teams webhook subscribers filtered on `outcome`.
 CHAT_MODES = ("none", "chatbot")
-CHAT_OUTCOMES = ("failure", "warning", "stuck", "success")  # chat.py's OUTCOMES (a test holds them equal)
+CHAT_OUTCOMES = ("failure", "warning", "stuck", "success")  # core/chat's OUTCOMES (a test holds them equal)
 # A Secrets Manager secret name: 1 to 512 of these (AWS's own rule).
 SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
 

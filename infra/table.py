@@ -13,7 +13,7 @@ from constructs import Construct
 from .bundling import FUNCTIONS
 
 sys.path.insert(0, str(FUNCTIONS))
-from sis_imports import table as shape  # noqa: E402  (the same key names the store and `make run` use)
+from sis_imports.core import table as shape  # noqa: E402  (the same key names the store and `make run` use)
 
 _KEY_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
 

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 
 from local.invoke import Handler, invoke
-from sis_imports.delivery import STREAM_BATCH_SIZE, STREAM_BISECT_ON_ERROR, STREAM_MAX_RECORD_AGE_SECONDS
+from sis_imports.core.delivery import STREAM_BATCH_SIZE, STREAM_BISECT_ON_ERROR, STREAM_MAX_RECORD_AGE_SECONDS
 
 REGION = "us-east-1"
 SQS_VISIBILITY_SECONDS = 3  # AWS uses 6x the function timeout; locally a failed message comes back sooner
@@ -72,7 +72,7 @@ class Poller(threading.Thread):
 
 class StreamPoller(Poller):
     """The table's stream -> the notifier, as the stack's event source mapping does it (the numbers are
-    sis_imports/delivery.py's, which the stack uses too): batches of STREAM_BATCH_SIZE in stream order;
+    sis_imports/core/delivery.py's, which the stack uses too): batches of STREAM_BATCH_SIZE in stream order;
     on a reported failure, again from the first failed record; on a failed invocation, the batch split
     in half (bisection) until the failing record is alone; no retry count: a record is given up only
     once it is older than STREAM_MAX_RECORD_AGE_SECONDS, and then described (shard, sequence numbers,
@@ -226,7 +226,7 @@ def notification_line(envelope: dict[str, Any]) -> dict[str, Any]:
         message: Any = json.loads(envelope.get("Message") or "null")
     except ValueError:
         message = envelope.get("Message")  # not JSON: keep it as text rather than lose it
-    from sis_imports.alert_text import email_text
+    from sis_imports.core.alert_text import email_text
 
     return {
         "subject": envelope.get("Subject"),

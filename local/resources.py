@@ -8,8 +8,8 @@ from typing import Any
 
 import boto3
 
-from sis_imports.events import SIS_EVENT_NAMES
-from sis_imports.table import (ACTIVITY_INDEX, ACTIVITY_INDEX_PROJECTION, ACTIVITY_SORT_KEY, ATTRIBUTE_DEFINITIONS,
+from sis_imports.core.events import SIS_EVENT_NAMES
+from sis_imports.core.table import (ACTIVITY_INDEX, ACTIVITY_INDEX_PROJECTION, ACTIVITY_SORT_KEY, ATTRIBUTE_DEFINITIONS,
                                KEY_SCHEMA, OPEN_INDEX, OPEN_INDEX_PROJECTION, OPEN_SINCE, PARTITION_KEY,
                                STREAM_VIEW_TYPE, TTL_ATTRIBUTE)
 

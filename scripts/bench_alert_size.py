@@ -29,10 +29,10 @@ SLACK_TEXT_LIMIT = 3_000
 
 
 def worst_alert(char: str, history: int) -> Any:
-    from sis_imports.alert_text import details_of
-    from sis_imports.alerts import end_alert, owed
-    from sis_imports.batch import Batch, HistoryEntry
-    from sis_imports.states import WorkflowState
+    from sis_imports.core.alert_text import details_of
+    from sis_imports.core.alerts import end_alert, owed
+    from sis_imports.core.batch import Batch, HistoryEntry
+    from sis_imports.core.states import WorkflowState
 
     text = char * 500
     answer = {"workflow_state": "failed_with_messages", "batch_mode": True, "batch_mode_term_id": text,
@@ -59,7 +59,7 @@ def worst_alert(char: str, history: int) -> Any:
 
 def six_escaped_copies(alert: Any) -> int:
     """The former layout: the JSON (ASCII escapes) under six protocols, plus the email, escaped again."""
-    from sis_imports.alert_text import email_text
+    from sis_imports.core.alert_text import email_text
 
     body = json.dumps(alert.message, separators=(",", ":"))
     per_protocol = {p: body for p in ("default", "email-json", "sqs", "lambda", "http", "https")}
@@ -72,8 +72,8 @@ def main() -> int:
     parser.add_argument("--history", type=int, default=50, help="history entries (the table keeps 50 by default)")
     args = parser.parse_args()
 
-    from sis_imports import chat
-    from sis_imports.publisher import AlertPublisher, sns_size
+    from sis_imports.core import chat
+    from sis_imports.adapters.publisher import AlertPublisher, sns_size
 
     publisher = AlertPublisher(None, "arn:aws:sns:us-east-1:123456789012:" + "t" * 256,
                                "arn:aws:sns:us-east-1:123456789012:" + "c" * 256)

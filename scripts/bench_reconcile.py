@@ -36,10 +36,10 @@ def main() -> int:
 
     from local import resources
     from local.canvas_simulator import CanvasSimulator
-    from sis_imports.canvas_api import CanvasApi
-    from sis_imports.reconcile import DEFAULT_STUCK_MINUTES
-    from sis_imports.reconciler import Instance, Reconciler
-    from sis_imports.store import BatchStore
+    from sis_imports.adapters.canvas_api import CanvasApi
+    from sis_imports.core.reconcile import DEFAULT_STUCK_MINUTES
+    from sis_imports.usecases.reconcile_pass import Instance, Reconciler
+    from sis_imports.adapters.store import BatchStore
 
     now = [datetime.now(timezone.utc) - timedelta(hours=40)]
     calls: collections.Counter[str] = collections.Counter()

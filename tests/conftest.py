@@ -125,7 +125,7 @@ def captured_logs():
     """Everything the Powertools logger writes (its JSON lines), during the test."""
     import io
 
-    from sis_imports.observability import logger
+    from sis_imports.adapters.observability import logger
 
     buffer = io.StringIO()
     previous = logger.registered_handler.setStream(buffer)

@@ -1,4 +1,4 @@
-"""Canvas events for tests, shaped like the examples in ../shared/examples."""
+"""Canvas events for tests, shaped like the events docs/canvas.md describes (and examples/)."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from sis_imports.batch import Batch, Decision, apply_event
-from sis_imports.store import ApplyResult, Reconciled, to_attributes
+from sis_imports.core.batch import Batch, Decision, apply_event
+from sis_imports.adapters.store import ApplyResult, Reconciled, to_attributes
 
 
 class MemoryStore:

@@ -1,1 +1,1 @@
-"""Lambda entry points: each parses its trigger's event, calls the core and answers."""
+"""Lambda entry points: each parses its trigger, calls its use case (built by wiring) and answers."""

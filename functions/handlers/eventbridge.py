@@ -1,9 +1,5 @@
-"""EventBridge: events whose detail-type is the Canvas event name and whose detail is the event.
-
-An invalid event raises, so that after Lambda's asynchronous retries it lands in the function's
-on-failure destination with the reason in its error message. An event that names a root account
-this deployment does not serve is dropped, valid or not (counted and logged by the core): no retries.
-"""
+"""EventBridge: events whose detail-type is the Canvas event name and whose detail is the event
+(usecases/ingest_eventbridge.py says what is retried and what is dropped)."""
 
 from __future__ import annotations
 
@@ -12,26 +8,9 @@ from functools import cache
 from typing import Any
 
 from sis_imports import wiring
-from sis_imports.admission import NotAllowed
-from sis_imports.events import InvalidEvent
-from sis_imports.ingest import SisBatchIngest
-from sis_imports.observability import count_rejected, logger, metrics
+from sis_imports.usecases.ingest_eventbridge import EventBridgeConsumer
 
-
-class EventBridgeConsumer:
-    def __init__(self, ingest: SisBatchIngest):
-        self._ingest = ingest
-
-    def handle(self, event: dict[str, Any]) -> dict[str, Any]:
-        try:
-            outcome = self._ingest.ingest(event.get("detail"))
-        except InvalidEvent:
-            count_rejected("invalid")
-            logger.warning("invalid EventBridge event", extra={"eventbridge_id": event.get("id")})
-            raise
-        except NotAllowed as exc:
-            return {"status": "refused", "field": exc.field}
-        return {"status": outcome.status, **outcome.detail}
+logger, metrics = wiring.logger, wiring.metrics
 
 
 @cache

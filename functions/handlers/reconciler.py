@@ -11,8 +11,9 @@ from functools import cache
 from typing import Any
 
 from sis_imports import wiring
-from sis_imports.observability import logger, metrics
-from sis_imports.reconciler import Reconciler
+from sis_imports.usecases.reconcile_pass import Reconciler
+
+logger, metrics = wiring.logger, wiring.metrics
 
 
 @cache

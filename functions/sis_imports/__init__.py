@@ -1,5 +1,6 @@
-"""Canvas SIS import state: the domain core and its AWS adapters.
+"""Canvas SIS import state and outcome alerts.
 
-Modules without AWS imports (the pure core): states, events, batch, redact, alerts.
-Adapters: store (DynamoDB), publisher (SNS), auth (JWKS / Secrets Manager), http.
+core/: the domain rules and formats (no AWS SDK, no HTTP, no environment reads); adapters/: each AWS
+or Canvas edge; usecases/: what each trigger asks for, adapters passed in; wiring.py: the one place
+that builds adapters from the environment. tests/test_layers.py checks who imports whom.
 """

@@ -6,16 +6,17 @@ boto3 reads AWS_ENDPOINT_URL, so pointing it at moto's server is all the local r
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .batch import DEFAULT_HISTORY_LIMIT
-from .observability import logger
+from .adapters.aws import CLIENT_LIMITS, ClientLimits, client_config, worst_seconds  # noqa: F401 (re-exported)
+from .adapters.aws import client as _client
+from .adapters.observability import logger, metrics  # noqa: F401 (the handlers' logger and metrics)
+from .core.batch import DEFAULT_HISTORY_LIMIT
 
 if TYPE_CHECKING:
-    from .auth import JwtAuthenticator, NoAuthenticator, TokenAuthenticator
-    from .ingest import SisBatchIngest
-    from .reconciler import Reconciler
+    from .adapters.auth import JwtAuthenticator, NoAuthenticator, TokenAuthenticator
+    from .usecases.ingest import SisBatchIngest
+    from .usecases.reconcile_pass import Reconciler
 
 AUTH_MODES = ("jwt", "token", "none")
 
@@ -44,54 +45,8 @@ def _int(name: str, default: int) -> int:
     return value
 
 
-@dataclass(frozen=True)
-class ClientLimits:
-    """How long one AWS call may take: botocore's defaults (60 s reads, up to 3 tries) would outlast the
-    functions that make them, and a timed-out Lambda repeats what it had already done."""
-
-    connect: float  # seconds to open the connection
-    read: float  # seconds of silence allowed while waiting for the answer
-    attempts: int  # tries in all (botocore's standard mode: only errors worth retrying are retried)
-
-    def worst_seconds(self) -> float:
-        """Every try connecting and reading up to its limit, with standard mode's longest backoffs
-        (a throttled try waits up to 1 s, then 2 s, ...)."""
-        return self.attempts * (self.connect + self.read) + (2 ** (self.attempts - 1) - 1)
-
-
-# The one place AWS clients get their limits. A function's timeout must cover the calls it makes in a
-# row (tests/infra/test_stack.py adds them up): DynamoDB and Secrets Manager answer in milliseconds, so
-# a short read and one retry; SNS and SQS a little longer, and their caller has a fallback each (the
-# retry queue, then Lambda's own retry) rather than a long wait.
-CLIENT_LIMITS = {
-    "dynamodb": ClientLimits(connect=0.5, read=1.0, attempts=2),  # 4 s at worst
-    "secretsmanager": ClientLimits(connect=0.5, read=1.0, attempts=2),  # 4 s
-    "sns": ClientLimits(connect=1.0, read=2.0, attempts=2),  # 7 s
-    "sqs": ClientLimits(connect=1.0, read=2.0, attempts=2),  # 7 s
-}
-
-
-def client_config(service: str) -> Any:
-    """The botocore Config of `service`'s clients (CLIENT_LIMITS)."""
-    from botocore.config import Config
-
-    limits = CLIENT_LIMITS[service]
-    return Config(connect_timeout=limits.connect, read_timeout=limits.read,
-                  retries={"mode": "standard", "total_max_attempts": limits.attempts})
-
-
-def worst_seconds(service: str) -> float:
-    return CLIENT_LIMITS[service].worst_seconds()
-
-
-def _client(service: str) -> Any:
-    import boto3  # the runtime provides it; imported here so pure modules stay AWS-free
-
-    return boto3.client(service, config=client_config(service))
-
-
 def batch_store(require_host: bool = False) -> Any:
-    from .store import BatchStore
+    from .adapters.store import BatchStore
 
     return BatchStore(
         _client("dynamodb"),
@@ -104,8 +59,8 @@ def batch_store(require_host: bool = False) -> Any:
 
 def sis_batch_ingest() -> "SisBatchIngest":
     """The core every ingress shares, with the allowed root accounts (fail closed: required)."""
-    from .admission import Admission
-    from .ingest import SisBatchIngest
+    from .core.admission import Admission
+    from .usecases.ingest import SisBatchIngest
 
     root_accounts = os.environ.get("SIS_ROOT_ACCOUNTS", "").strip()
     if not root_accounts:
@@ -122,10 +77,10 @@ def reconciler() -> "Reconciler":
 
     Only this function loads canvasapi (its own layer): the ingest path never does.
     """
-    from .admission import Admission
-    from .canvas_api import CanvasApi
-    from .reconcile import parse_stuck_minutes
-    from .reconciler import Instance, Reconciler
+    from .core.admission import Admission
+    from .adapters.canvas_api import CanvasApi
+    from .core.reconcile import parse_stuck_minutes
+    from .usecases.reconcile_pass import Instance, Reconciler
 
     _required("CANVAS_INSTANCES")
     pairs = _canvas_instances()
@@ -141,7 +96,7 @@ def reconciler() -> "Reconciler":
 
 
 def alert_publisher() -> Any:
-    from .publisher import AlertPublisher
+    from .adapters.publisher import AlertPublisher
 
     return AlertPublisher(_client("sns"), _required("TOPIC_ARN"), os.environ.get("CHAT_TOPIC_ARN", "").strip() or None,
                           os.environ.get("CHAT_OUTCOMES", "").strip() or "failure,warning,stuck")
@@ -149,7 +104,7 @@ def alert_publisher() -> Any:
 
 def notifier_failures() -> Any:
     """The queue for stream records the notifier cannot read (optional: without it they fail)."""
-    from .publisher import FailureQueue
+    from .adapters.publisher import FailureQueue
 
     url = os.environ.get("NOTIFIER_FAILURE_QUEUE_URL", "").strip()
     return FailureQueue(lambda: _client("sqs"), url) if url else None
@@ -157,7 +112,7 @@ def notifier_failures() -> Any:
 
 def alert_retries() -> Any:
     """The queue alerts go to when SNS refuses them (optional: without it the record fails)."""
-    from .publisher import AlertRetryQueue
+    from .adapters.publisher import AlertRetryQueue
 
     url = os.environ.get("ALERT_RETRY_QUEUE_URL", "").strip()
     delay = os.environ.get("ALERT_RETRY_DELAY_SECONDS", "").strip()
@@ -193,7 +148,7 @@ def _token(secret: str) -> Any:
 
 def alert_details() -> Any:
     """Canvas's SIS Import API for the why of an end, when instances are configured (else None)."""
-    from .alert_details import CanvasDetails
+    from .adapters.alert_details import CanvasDetails
 
     instances = _canvas_instances()
     return CanvasDetails([(url, _token(secret)) for url, secret in instances]) if instances else None
@@ -201,7 +156,7 @@ def alert_details() -> Any:
 
 def authenticator() -> "JwtAuthenticator | TokenAuthenticator | NoAuthenticator":
     # Only the ingest handler authenticates: the others never load PyJWT and cryptography.
-    from .auth import CANVAS_JWKS_URL, JwksKeySource, JwtAuthenticator, NoAuthenticator, SecretsManagerToken, TokenAuthenticator
+    from .adapters.auth import CANVAS_JWKS_URL, JwksKeySource, JwtAuthenticator, NoAuthenticator, SecretsManagerToken, TokenAuthenticator
 
     mode = os.environ.get("SIS_AUTH", "jwt").strip().lower() or "jwt"
     if mode == "jwt":
@@ -214,3 +169,14 @@ def authenticator() -> "JwtAuthenticator | TokenAuthenticator | NoAuthenticator"
         logger.warning("SIS_AUTH=none: unsigned events are accepted from anyone. Use this only on your own machine.")
         return NoAuthenticator()
     raise ConfigError(f"SIS_AUTH must be one of {', '.join(AUTH_MODES)}, not {mode!r}")
+
+
+def chat_webhook() -> Any:
+    """The chat webhook subscriber: CHAT_KIND (slack, teams) and the secret holding its URL."""
+    from .usecases.chat_delivery import ChatConfigError, ChatWebhook, secret_reader
+
+    kind = os.environ.get("CHAT_KIND", "").strip().lower()
+    secret_id = os.environ.get("CHAT_WEBHOOK_SECRET_ARN", "").strip()
+    if not secret_id:
+        raise ChatConfigError("environment variable CHAT_WEBHOOK_SECRET_ARN is required")
+    return ChatWebhook(kind, secret_reader(secret_id, require_https=True))

@@ -143,7 +143,7 @@ def test_the_canvas_queue_poller_keeps_only_the_failed_messages():
 def test_an_alert_line_is_written_once_even_if_the_message_is_odd(tmp_path):
     envelope = {"Type": "Notification", "Subject": "SIS import 1 failed", "Message": json.dumps({"outcome": "failure"}),
                 "MessageAttributes": {"outcome": {"Type": "String", "Value": "failure"}}}
-    from sis_imports.alert_text import email_text
+    from sis_imports.core.alert_text import email_text
 
     assert notification_line(envelope) == {"subject": "SIS import 1 failed", "message": {"outcome": "failure"},
                                            "attributes": {"outcome": "failure"},

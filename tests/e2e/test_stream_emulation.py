@@ -1,5 +1,5 @@
 """`make run`'s stream poller retries as the stack's event source mapping is configured (the numbers
-of sis_imports/delivery.py, which infra/alerts.py uses): until a record's age limit, with no retry
+of sis_imports/core/delivery.py, which infra/alerts.py uses): until a record's age limit, with no retry
 count, splitting a failing batch in half. And the whole local run through a 60 s outage of SNS and
 SQS sends together: no alert is lost, none comes twice."""
 
@@ -14,7 +14,7 @@ import pytest
 
 from local.outage import OUTAGE_CONTROL
 from local.pollers import StreamPoller
-from sis_imports.delivery import STREAM_BATCH_SIZE, STREAM_MAX_RECORD_AGE_SECONDS
+from sis_imports.core.delivery import STREAM_BATCH_SIZE, STREAM_MAX_RECORD_AGE_SECONDS
 from tests.e2e.test_local_parts import FakeStreams
 from tests.e2e.test_local_run import OPENER, LocalRun, wait_until
 from tests.factories import T0, at, canvas_event, failed_import

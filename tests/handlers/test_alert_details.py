@@ -9,11 +9,11 @@ import time
 import boto3
 import pytest
 
-from handlers.notifier import Notifier
+from sis_imports.usecases.notify import Notifier
 from local.lambda_context import LambdaContext
-from sis_imports.alert_details import CanvasDetails
-from sis_imports.alert_text import email_text
-from sis_imports.publisher import AlertPublisher
+from sis_imports.adapters.alert_details import CanvasDetails
+from sis_imports.core.alert_text import email_text
+from sis_imports.adapters.publisher import AlertPublisher
 from tests.handlers.test_reconciler import TOKEN, Clock, World
 
 
@@ -122,7 +122,7 @@ def publish_size(params: dict) -> int:
 def test_an_import_whose_canvas_details_hold_emoji_errors_and_warnings_is_delivered_on_every_channel(world, server):
     import json
 
-    from handlers.chat_webhook import ChatWebhook
+    from sis_imports.usecases.chat_delivery import ChatWebhook
     from tests.unit.test_chat import assert_within_limits, sent_bytes, utf16_units
 
     emoji = "😀"

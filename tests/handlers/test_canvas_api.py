@@ -14,7 +14,7 @@ import pytest
 from werkzeug import Response
 
 from local.canvas_simulator import CanvasSimulator
-from sis_imports.canvas_api import (
+from sis_imports.adapters.canvas_api import (
     CanvasApi,
     CanvasError,
     CanvasForbidden,
@@ -298,7 +298,7 @@ def test_a_base_url_is_scheme_and_host(url):
 def test_the_token_reaches_no_log_and_no_message(canvas, caplog, captured_logs):
     """Every failure path, with the root logger at DEBUG (canvasapi logs headers and bodies there)
     and the Powertools logger as the client's logger."""
-    from sis_imports.observability import logger
+    from sis_imports.adapters.observability import logger
 
     canvas.expect_ordered_request("/api/v1/accounts/self").respond_with_data(*RATE_LIMITED)
     canvas.expect_ordered_request("/api/v1/accounts/self").respond_with_json({"id": 1, "uuid": "u"})

@@ -16,9 +16,10 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from handlers import chat_webhook
-from handlers.chat_webhook import ChatConfigError, ChatWebhook, DeliveryFailed
+from sis_imports.usecases import chat_delivery
+from sis_imports.usecases.chat_delivery import ChatConfigError, ChatWebhook, DeliveryFailed
 from local.lambda_context import LambdaContext
-from sis_imports import chat
+from sis_imports.core import chat
 from tests.unit.test_chat import CASES
 
 # The secret part of a webhook URL, as Slack's path and a Teams Workflows `sig` carry it.
@@ -47,7 +48,7 @@ def webhook(server: HTTPServer, kind: str = "slack", waits: Waits | None = None,
 
     def read(fresh: bool) -> str:
         reads.append(fresh)
-        return chat_webhook._webhook_url(url, require_https=False)
+        return chat_delivery._webhook_url(url, require_https=False)
 
     return ChatWebhook(kind, read, sleep=(waits or Waits()).sleep, **options)
 
@@ -194,11 +195,11 @@ def test_the_secret_must_hold_an_https_url_and_the_error_never_quotes_it():
     for value in ("http://hooks.slack.com/services/T/B/secretvalue", "hooks.slack.com/services/T/B/secretvalue",
                   "https://hooks.slack.com/services/T/B/secret value", '{"nope": "secretvalue"}', ""):
         with pytest.raises(ChatConfigError) as raised:
-            chat_webhook._webhook_url(value, require_https=True)
+            chat_delivery._webhook_url(value, require_https=True)
         assert "secretvalue" not in str(raised.value) and "hooks.slack.com" not in str(raised.value)
-    assert chat_webhook._webhook_url(" https://hooks.slack.com/services/T/B/x\n", require_https=True) == (
+    assert chat_delivery._webhook_url(" https://hooks.slack.com/services/T/B/x\n", require_https=True) == (
         "https://hooks.slack.com/services/T/B/x")
-    assert chat_webhook._webhook_url('{"url": "https://example.webhook.office.com/x?sig=abc"}', require_https=True) == (
+    assert chat_delivery._webhook_url('{"url": "https://example.webhook.office.com/x?sig=abc"}', require_https=True) == (
         "https://example.webhook.office.com/x?sig=abc")
 
 
@@ -241,7 +242,7 @@ class RecordingOpener:
     def open(self, request, timeout):
         self.urls.append(request.full_url)
         self.bodies.append(request.data)
-        assert timeout == chat_webhook.TIMEOUT_SECONDS == 5.0
+        assert timeout == chat_delivery.TIMEOUT_SECONDS == 5.0
         if self.status >= 300:
             import urllib.error
             from email.message import Message
@@ -267,7 +268,7 @@ class RecordingOpener:
 def test_the_handler_reads_the_url_from_its_secret_once_and_caches_it(secrets, monkeypatch, captured_logs):
     client, arn = secrets
     opener = RecordingOpener()
-    monkeypatch.setattr(chat_webhook, "_OPENER", opener)
+    monkeypatch.setattr(chat_delivery, "_OPENER", opener)
     chat_webhook.handler(sns_event(FAILED), context())
     client.put_secret_value(SecretId=arn, SecretString="https://hooks.slack.com/services/T/B/rotated")
     chat_webhook.handler(sns_event(CASES["stuck_import"]), context())
@@ -291,7 +292,7 @@ def test_the_handler_fails_without_its_secret_and_says_which_setting(monkeypatch
 
 def test_a_failed_post_through_the_handler_logs_and_raises_no_url(secrets, monkeypatch, captured_logs):
     opener = RecordingOpener(status=500)
-    monkeypatch.setattr(chat_webhook, "_OPENER", opener)
+    monkeypatch.setattr(chat_delivery, "_OPENER", opener)
     with pytest.raises(DeliveryFailed) as raised:
         chat_webhook.handler(sns_event(FAILED), context())
     no_url_in(str(raised.value), "".join(traceback.format_exception(raised.value)), captured_logs.getvalue())

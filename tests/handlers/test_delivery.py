@@ -10,9 +10,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-import handlers.notifier as notifier_module
+import sis_imports.usecases.notify as notifier_module
 from local.lambda_context import LambdaContext
-from sis_imports.alert_text import email_text
+from sis_imports.core.alert_text import email_text
 from tests.conftest import http_event
 from tests.factories import T0, at, canvas_event, failed_import
 
@@ -186,7 +186,7 @@ def test_one_publish_carries_text_for_email_and_json_for_the_rest(aws, none_mode
 
 def huge_alert(entries: int = 3_000):
     """An alert bigger than SNS takes, whatever the cause (here a long history): 10 + 10 rows of emoji too."""
-    from sis_imports.alerts import Alert
+    from sis_imports.core.alerts import Alert
 
     rows = [{"file": "😀" * 500, "message": "😀" * 500} for _ in range(10)]
     message = {"type": "sis_import_finished", "alert_id": "a" * 32, "root_account_uuid": "U" * 128,
@@ -207,7 +207,7 @@ def publish_size(params: dict) -> int:
 
 
 def test_an_alert_too_big_for_sns_is_shrunk_to_fit_and_delivered(aws):
-    from sis_imports.publisher import AlertPublisher
+    from sis_imports.adapters.publisher import AlertPublisher
 
     alert = huge_alert()
     assert len(json.dumps(alert.message, ensure_ascii=False).encode()) > 262_144  # the reproduction
@@ -229,7 +229,7 @@ def test_an_alert_too_big_for_sns_is_shrunk_to_fit_and_delivered(aws):
 
 
 def test_an_alert_too_big_for_sqs_goes_to_the_retry_queue_shrunk_and_comes_back_whole_enough(aws):
-    from sis_imports.publisher import AlertPublisher, AlertRetryQueue, deferred_alert
+    from sis_imports.adapters.publisher import AlertPublisher, AlertRetryQueue, deferred_alert
 
     alert = huge_alert()
     AlertRetryQueue(lambda: boto3.client("sqs"), aws.retry_queue_url, first_delay=0).defer(alert)
@@ -244,8 +244,8 @@ def test_an_alert_too_big_for_sqs_goes_to_the_retry_queue_shrunk_and_comes_back_
 
 
 def test_a_subject_sns_would_refuse_is_made_one_it_takes(aws):
-    from sis_imports.alerts import Alert
-    from sis_imports.publisher import AlertPublisher
+    from sis_imports.core.alerts import Alert
+    from sis_imports.adapters.publisher import AlertPublisher
 
     calls = []
     boto3.setup_default_session()
@@ -259,7 +259,7 @@ def test_a_subject_sns_would_refuse_is_made_one_it_takes(aws):
 
 
 def test_a_lone_surrogate_in_an_alert_is_published_not_refused_for_ever(aws):
-    from sis_imports.publisher import AlertPublisher
+    from sis_imports.adapters.publisher import AlertPublisher
 
     alert = huge_alert(entries=3)
     alert.message.update(details=None, details_unavailable="Canvas answered 401: \ud800 invalid")

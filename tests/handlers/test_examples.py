@@ -14,10 +14,10 @@ from pathlib import Path
 
 import boto3
 
-from handlers.notifier import Notifier
-from sis_imports.alert_details import CanvasDetails
-from sis_imports.alert_text import email_text
-from sis_imports.publisher import AlertPublisher
+from sis_imports.usecases.notify import Notifier
+from sis_imports.adapters.alert_details import CanvasDetails
+from sis_imports.core.alert_text import email_text
+from sis_imports.adapters.publisher import AlertPublisher
 from tests.handlers.test_reconciler import TOKEN, Clock, World
 
 ROOT = Path(__file__).resolve().parents[2]

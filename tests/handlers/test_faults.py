@@ -15,11 +15,12 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
 
-import handlers.alert_retry as alert_retry_module
-import handlers.notifier as notifier_module
+import sis_imports.usecases.alert_retry as alert_retry_module
+import sis_imports.usecases.notify as notifier_module
 from local.lambda_context import LambdaContext
 from ops.redrive import redrive_parked_alerts
-from sis_imports import delivery, wiring
+from sis_imports import wiring
+from sis_imports.core import delivery
 from tests.conftest import http_event
 from tests.factories import T0, at, canvas_event
 

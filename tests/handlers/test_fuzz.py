@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from local.lambda_context import LambdaContext
-from sis_imports.events import InvalidEvent
+from sis_imports.core.events import InvalidEvent
 from tests.aws_env import TABLE_NAME, AwsEnv
 from tests.conftest import http_event
 from tests.factories import NOW, T0, at, canvas_event, iso
@@ -134,12 +134,12 @@ def pipeline():
     import handlers.eventbridge
     import handlers.ingest
     import handlers.sqs_consumer
-    from handlers.eventbridge import EventBridgeConsumer
-    from handlers.ingest import IngestApi
-    from handlers.sqs_consumer import SqsConsumer
-    from sis_imports import ingest as core
+    from sis_imports.usecases.ingest_eventbridge import EventBridgeConsumer
+    from sis_imports.usecases.ingest_http import IngestApi
+    from sis_imports.usecases.ingest_sqs import SqsConsumer
+    from sis_imports.usecases import ingest as core
     from sis_imports import wiring
-    from sis_imports.ingest import SisBatchIngest
+    from sis_imports.usecases.ingest import SisBatchIngest
 
     saved = {k: os.environ.get(k) for k in ("SIS_AUTH", "TABLE_NAME", "SIS_JWKS_URL", "SIS_TOKEN_SECRET_ARN")}
     key = SigningKey("fuzz-key")

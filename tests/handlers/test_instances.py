@@ -11,12 +11,12 @@ import json
 import pytest
 
 from local.lambda_context import LambdaContext
-from sis_imports.alerts import alerts_for
-from sis_imports.batch import Decision, apply_event
-from sis_imports.events import parse_event
-from sis_imports.reconcile import CanvasImport
+from sis_imports.core.alerts import alerts_for
+from sis_imports.core.batch import Decision, apply_event
+from sis_imports.core.events import parse_event
+from sis_imports.core.reconcile import CanvasImport
 from tests.conftest import http_event
-from sis_imports.admission import event_epoch as epoch
+from sis_imports.core.admission import event_epoch as epoch
 from tests.factories import T0, at, canvas_event
 from tests.handlers.test_trust_boundary import sqs_record
 

@@ -10,8 +10,8 @@ import jwt
 import pytest
 
 from local.lambda_context import LambdaContext
-from sis_imports.auth import REFRESH_INTERVAL_SECONDS, AuthUnavailable, JwksKeySource, JwtAuthenticator, Unauthorized
-from sis_imports.http import HttpRequest
+from sis_imports.adapters.auth import REFRESH_INTERVAL_SECONDS, AuthUnavailable, JwksKeySource, JwtAuthenticator, Unauthorized
+from sis_imports.adapters.http import HttpRequest
 from tests.conftest import http_event
 from tests.factories import CREATED_EXAMPLE
 from tests.jwks import SigningKey

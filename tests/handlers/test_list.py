@@ -144,11 +144,11 @@ def test_the_list_is_one_query_of_the_activity_index_never_a_scan(batches, monke
 
 def test_a_filtered_page_stops_after_so_many_entries_and_says_where_to_go_on(aws):
     """The store's bound on the entries one request reads: fewer than limit, and a key to go on from."""
-    from sis_imports.store import BatchStore
+    from sis_imports.adapters.store import BatchStore
 
     store = BatchStore(boto3.client("dynamodb"), "canvas-sis-batches-local")
     from tests.factories import failed_import
-    from sis_imports.events import parse_event
+    from sis_imports.core.events import parse_event
 
     for n in range(5):
         for event in failed_import(str(200 + n), at(T0, 60 * n)):

@@ -21,13 +21,13 @@ import pytest
 from moto import mock_aws
 
 from local.canvas_simulator import CanvasSimulator
-from sis_imports.canvas_api import CanvasApi
-from sis_imports.events import parse_event
-from sis_imports.publisher import AlertPublisher
-from sis_imports.reconcile import DEFAULT_STUCK_MINUTES
-from sis_imports.reconciler import Instance, Reconciler
-from sis_imports.states import RANK, WorkflowState
-from sis_imports.store import BatchStore
+from sis_imports.adapters.canvas_api import CanvasApi
+from sis_imports.core.events import parse_event
+from sis_imports.adapters.publisher import AlertPublisher
+from sis_imports.core.reconcile import DEFAULT_STUCK_MINUTES
+from sis_imports.usecases.reconcile_pass import Instance, Reconciler
+from sis_imports.core.states import RANK, WorkflowState
+from sis_imports.adapters.store import BatchStore
 from tests.aws_env import TABLE_NAME, AwsEnv
 
 TOKEN = "race-canvas-token-7~SECRET"
@@ -95,7 +95,7 @@ def test_passes_racing_live_events_alert_every_end_once_and_never_move_a_batch_b
     rng = random.Random(14)
     with mock_aws():
         env = AwsEnv.create()
-        import handlers.notifier as notifier
+        import sis_imports.usecases.notify as notifier
 
         store = BatchStore(Atomic(env.dynamodb), TABLE_NAME)
         deliveries = Deliveries(store, random.Random(7))

@@ -10,11 +10,11 @@ import boto3
 import pytest
 
 from local.canvas_simulator import CanvasSimulator
-from sis_imports.admission import Admission
-from sis_imports.canvas_api import CanvasApi
-from sis_imports.reconcile import DEFAULT_STUCK_MINUTES
-from sis_imports.reconciler import Instance, Reconciler
-from sis_imports.store import BatchStore
+from sis_imports.core.admission import Admission
+from sis_imports.adapters.canvas_api import CanvasApi
+from sis_imports.core.reconcile import DEFAULT_STUCK_MINUTES
+from sis_imports.usecases.reconcile_pass import Instance, Reconciler
+from sis_imports.adapters.store import BatchStore
 from tests.aws_env import TABLE_NAME
 from tests.factories import NOW, ROOT_ACCOUNT_UUID, iso
 
@@ -41,7 +41,7 @@ class World:
     """Canvas (the simulator) delivering its Live Events to our ingest core, our store, our reconciler."""
 
     def __init__(self, aws, clock: Clock, token: str = TOKEN, hostname: str = "oxana.instructure.com"):
-        from sis_imports.ingest import SisBatchIngest
+        from sis_imports.usecases.ingest import SisBatchIngest
 
         self.aws, self.clock = aws, clock
         self.store = BatchStore(boto3.client("dynamodb"), TABLE_NAME, clock=clock.epoch)

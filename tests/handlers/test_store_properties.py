@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from moto import mock_aws
 
-from sis_imports.batch import Decision, apply_event
-from sis_imports.events import parse_event
-from sis_imports.publisher import AlertPublisher
-from sis_imports.store import BatchStore
+from sis_imports.core.batch import Decision, apply_event
+from sis_imports.core.events import parse_event
+from sis_imports.adapters.publisher import AlertPublisher
+from sis_imports.adapters.store import BatchStore
 from tests.aws_env import TABLE_NAME, AwsEnv
 from tests.unit.test_properties import deliveries, expected_alerts
 
@@ -24,7 +24,7 @@ _ids = itertools.count()
 def pipeline():
     with mock_aws():
         env = AwsEnv.create()
-        import handlers.notifier as notifier
+        import sis_imports.usecases.notify as notifier
 
         yield env, BatchStore(env.dynamodb, TABLE_NAME, history_limit=6), notifier.Notifier(
             AlertPublisher(boto3.client("sns"), env.topic_arn)

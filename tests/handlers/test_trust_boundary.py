@@ -11,8 +11,8 @@ import pytest
 
 from local.lambda_context import LambdaContext
 from sis_imports import wiring
-from sis_imports.admission import Admission
-from sis_imports.events import InvalidEvent
+from sis_imports.core.admission import Admission
+from sis_imports.core.events import InvalidEvent
 from tests.conftest import http_event
 from tests.factories import NOW, T0, at, canvas_event, failed_import, iso
 
@@ -168,7 +168,7 @@ def test_a_batch_outlives_every_event_it_holds_by_the_retention_period(aws, none
     before = time.time()
     post(handlers_fresh, canvas_event("importing", ahead, "674"))
     (item,) = aws.scan()
-    from sis_imports.admission import event_epoch
+    from sis_imports.core.admission import event_epoch
 
     assert int(item["expires_at"]["N"]) >= event_epoch(ahead) + 30 * 86400
     assert int(item["expires_at"]["N"]) <= before + 30 * 86400 + 3600 + 5

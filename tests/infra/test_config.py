@@ -138,7 +138,7 @@ def test_root_accounts_and_hostnames_from_the_command_line_and_cdk_json():
 
 def test_the_root_account_alphabet_is_the_id_alphabet_of_the_store():
     from infra.config import ROOT_ACCOUNT_UUID
-    from sis_imports.table import ID_PATTERN
+    from sis_imports.core.table import ID_PATTERN
 
     assert f"^{ROOT_ACCOUNT_UUID.pattern}$" == ID_PATTERN
 

@@ -4,10 +4,11 @@ every function's timeout covers the calls it makes in a row, each at its client'
 
 from __future__ import annotations
 
-import handlers.alert_retry as alert_retry
-import handlers.notifier as notifier
-from sis_imports import delivery, wiring
-from sis_imports.auth import JwksKeySource
+import sis_imports.usecases.alert_retry as alert_retry
+import sis_imports.usecases.notify as notifier
+from sis_imports import wiring
+from sis_imports.core import delivery
+from sis_imports.adapters.auth import JwksKeySource
 from tests.infra.test_stack import function, ref_name
 
 

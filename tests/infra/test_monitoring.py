@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from infra.monitoring import ENTRIES
-from sis_imports.table import (ACTIVITY_INDEX, ACTIVITY_INDEX_PROJECTION, ACTIVITY_SORT_KEY, PARTITION_KEY)
+from sis_imports.core.table import (ACTIVITY_INDEX, ACTIVITY_INDEX_PROJECTION, ACTIVITY_SORT_KEY, PARTITION_KEY)
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK = ROOT / "docs" / "runbook.md"

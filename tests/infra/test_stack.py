@@ -13,7 +13,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Annotations, Match
 from cdk_nag import AwsSolutionsChecks
 
-from sis_imports.table import (ACTIVITY_INDEX, KEY_SCHEMA, OPEN_INDEX, OPEN_INDEX_PROJECTION, OPEN_SINCE,
+from sis_imports.core.table import (ACTIVITY_INDEX, KEY_SCHEMA, OPEN_INDEX, OPEN_INDEX_PROJECTION, OPEN_SINCE,
                                PARTITION_KEY, STREAM_VIEW_TYPE, TTL_ATTRIBUTE)
 
 # AWS offers no resource-level permission for these; cdk-nag's IAM5 is acknowledged for them alone.

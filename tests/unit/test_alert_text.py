@@ -1,4 +1,4 @@
-"""The email text and the byte budget of an alert (functions/sis_imports/alert_text.py), from Canvas's
+"""The email text and the byte budget of an alert (functions/sis_imports/core/alert_text.py), from Canvas's
 real shapes: `[null, message]` rows, translated abort reasons, text that echoes the SIS file (any
 script, line breaks, bidirectional overrides), and the largest details Canvas can send."""
 
@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sis_imports import alert_text
-from sis_imports.alert_text import CUT, details_of, email_text, shrink
+from sis_imports.core import alert_text
+from sis_imports.core.alert_text import CUT, details_of, email_text, shrink
 
 HOST = "oxana.instructure.com"
 PAGE = f"https://{HOST}/accounts/1/sis_import"
@@ -245,7 +245,7 @@ def test_the_email_says_what_was_left_out():
 
 
 def test_module_is_pure():
-    for module in (alert_text, __import__("sis_imports.untrusted", fromlist=["x"])):
+    for module in (alert_text, __import__("sis_imports.core.untrusted", fromlist=["x"])):
         source = Path(module.__file__).read_text()
         assert not re.search(r"^\s*(import|from)\s+(boto3|botocore|aws_lambda_powertools|urllib|requests)", source,
                              re.M)

@@ -1,8 +1,8 @@
 from dataclasses import replace
 
-from sis_imports.alerts import alerts_for
-from sis_imports.batch import Decision, apply_event
-from sis_imports.events import parse_event
+from sis_imports.core.alerts import alerts_for
+from sis_imports.core.batch import Decision, apply_event
+from sis_imports.core.events import parse_event
 from tests.factories import ACCESS_TOKEN, T0, at, canvas_event, failed_import
 
 
@@ -112,8 +112,8 @@ def test_the_alert_id_is_stable_whatever_the_order_and_differs_per_end():
 def test_the_api_seeing_an_end_a_live_event_told_is_the_same_end():
     from dataclasses import replace as dc_replace
 
-    from sis_imports.batch import HistoryEntry
-    from sis_imports.states import WorkflowState
+    from sis_imports.core.batch import HistoryEntry
+    from sis_imports.core.states import WorkflowState
 
     writes = states_through(failed_import())
     _, batch = writes[-1]

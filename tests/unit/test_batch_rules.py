@@ -2,9 +2,9 @@
 
 import pytest
 
-from sis_imports.batch import Batch, Decision, HistoryEntry, apply_event, merge_history
-from sis_imports.events import parse_event
-from sis_imports.states import OUTCOME, RANK, TERMINAL, Outcome, WorkflowState, outcome_of
+from sis_imports.core.batch import Batch, Decision, HistoryEntry, apply_event, merge_history
+from sis_imports.core.events import parse_event
+from sis_imports.core.states import OUTCOME, RANK, TERMINAL, Outcome, WorkflowState, outcome_of
 from tests.factories import ACCESS_TOKEN, T0, at, canvas_event, failed_import
 
 

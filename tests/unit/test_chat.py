@@ -1,4 +1,4 @@
-"""The chat formats of an alert (functions/sis_imports/chat.py): snapshots, limits, and what never gets in.
+"""The chat formats of an alert (functions/sis_imports/core/chat/): snapshots, limits, and what never gets in.
 
 Snapshots: tests/unit/snapshots/chat/<case>.<format>.json, one per alert case and format (chatbot,
 slack, teams). Any change to a format fails its test. When the change is meant, regenerate them and
@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sis_imports import chat
+from sis_imports.core import chat
 
 SNAPSHOTS = Path(__file__).parent / "snapshots" / "chat"
 UPDATE = os.environ.get("UPDATE_SNAPSHOTS") == "1"
@@ -428,7 +428,7 @@ def test_the_outcomes_match_the_stacks():
 
 
 def test_module_is_pure():
-    source = Path(chat.__file__).read_text()
+    source = "\n".join(p.read_text() for p in Path(chat.__file__).parent.glob("*.py"))  # every format's module
     assert not re.search(r"^\s*(import|from)\s+(boto3|botocore|aws_lambda_powertools)", source, re.M)
 
 

@@ -2,8 +2,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sis_imports.events import IgnoredEvent, InvalidEvent, SisBatchEvent, parse_event
-from sis_imports.states import WorkflowState
+from sis_imports.core.events import IgnoredEvent, InvalidEvent, SisBatchEvent, parse_event
+from sis_imports.core.states import WorkflowState
 from tests.factories import CREATED_EXAMPLE, T0, UPDATED_EXAMPLE, at, canvas_event
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sis_imports.alerts import alerts_for
-from sis_imports.batch import Decision, HistoryEntry, apply_event, order_key
-from sis_imports.events import parse_event
-from sis_imports.states import IMPORT_ENDS, RESTORE_ENDS, TERMINAL, WorkflowState
+from sis_imports.core.alerts import alerts_for
+from sis_imports.core.batch import Decision, HistoryEntry, apply_event, order_key
+from sis_imports.core.events import parse_event
+from sis_imports.core.states import IMPORT_ENDS, RESTORE_ENDS, TERMINAL, WorkflowState
 from tests.factories import T0, at, canvas_event
 
 

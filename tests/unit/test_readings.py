@@ -14,11 +14,11 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sis_imports.alerts import alerts_for
-from sis_imports.batch import CLOCK_TOLERANCE_SECONDS, Batch, Decision, apply_event
-from sis_imports.events import parse_event
-from sis_imports.reconcile import CanvasImport, event_time
-from sis_imports.states import IMPORT_ENDS, RANK, RESTORE_ENDS, TERMINAL, WorkflowState
+from sis_imports.core.alerts import alerts_for
+from sis_imports.core.batch import CLOCK_TOLERANCE_SECONDS, Batch, Decision, apply_event
+from sis_imports.core.events import parse_event
+from sis_imports.core.reconcile import CanvasImport, event_time
+from sis_imports.core.states import IMPORT_ENDS, RANK, RESTORE_ENDS, TERMINAL, WorkflowState
 from tests.factories import T0, at, canvas_event
 
 BASE = parse_event(canvas_event("initializing", T0)).event_time

@@ -15,12 +15,12 @@ from datetime import datetime, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sis_imports.alerts import alerts_for
-from sis_imports.events import parse_event
-from sis_imports.batch import Batch, HistoryEntry
-from sis_imports.reconcile import DEFAULT_STUCK_MINUTES, CanvasImport, entered_at, event_time, plan
-from sis_imports.reconciler import Instance, Reconciler
-from sis_imports.states import IMPORT_ENDS, WorkflowState
+from sis_imports.core.alerts import alerts_for
+from sis_imports.core.events import parse_event
+from sis_imports.core.batch import Batch, HistoryEntry
+from sis_imports.core.reconcile import DEFAULT_STUCK_MINUTES, CanvasImport, entered_at, event_time, plan
+from sis_imports.usecases.reconcile_pass import Instance, Reconciler
+from sis_imports.core.states import IMPORT_ENDS, WorkflowState
 from tests.factories import NOW, ROOT_ACCOUNT_UUID, canvas_event
 from tests.memory_store import MemoryStore
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sis_imports.redact import MAX_URL_LENGTH, REDACTED, redact_url
+from sis_imports.core.redact import MAX_URL_LENGTH, REDACTED, redact_url
 
 SECRET = "1398~agJdJdaSLJfJULBa2803dfLJAFdsk"
 BASE = "https://canvas.example.edu/api/v1/accounts/self/sis_imports.json"

@@ -6,11 +6,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .admission import Admission, NotAllowed, Verdict
-from .batch import Decision
-from .events import IgnoredEvent, parse_event
-from .observability import count, count_rejected, logger
-from .store import BatchStore
+from ..adapters.observability import count, count_rejected, logger
+from ..adapters.store import BatchStore
+from ..core.admission import Admission, NotAllowed, Verdict
+from ..core.batch import Decision
+from ..core.events import IgnoredEvent, parse_event
 
 _METRIC = {Decision.APPLY: "EventsApplied", Decision.HISTORY_ONLY: "EventsLate", Decision.DUPLICATE: "EventsDuplicate"}
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from .alert_text import email_text, shrink
-from .alerts import Alert
+from ..core.alert_text import email_text, shrink
+from ..core.alerts import Alert
 
 TOPIC, CHAT = "topic", "chat"
 # SNS's and SQS's limit on one message, in bytes (UTF-8).
@@ -82,8 +82,8 @@ class AlertPublisher:
         return params(shrink(alert.message, lambda m: sns_size(params(m)), MESSAGE_LIMIT))
 
     def chat_params(self, alert: Alert) -> dict[str, Any]:
-        """The chat topic's Publish: the AWS Chatbot notification (bounded by chat.py), within SNS's limit."""
-        from .chat import chatbot  # only where chat is configured
+        """The chat topic's Publish: the AWS Chatbot notification (bounded by core/chat/chatbot.py), within SNS's limit."""
+        from ..core.chat import chatbot  # only where chat is configured
 
         def params(message: dict[str, Any]) -> dict[str, Any]:
             return {"TopicArn": self._chat_topic_arn, "Message": _json(chatbot(message))}
@@ -97,7 +97,7 @@ class AlertPublisher:
             response = self._client.publish(**self.publish_params(alert))
             message_id = response["MessageId"]
         if CHAT in targets and self._chat_topic_arn:
-            from .chat import wanted
+            from ..core.chat import wanted
 
             if not wanted(alert.message, self._chat_outcomes):
                 return message_id

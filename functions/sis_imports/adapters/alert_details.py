@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from .alert_text import details_of
-from .batch import Batch
+from ..core.alert_text import details_of
+from ..core.batch import Batch
 
 
 class CanvasDetails:

@@ -18,12 +18,12 @@ from jwt import PyJWK, PyJWKClient
 from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError, PyJWTError
 
 from . import http
-from .events import NotJson, decode_json
+from ..core.events import NotJson, decode_json
 
 __all__ = ["AuthUnavailable", "JwksKeySource", "JwtAuthenticator", "NoAuthenticator", "NotJson", "TokenAuthenticator",
            "Unauthorized"]
 
-# Canvas signs with RS256 and publishes its keys here (CANVAS.md, "Data Service Setup").
+# Canvas signs with RS256 and publishes its keys here (docs/canvas.md, "Delivery").
 CANVAS_JWKS_URL = "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/jwks"
 REFRESH_INTERVAL_SECONDS = 60.0
 MAX_JWKS_BYTES = 64 * 1024  # Canvas serves three RSA keys (about 1.5 KB each)

@@ -1,4 +1,4 @@
-"""The 12 SIS batch workflow states, their lifecycle order and outcomes (CANVAS.md)."""
+"""The 12 SIS batch workflow states, their lifecycle order and outcomes (docs/canvas.md)."""
 
 from __future__ import annotations
 

@@ -15,11 +15,11 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from .canvas_api import CanvasApi, CanvasError, CanvasNotFound
-from .observability import count, logger
-from .reconcile import CanvasImport, event_time, plan, to_fetch
-from .states import WorkflowState
-from .store import BatchStore
+from ..adapters.canvas_api import CanvasApi, CanvasError, CanvasNotFound
+from ..adapters.observability import count, logger
+from ..adapters.store import BatchStore
+from ..core.reconcile import CanvasImport, event_time, plan, to_fetch
+from ..core.states import WorkflowState
 
 
 class ReconcileError(Exception):

@@ -1,0 +1,99 @@
+"""Reading many batches: the open ones (the reconciler's), and a root account's recent ones (the query API's)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...core.batch import Batch
+from ...core.table import ACTIVITY_INDEX, ACTIVITY_SORT_KEY, OPEN_INDEX, PARTITION_KEY, SORT_KEY
+from .items import Table, from_attributes, to_attributes
+
+
+class Listing(Table):
+    """Queries of the sparse indexes, never a scan."""
+
+    def open_batches(self, root_account_uuid: str) -> list[Batch]:
+        """Every batch of the root account not in an end state: one query of the sparse index.
+
+        The projection holds what the reconciler compares (state, times, stuck_state); the rest of
+        each Batch is left empty.
+        """
+        batches, start = [], None
+        while True:
+            kwargs: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
+            page = self._client.query(
+                TableName=self._table, IndexName=OPEN_INDEX,
+                KeyConditionExpression="#pk = :pk", ExpressionAttributeNames={"#pk": PARTITION_KEY},
+                ExpressionAttributeValues={":pk": {"S": root_account_uuid}}, **kwargs,
+            )
+            for item in page.get("Items", []):
+                plain = from_attributes(item)
+                plain.setdefault("account_id", "")
+                batches.append(Batch.from_item(plain))
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return batches
+
+    def recent(
+        self,
+        root_account_uuid: str,
+        *,
+        state: str | None = None,
+        outcome: str | None = None,
+        since: str | None = None,
+        limit: int = 50,
+        start: dict[str, str] | None = None,
+        max_evaluated: int = 1000,
+    ) -> tuple[list[Batch], dict[str, str] | None]:
+        """The root account's batches, newest activity first: up to `limit` of them, and the key to go
+        on from (None when there are no more). One query of the activity index per page, never a scan.
+
+        `since` (Canvas's event_time format) bounds the index key: last activity at or after it.
+        `state` and `outcome` filter what the index returns, so a page may take several queries; after
+        `max_evaluated` index entries the batches found so far come back with the key to go on from
+        (fewer than `limit`, and more may follow). The key is the index's own (root account, batch id,
+        last_event_at), as plain strings. Each Batch holds what the index projects: no history.
+        """
+        names = {"#pk": PARTITION_KEY}
+        values: dict[str, Any] = {":pk": root_account_uuid}
+        condition = "#pk = :pk"
+        if since is not None:
+            condition += " AND #at >= :since"
+            names["#at"] = ACTIVITY_SORT_KEY
+            values[":since"] = since
+        filters = []
+        for name, value in (("workflow_state", state), ("outcome", outcome)):
+            if value is not None:
+                filters.append(f"#{name} = :{name}")
+                names[f"#{name}"] = name
+                values[f":{name}"] = value
+        batches: list[Batch] = []
+        evaluated, key = 0, start
+        while True:
+            wanted = limit - len(batches)
+            kwargs: dict[str, Any] = {"ExclusiveStartKey": to_attributes(key)} if key else {}
+            if filters:
+                kwargs["FilterExpression"] = " AND ".join(filters)
+            page = self._client.query(
+                TableName=self._table, IndexName=ACTIVITY_INDEX, KeyConditionExpression=condition,
+                ExpressionAttributeNames=names, ExpressionAttributeValues=to_attributes(values),
+                ScanIndexForward=False,
+                # Unfiltered, exactly what is wanted; filtered, a fuller page, since some will not match.
+                Limit=max(wanted, min(100, max_evaluated)) if filters else wanted, **kwargs,
+            )
+            items = page.get("Items", [])
+            evaluated += int(page.get("ScannedCount", len(items)))
+            last = page.get("LastEvaluatedKey")
+            for position, item in enumerate(items, start=1):
+                plain = from_attributes(item)
+                plain.setdefault("account_id", "")
+                batches.append(Batch.from_item(plain))
+                if len(batches) == limit:
+                    more = position < len(items) or last is not None
+                    return batches, ({PARTITION_KEY: plain[PARTITION_KEY], SORT_KEY: plain[SORT_KEY],
+                                      ACTIVITY_SORT_KEY: plain[ACTIVITY_SORT_KEY]} if more else None)
+            if not last:
+                return batches, None
+            key = {name: str(value) for name, value in from_attributes(last).items()}
+            if evaluated >= max_evaluated:
+                return batches, key

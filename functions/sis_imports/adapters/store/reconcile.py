@@ -1,0 +1,68 @@
+"""What the reconciler writes: Canvas's answer applied as a reading, and another host's claim on an id."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from ...core.batch import Batch, Decision, apply_event
+from .apply import Applying
+from .items import Reconciled, _stored_item, from_attributes
+
+if TYPE_CHECKING:
+    from ...core.events import SisBatchEvent
+
+
+class Reconciling(Applying):
+    """Readings of Canvas's SIS Import API, through the same core as events."""
+
+    def reconcile(self, event: SisBatchEvent, *, asked_at: str | None = None,
+                  baseline: bool = False) -> Reconciled | None:
+        """Apply what Canvas's API answered, unless the batch is already in that state (then None).
+
+        The same core as a live event: `event`'s time is when Canvas's answer came, `asked_at` when
+        we asked; the core places the reading among the events (batch.sequence). One conditional
+        write when nothing stored comes near the reading's window; else the stored item comes back
+        with the failed condition and either nothing is owed (same state) or the core decides.
+        `baseline` (the first pass for an instance) records an import we never heard of without an alert.
+        """
+        if baseline:
+            new = replace(apply_event(None, event, self._history_limit, asked_at)[1], baseline=True,
+                          expires_at=self._expires_at())
+            try:
+                self._put(new, expected_version=None)
+                return Reconciled(None, new, created=True)
+            except Exception as exc:
+                _stored_item(exc)  # it exists after all: reconcile it as any other
+        try:
+            old = self._apply_in_order(event, unless_state=True, asked_at=asked_at)
+            return Reconciled(old.workflow_state if old else None, None, created=old is None)
+        except Exception as exc:
+            stored = _stored_item(exc)
+        current = Batch.from_item(from_attributes(stored)) if stored else None
+        if current is not None and current.workflow_state is event.workflow_state and not current.unbound:
+            return None
+        result = self._apply_from(stored, event, asked_at)
+        if result.decision in (Decision.DUPLICATE, Decision.FOREIGN):
+            return None
+        return Reconciled(current.workflow_state if current else None, result.batch, created=current is None)
+
+    def claim(self, root_account_uuid: str, sis_batch_id: str, event_time: str) -> None:
+        """Record that a host not allowed here created an import of this id at `event_time` (only the
+        time: nothing else of another instance's event is kept). From then on no host-less event counts
+        for the batch. Only on a batch we hold, a few claims at most; the version moves, so a concurrent
+        version-guarded write cannot lose the claim."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self.key(root_account_uuid, sis_batch_id),
+                UpdateExpression="SET #claims = list_append(if_not_exists(#claims, :empty), :claim), "
+                                 "#version = #version + :one",
+                ConditionExpression="attribute_exists(#version) AND (attribute_not_exists(#claims) OR "
+                                    "(size(#claims) < :most AND NOT contains(#claims, :time)))",
+                ExpressionAttributeNames={"#claims": "foreign_claims", "#version": "version"},
+                ExpressionAttributeValues={":empty": {"L": []}, ":claim": {"L": [{"S": event_time}]},
+                                           ":time": {"S": event_time}, ":one": {"N": "1"}, ":most": {"N": "10"}},
+            )
+        except Exception as exc:
+            _stored_item(exc)  # not ours to record: no such batch, or already claimed
