@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
+from .context_values import ConfigError, _bool, _choice, _each, _int, _list  # noqa: F401 (ConfigError: re-exported)
+
 CANVAS_JWKS_URL = "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/jwks"
 CANVAS_AWS_ACCOUNT = "636161780776"
 AUTH_MODES = ("jwt", "token", "none")
@@ -88,10 +90,6 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
                       3288, 3653)
 
 
-class ConfigError(ValueError):
-    pass
-
-
 @dataclass(frozen=True)
 class StackConfig:
     stage: str
@@ -138,47 +136,6 @@ class StackConfig:
     @property
     def any_root_account(self) -> bool:
         return self.root_account_uuids == (ANY_ROOT_ACCOUNT,)
-
-
-def _list(value: Any) -> tuple[str, ...]:
-    if isinstance(value, (list, tuple)):
-        return tuple(str(v).strip() for v in value if str(v).strip())
-    return tuple(part.strip() for part in str(value or "").split(",") if part.strip())
-
-
-def _int(key: str, value: Any, low: int, high: int) -> int:
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise ConfigError(f"context {key} must be a whole number, not {value!r}") from None
-    if not low <= number <= high:
-        raise ConfigError(f"context {key} must be between {low} and {high}, not {number}")
-    return number
-
-
-def _bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise ConfigError(f"context {key} must be true or false, not {value!r}")
-
-
-def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> str:
-    text = str(value).strip().lower()
-    if text not in allowed:
-        raise ConfigError(f"context {key} must be one of {', '.join(allowed)}, not {value!r}")
-    return text
-
-
-def _each(key: str, values: tuple[str, ...], pattern: re.Pattern[str], what: str) -> tuple[str, ...]:
-    for value in values:
-        if not pattern.fullmatch(value):
-            raise ConfigError(f"context {key}: {value!r} is not {what}")
-    return values
 
 
 def _check_spelling(keys: Iterable[str]) -> None:

@@ -30,10 +30,11 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+from ops.status_view import COLUMNS, Health, LastPass, Page, cell, describe_health, describe_pass, table  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 HEALTHY, FAILED, USAGE, UNHEALTHY = 0, 1, 2, 3
@@ -62,34 +63,6 @@ class StatusError(Exception):
     def __init__(self, message: str, code: int = FAILED):
         super().__init__(message)
         self.code = code
-
-
-@dataclass
-class LastPass:
-    """The reconciler's last pass: when, whether every Canvas instance was read, and why not."""
-
-    at: str | None  # ISO-8601 UTC; None: no pass found
-    ok: bool
-    why: str | None = None  # the failures, one per instance; or why no pass was found
-
-    def to_json(self) -> dict[str, Any]:
-        return {"at": self.at, "ok": self.ok, "why": self.why}
-
-
-@dataclass
-class Health:
-    dead_letters: dict[str, int] = field(default_factory=dict)  # queue name -> messages waiting
-    alarms: list[tuple[str, str]] | None = None  # (name, description) in ALARM; None: no alarms here (local)
-    reconciler: LastPass | None = None  # None: no reconciler (a stack without canvas_instances)
-
-    @property
-    def healthy(self) -> bool:
-        return (not any(self.dead_letters.values()) and not self.alarms
-                and (self.reconciler is None or self.reconciler.ok))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"healthy": self.healthy, "dead_letters": self.dead_letters, "alarms": self.alarms,
-                "reconciler": self.reconciler.to_json() if self.reconciler else None}
 
 
 def since_value(text: str, now: datetime | None = None) -> str:
@@ -365,60 +338,6 @@ def fetch_all(accounts: list[str], query: dict[str, str], get: Any, base: str) -
     limit = int(query.get("limit", DEFAULT_LIMIT))
     more = len(batches) > limit or any(cursors)
     return Page(batches[:limit], cursors[0] if len(accounts) == 1 else None, more)
-
-
-@dataclass
-class Page:
-    batches: list[dict[str, Any]]
-    cursor: str | None  # --next for the page after (one root account asked)
-    more: bool  # more batches match than these
-
-
-COLUMNS = (("last activity", "last_event_at"), ("root account", "root_account_uuid"), ("batch", "sis_batch_id"),
-           ("state", "workflow_state"), ("outcome", "outcome"), ("first event", "first_event_at"),
-           ("host", "hostname"))
-
-
-def cell(batch: dict[str, Any], key: str) -> str:
-    if key == "outcome" and batch.get("stuck"):
-        return "stuck"  # an open import the reconciler found stuck in its state: no end's outcome yet
-    return str(batch.get(key) or "-")
-
-
-def table(batches: list[dict[str, Any]]) -> str:
-    rows = [[cell(b, key) for _, key in COLUMNS] for b in batches]
-    widths = [max([len(title), *(len(row[i]) for row in rows)]) for i, (title, _) in enumerate(COLUMNS)]
-    lines = ["  ".join(title.ljust(w) for (title, _), w in zip(COLUMNS, widths)).rstrip()]
-    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
-    return "\n".join(lines)
-
-
-def describe_pass(last: LastPass | None) -> str:
-    if last is None:
-        return "reconciler: none in this stack (no canvas_instances)"
-    if last.at is None:
-        return f"reconciler: {'no pass yet' if last.ok else 'FAILING'}: {last.why}"
-    if last.ok:
-        return f"reconciler: last pass {last.at}: ok"
-    return f"reconciler: last pass {last.at}: FAILED: {last.why}"
-
-
-def describe_health(health: Health, where: str) -> str:
-    queues = ", ".join(f"{name} {depth}" for name, depth in health.dead_letters.items()) or "none found"
-    if health.healthy:
-        alarms = "none in ALARM" if health.alarms is not None else "none locally (CloudWatch alarms are deployed only)"
-        return (f"pipeline: healthy ({where}; dead letters: {queues}; alarms: {alarms})\n"
-                + describe_pass(health.reconciler))
-    lines = [f"pipeline: UNHEALTHY ({where})"]
-    for name, depth in health.dead_letters.items():
-        if depth:
-            lines.append(f"  dead letters: {name} holds {depth} message(s): docs/runbook.md, then make redrive")
-    for name, description in health.alarms or []:
-        lines.append(f"  alarm in ALARM: {name}: {description}")
-    lines.append("  " + describe_pass(health.reconciler)
-                 + ("" if health.reconciler is None or health.reconciler.ok
-                    else ': docs/runbook.md, "Reconcile passes failing"'))
-    return "\n".join(lines)
 
 
 def parser() -> argparse.ArgumentParser:
