@@ -188,7 +188,9 @@ def confirmed(where: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+    from botocore.exceptions import BotoCoreError, NoCredentialsError, NoRegionError
+
+    from ops.aws_errors import AWS_FAILURES, one_line
 
     chosen = ["canvas", "alerts", "eventbridge"] if args.which == "all" else [args.which]
     where = args.stack or "local run"
@@ -214,17 +216,11 @@ def run(args: argparse.Namespace) -> int:
         return DONE
     except RedriveError:
         raise
-    except NoRegionError:
-        raise RedriveError("no AWS region: set AWS_REGION (the stack's region) or a profile's region") from None
-    except NoCredentialsError:
-        raise RedriveError(f"no AWS credentials found: sign in to redrive {where}") from None
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise RedriveError(f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message')}") from None
-    except BotoCoreError as exc:
-        if not args.stack:
+    except AWS_FAILURES as exc:
+        if not args.stack and isinstance(exc, BotoCoreError) and not isinstance(exc, (NoRegionError,
+                                                                                        NoCredentialsError)):
             raise RedriveError(f"the local run did not answer ({exc}); is `make run` still going?") from None
-        raise RedriveError(f"AWS could not be asked: {exc}") from None
+        raise RedriveError(one_line(exc, f"redrive {where}")) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -188,7 +188,7 @@ def local_dead_letters(sqs: Any) -> dict[str, int]:
 
 def stack_status(args: argparse.Namespace) -> tuple[Page, Health]:
     import boto3
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+    from ops.aws_errors import AWS_FAILURES, one_line
 
     session = boto3.Session()
     try:
@@ -214,15 +214,8 @@ def stack_status(args: argparse.Namespace) -> tuple[Page, Health]:
         health = Health(dead_letters=stack_dead_letters(session.client("sqs"), outputs),
                         alarms=stack_alarms(resources, session.client("cloudwatch"), args.stack),
                         reconciler=stack_last_pass(resources, session.client("logs")))
-    except NoRegionError:
-        raise StatusError("no AWS region: set AWS_REGION (the stack's region) or a profile's region") from None
-    except NoCredentialsError:
-        raise StatusError(f"no AWS credentials found: sign in to read {args.stack}") from None
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        raise StatusError(f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message')}") from None
-    except BotoCoreError as exc:
-        raise StatusError(f"AWS could not be asked: {exc}") from None
+    except AWS_FAILURES as exc:
+        raise StatusError(one_line(exc, f"read {args.stack}")) from None
     return page, health
 
 
