@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,16 +83,26 @@ def runtime_dir() -> Path:
     """A folder holding only what the Lambda runtime adds: boto3 and its dependencies."""
     site = Path(boto3.__file__).resolve().parent.parent
     out = BUILD / "runtime-boto3"
+    if (out / ".complete").exists():
+        return out
+    # Built aside and renamed into place: two processes (test workers, a bench) may build it at once.
+    BUILD.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="runtime-boto3.", dir=BUILD))
+    for name in RUNTIME_PACKAGES:
+        for path in site.glob(name):
+            shutil.copytree(path, work / path.name, ignore=shutil.ignore_patterns("__pycache__"))
+        for path in site.glob(f"{name}.py"):
+            shutil.copy(path, work / path.name)
+    subprocess.run([find_python313() or "python3", "-m", "compileall", "-q", str(work)], check=True)
+    (work / ".complete").write_text("")
     if not (out / ".complete").exists():
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir(parents=True)
-        for name in RUNTIME_PACKAGES:
-            for path in site.glob(name):
-                shutil.copytree(path, out / path.name, ignore=shutil.ignore_patterns("__pycache__"))
-            for path in site.glob(f"{name}.py"):
-                shutil.copy(path, out / path.name)
-        subprocess.run([find_python313() or "python3", "-m", "compileall", "-q", str(out)], check=True)
-        (out / ".complete").write_text("")
+        shutil.rmtree(out, ignore_errors=True)  # an unfinished one from before
+        try:
+            work.rename(out)
+            return out
+        except OSError:
+            pass  # another process's is in place
+    shutil.rmtree(work, ignore_errors=True)
     return out
 
 

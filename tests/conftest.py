@@ -149,6 +149,7 @@ def server():
 # `make test` (issue 16): pytest-xdist workers. The infrastructure tests share one worker, so each stack
 # variant is synthesized once (conftest's session fixtures); each end-to-end module keeps its local run on
 # one worker. `--dist loadgroup` (pyproject) reads these groups; without xdist they change nothing.
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups into the node ids
 def pytest_collection_modifyitems(config, items):
     for item in items:
         suite = item.nodeid.split("/")[1] if item.nodeid.startswith("tests/") else ""
