@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 AWS_FAILURES = (BotoCoreError, ClientError)
@@ -17,3 +19,22 @@ def one_line(exc: BotoCoreError | ClientError, doing: str) -> str:
         error = exc.response.get("Error", {})
         return f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message')}"
     return f"AWS could not be asked: {exc}"
+
+
+class NotSignedIn(Exception):
+    """No usable AWS credentials: its message is the one line to print."""
+
+
+def signed_in_session(doing: str) -> Any:
+    """A boto3 session that has credentials (`doing`: "read <stack>", "redrive <stack>")."""
+    import boto3
+
+    session = boto3.Session()
+    try:
+        credentials = session.get_credentials()
+    except BotoCoreError as exc:
+        raise NotSignedIn(f"cannot read AWS credentials: {exc}") from None
+    if credentials is None:
+        raise NotSignedIn(f"no AWS credentials found: sign in (aws sso login, AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+                          f"AWS_SECRET_ACCESS_KEY) to {doing}")
+    return session

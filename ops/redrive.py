@@ -84,17 +84,12 @@ def eventbridge_step(sqs: Any, events: Any, arn: str, bus: str) -> Step:
 
 
 def aws_session(stack: str) -> Any:
-    import boto3
-    from botocore.exceptions import BotoCoreError
+    from ops.aws_errors import NotSignedIn, signed_in_session
 
     try:
-        session = boto3.Session()
-        credentials = session.get_credentials()
-    except BotoCoreError as exc:
-        raise RedriveError(f"cannot read AWS credentials: {exc}") from None
-    if credentials is None:
-        raise RedriveError(f"no AWS credentials found: sign in (aws sso login, AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-                           f"AWS_SECRET_ACCESS_KEY) to redrive {stack}")
+        session = signed_in_session(f"redrive {stack}")
+    except NotSignedIn as exc:
+        raise RedriveError(str(exc)) from None
     if not session.region_name:
         raise RedriveError(f"no AWS region: set AWS_REGION (the region of {stack}) or a profile's region")
     return session

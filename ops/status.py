@@ -187,17 +187,13 @@ def local_dead_letters(sqs: Any) -> dict[str, int]:
 # Deployed: a stack, with the caller's AWS credentials.
 
 def stack_status(args: argparse.Namespace) -> tuple[Page, Health]:
-    import boto3
-    from ops.aws_errors import AWS_FAILURES, one_line
+    from ops.aws_errors import AWS_FAILURES, NotSignedIn, one_line, signed_in_session
 
-    session = boto3.Session()
     try:
-        credentials = session.get_credentials()
-    except BotoCoreError as exc:
-        raise StatusError(f"cannot read AWS credentials: {exc}") from None
-    if credentials is None:
-        raise StatusError(f"no AWS credentials found: sign in (aws sso login, AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
-                          f"AWS_SECRET_ACCESS_KEY) to read {args.stack}")
+        session = signed_in_session(f"read {args.stack}")
+    except NotSignedIn as exc:
+        raise StatusError(str(exc)) from None
+    credentials = session.get_credentials()
     try:
         cloudformation = session.client("cloudformation")
         (description,) = cloudformation.describe_stacks(StackName=args.stack)["Stacks"]

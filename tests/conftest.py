@@ -175,7 +175,8 @@ class SuiteProgress:
 
     @staticmethod
     def suite(nodeid: str) -> str:
-        return "/".join(nodeid.split("/")[:2]) if nodeid.startswith("tests/") else nodeid.split("::")[0]
+        # tests/<suite>/…, or a test file of its own at the top (tests/test_layers.py)
+        return "/".join(nodeid.split("::")[0].split("/")[:2]) if nodeid.startswith("tests/") else nodeid.split("::")[0]
 
     def count(self, nodeids):
         if not self.total:
