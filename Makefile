@@ -29,11 +29,11 @@ $(STAMP): requirements/dev.txt requirements/runtime.txt requirements/reconciler.
 	echo "install: $(VENV) ready in $$(( $$(date +%s) - start )) s" >&2
 	@rm -f $(VENV)/.installed-*; touch $@
 
-# Every test, on pytest-xdist workers (one more than the cores, at most 4: the end-to-end tests spend much
-# of their time waiting on a local run, and a third worker on two cores took 281 s where two took 302 s;
+# Every test, on pytest-xdist workers (two per core, at most 4: the end-to-end tests spend much of their
+# time waiting on a local run; on two cores, 2 workers took 302 s, 3 took 281-305 s, 4 took 275 s;
 # TEST_WORKERS=0 runs them in this process): pytest's progress, each suite's count as it completes, the 10
 # slowest tests, the time taken.
-TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); n=$$((n + 1)); [ $$n -gt 4 ] && n=4; echo $$n)
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); n=$$((n * 2)); [ $$n -gt 4 ] && n=4; echo $$n)
 test: $(STAMP)
 	@start=$$(date +%s); status=0; \
 	$(PY) -m pytest -n $(TEST_WORKERS) --durations=10 $(ARGS) || status=$$?; \
