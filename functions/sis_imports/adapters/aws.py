@@ -51,6 +51,14 @@ def worst_seconds(service: str) -> float:
     return CLIENT_LIMITS[service].worst_seconds()
 
 
+def remaining_ms(context: Any) -> int:
+    """What is left of the Lambda invocation (a minute when the context cannot say: tests, the local run)."""
+    try:
+        return int(context.get_remaining_time_in_millis())
+    except Exception:
+        return 60_000
+
+
 def client(service: str) -> Any:
     import boto3  # the runtime provides it; imported here so pure modules stay AWS-free
 

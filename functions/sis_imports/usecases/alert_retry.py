@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from ..adapters.aws import worst_seconds
+from ..adapters.aws import remaining_ms, worst_seconds
 from ..adapters.observability import count, logger
 from ..adapters.publisher import AlertPublisher, deferred_alert
 
@@ -40,10 +40,7 @@ class AlertRetry:
         )
 
     def _remaining_ms(self) -> int:
-        try:
-            return int(self._context.get_remaining_time_in_millis())
-        except Exception:
-            return 60_000
+        return remaining_ms(self._context)
 
     def _record(self, record: SQSRecord) -> str:
         if self._remaining_ms() < NEEDED_MS:

@@ -27,7 +27,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
-from ..adapters.aws import worst_seconds
+from ..adapters.aws import remaining_ms, worst_seconds
 from ..adapters.observability import count, import_finished, logger
 from ..adapters.publisher import CHAT, TOPIC, ChatPublishFailed
 from ..core import delivery
@@ -81,10 +81,7 @@ class Notifier:
         )
 
     def _remaining_ms(self) -> int:
-        try:
-            return int(self._context.get_remaining_time_in_millis())
-        except Exception:
-            return 60_000
+        return remaining_ms(self._context)
 
     def _record(self, record: DynamoDBRecord) -> str:
         if self._failed:
