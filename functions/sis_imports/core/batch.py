@@ -187,6 +187,7 @@ class Batch:
     # When another (not allowed) host created an import of this id: from then on, a host-less event may
     # be that import's, so none counts for this batch (the reconciler reads its truth).
     foreign_claims: tuple[str, ...] = ()
+    unusual: tuple[str, ...] = ()  # the figures its end was unusual in (core/unusual.py); set by the notifier
 
     @property
     def order_key(self) -> str:
@@ -238,6 +239,7 @@ class Batch:
             "stuck_state": self.stuck_state,
             "unbound": True if self.unbound else None,
             "foreign_claims": list(self.foreign_claims) or None,
+            "unusual": list(self.unusual) or None,
         }
         return {name: value for name, value in item.items() if value is not None}
 
@@ -267,6 +269,7 @@ class Batch:
             stuck_state=opt("stuck_state"),
             unbound=bool(item.get("unbound", False)),
             foreign_claims=tuple(str(t) for t in item.get("foreign_claims") or ()),
+            unusual=tuple(str(f) for f in item.get("unusual") or ()),
         )
 
 

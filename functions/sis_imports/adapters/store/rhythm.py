@@ -1,0 +1,76 @@
+"""The school's own history: one baseline item per root account and import shape, one rhythm item per
+root account. Each is read with one GetItem and written, only when it changed, with one PutItem guarded
+by its `version` (a concurrent pass loses the race and tries again next pass: nothing is lost, since
+both are rebuilt from Canvas's listing). Outside the id alphabet (table.ID_PATTERN): no batch collides
+with them, the query route cannot ask for them, and no index holds them."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from ...core.rhythm import Rhythm, rhythm_from_item, rhythm_item
+from ...core.unusual import Baseline, baseline_from_item, baseline_item
+from .items import Table, _stored_item, from_attributes, to_attributes
+
+BASELINE_PREFIX = "#baseline#"
+RHYTHM_ID = "#rhythm"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class History(Table):
+    def _read(self, root_account_uuid: str, sis_batch_id: str) -> dict[str, Any] | None:
+        response = self._client.get_item(TableName=self._table, Key=self.key(root_account_uuid, sis_batch_id),
+                                          ConsistentRead=True)
+        item = response.get("Item")
+        return _plain(from_attributes(item)) if item else None
+
+    def _write(self, root_account_uuid: str, sis_batch_id: str, item: dict[str, Any], version: int) -> bool:
+        """False when another writer got there first (its version is newer)."""
+        condition = "attribute_not_exists(sis_batch_id)" if version == 0 else "#version = :expected"
+        kwargs: dict[str, Any] = {}
+        if version:
+            kwargs = {"ExpressionAttributeNames": {"#version": "version"},
+                      "ExpressionAttributeValues": {":expected": {"N": str(version)}}}
+        try:
+            self._client.put_item(TableName=self._table, ConditionExpression=condition, Item={
+                **self.key(root_account_uuid, sis_batch_id), **to_attributes(item)}, **kwargs)
+            return True
+        except Exception as exc:
+            _stored_item(exc)  # re-raises anything but a lost race
+            return False
+
+    def baseline(self, root_account_uuid: str, shape: str) -> Baseline:
+        return baseline_from_item(root_account_uuid, shape, self._read(root_account_uuid, BASELINE_PREFIX + shape))
+
+    def save_baseline(self, baseline: Baseline) -> bool:
+        return self._write(baseline.root_account_uuid, BASELINE_PREFIX + baseline.shape, baseline_item(baseline),
+                           baseline.version)
+
+    def rhythm(self, root_account_uuid: str) -> Rhythm | None:
+        """None when the root account has none yet (its first pass seeds it from a longer listing)."""
+        item = self._read(root_account_uuid, RHYTHM_ID)
+        return rhythm_from_item(root_account_uuid, item) if item else None
+
+    def save_rhythm(self, rhythm: Rhythm) -> bool:
+        return self._write(rhythm.root_account_uuid, RHYTHM_ID, rhythm_item(rhythm), rhythm.version)
+
+    def mark_unusual(self, root_account_uuid: str, sis_batch_id: str, figures: list[str]) -> None:
+        """The figures an end was unusual in, on its batch (the list route and `make status` show them)."""
+        try:
+            self._client.update_item(
+                TableName=self._table, Key=self.key(root_account_uuid, sis_batch_id),
+                UpdateExpression="SET #unusual = :figures", ConditionExpression="attribute_exists(sis_batch_id)",
+                ExpressionAttributeNames={"#unusual": "unusual"},
+                ExpressionAttributeValues={":figures": {"L": [{"S": f} for f in figures]}})
+        except Exception as exc:
+            _stored_item(exc)  # the batch expired meanwhile: nothing to mark
