@@ -18,6 +18,7 @@ from constructs import Construct
 from .bundling import FUNCTIONS
 from .functions import Functions
 from .queues import dead_letter_queue, queue
+from .table import grant_items
 
 if str(FUNCTIONS) not in sys.path:
     sys.path.insert(0, str(FUNCTIONS))
@@ -129,13 +130,28 @@ class Alerts(Construct):
                             "dynamodb": {"NewImage": {"stuck_state": {"S": lambda_.FilterRule.exists()}}},
                         }
                     ),
+                    # A root account's rhythm (written by the reconciler only when it changed): a missing
+                    # import's gap found, or ended (sis_imports/core/rhythm.py).
+                    lambda_.FilterCriteria.filter(
+                        {
+                            "eventName": lambda_.FilterRule.or_("INSERT", "MODIFY"),
+                            "dynamodb": {"NewImage": {"kind": {"S": lambda_.FilterRule.is_equal("rhythm")}}},
+                        }
+                    ),
                 ],
             )
         )
 
-    def read_canvas(self, *, instances_json: str, secret_arns: list[str], layer: lambda_.ILayerVersion) -> None:
-        """Let the notifier read Canvas's SIS Import API for an end's details (the reconciler's instances)."""
+    def read_canvas(self, *, instances_json: str, secret_arns: list[str], layer: lambda_.ILayerVersion,
+                    table: dynamodb.Table, sensitivity: int, min_history: int) -> None:
+        """Let the notifier read Canvas's SIS Import API for an end's details (the reconciler's instances),
+        and compare an import's end with the school's baseline (one GetItem; an UpdateItem marks it unusual)."""
         self.notifier.add_environment("CANVAS_INSTANCES", instances_json)
+        self.notifier.add_environment("ANOMALY_SENSITIVITY", str(sensitivity))
+        self.notifier.add_environment("ANOMALY_MIN_HISTORY", str(min_history))
+        if sensitivity:
+            self.notifier.add_environment("TABLE_NAME", table.table_name)
+            grant_items(self.notifier, table, "dynamodb:GetItem", "dynamodb:UpdateItem")
         self.notifier.add_layers(layer)  # canvasapi, imported on the first alert that asks Canvas
         iam.Grant.add_to_principal(grantee=self.notifier, actions=["secretsmanager:GetSecretValue"],
                                    resource_arns=secret_arns)

@@ -72,6 +72,11 @@ DEFAULTS: dict[str, Any] = {
     "reconcile_lookback_hours": 48,
     **{f"stuck_{state}_minutes": minutes for state, minutes in STUCK_MINUTES.items()},
     "reconciler_concurrency": 1,
+    # Unusual and missing imports (issue 17): learnt by the reconciler, checked by the notifier.
+    "anomaly_sensitivity": 5,
+    "anomaly_min_history": 10,
+    "missing_imports": True,
+    "expected_import_every": "",
     # Operations (issue 11): the ops topic's subscribers, the alarms' settings, the table's protection.
     "ops_emails": "",
     "heartbeat_hours": 26,
@@ -124,6 +129,10 @@ class StackConfig:
     reconcile_lookback_hours: int = 48
     stuck_minutes: tuple[tuple[str, int], ...] = tuple(STUCK_MINUTES.items())  # (state, minutes), in STUCK_MINUTES' order
     reconciler_concurrency: int = 1  # 1: passes never overlap; 0: no reservation
+    anomaly_sensitivity: int = 5  # robust standard deviations an unusual figure is beyond; 0: no check
+    anomaly_min_history: int = 10  # earlier successful imports of a shape before any claim
+    missing_imports: bool = True  # alert when a root account with a rhythm creates no import for too long
+    expected_import_every: str = ""  # "<root_account_uuid>=<n>m|h|d|off,...": a rhythm given, not learnt
     ops_emails: tuple[str, ...] = ()  # email subscriptions to the operations topic (alarms)
     heartbeat_hours: int = 26  # alarm when no SIS event is accepted for this long; 0: no heartbeat alarm
     auth_failures_per_hour: int = 50  # alarm when this many events are answered 401/403 within an hour
@@ -252,6 +261,10 @@ def load_config(get: Callable[[str], Any], keys: Iterable[str] = ()) -> StackCon
         stuck_minutes=stuck,
         # More than one would let two passes overlap (each reads Canvas and writes the same batches).
         reconciler_concurrency=_int("reconciler_concurrency", value("reconciler_concurrency"), 0, 1),
+        anomaly_sensitivity=_int("anomaly_sensitivity", value("anomaly_sensitivity"), 0, 100),
+        anomaly_min_history=_int("anomaly_min_history", value("anomaly_min_history"), 3, 30),
+        missing_imports=_bool("missing_imports", value("missing_imports")),
+        expected_import_every=_expected_every(value("expected_import_every")),
         ops_emails=_each("ops_emails", _list(value("ops_emails")), EMAIL, "an email address"),
         # Hourly periods, one per hour: CloudWatch evaluates an alarm over at most 7 days.
         heartbeat_hours=_int("heartbeat_hours", value("heartbeat_hours"), 0, 168),
@@ -262,6 +275,17 @@ def load_config(get: Callable[[str], Any], keys: Iterable[str] = ()) -> StackCon
         teams_webhook_secret=_webhook_secret("teams_webhook_secret", value("teams_webhook_secret")),
         chat_outcomes=_chat_outcomes(value("chat_outcomes")),
     )
+
+
+def _expected_every(value: Any) -> str:
+    from sis_imports.core.rhythm import parse_expected
+
+    raw = str(value or "").strip()
+    try:
+        parse_expected(raw)
+    except ValueError as exc:
+        raise ConfigError(f"context {exc}") from None
+    return raw
 
 
 def _webhook_secret(key: str, value: Any) -> str | None:

@@ -94,6 +94,10 @@ class Reconciler(Construct):
                 "CANVAS_INSTANCES": self.instances_json,
                 "RECONCILE_LOOKBACK_HOURS": str(config.reconcile_lookback_hours),
                 "STUCK_MINUTES": stuck_minutes(config),
+                # The school's baselines and rhythm (sis_imports/usecases/school_history.py).
+                "MISSING_IMPORTS": "true" if config.missing_imports else "false",
+                "EXPECTED_IMPORT_EVERY": config.expected_import_every,
+                "ANOMALY_MIN_HISTORY": str(config.anomaly_min_history),
             },
             timeout=TIMEOUT,
             memory_size=MEMORY_MB,

@@ -150,7 +150,8 @@ class CanvasSisImportsStack(Stack):
                                     store_env=store_env)
             # The notifier reads the same instances for an end's details (counts, first errors).
             alerts.read_canvas(instances_json=reconciler.instances_json, layer=reconciler.layer,
-                               secret_arns=[token.secret.secret_arn for token in reconciler.tokens])
+                               secret_arns=[token.secret.secret_arn for token in reconciler.tokens], table=table,
+                               sensitivity=config.anomaly_sensitivity, min_history=config.anomaly_min_history)
             for number, token in enumerate(reconciler.tokens, start=1):
                 CfnOutput(self, f"CanvasTokenSecretArn{number}", value=token.secret.secret_arn, description=(
                     f"Canvas API token for {token.url} (a user whose root account role has SIS Data - import): "

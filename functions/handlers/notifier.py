@@ -16,7 +16,7 @@ logger, metrics = wiring.logger, wiring.metrics
 @cache
 def app() -> Notifier:
     return Notifier(wiring.alert_publisher(), wiring.notifier_failures(), wiring.alert_retries(),
-                    wiring.alert_details())
+                    wiring.alert_details(), wiring.unusual_check())
 
 
 @metrics.log_metrics

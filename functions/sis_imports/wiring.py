@@ -91,8 +91,35 @@ def reconciler() -> "Reconciler":
     except ValueError as exc:
         raise ConfigError(f"reconciler configuration: {exc}") from None
     allowed = Admission.of(_required("SIS_ROOT_ACCOUNTS")).root_accounts
-    return Reconciler(batch_store(), instances, allowed_root_accounts=allowed,
-                      lookback_hours=_int("RECONCILE_LOOKBACK_HOURS", 48), stuck_minutes=stuck)
+    store = batch_store()
+    return Reconciler(store, instances, allowed_root_accounts=allowed,
+                      lookback_hours=_int("RECONCILE_LOOKBACK_HOURS", 48), stuck_minutes=stuck,
+                      history=school_history(store))
+
+
+def school_history(store: Any) -> Any:
+    """The school's baselines and rhythm (issue 17): MISSING_IMPORTS, EXPECTED_IMPORT_EVERY, ANOMALY_MIN_HISTORY."""
+    from .core.rhythm import parse_expected
+    from .usecases.school_history import HistoryOptions, SchoolHistory
+
+    try:
+        expected = parse_expected(os.environ.get("EXPECTED_IMPORT_EVERY", ""))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return SchoolHistory(store, HistoryOptions(
+        missing_imports=os.environ.get("MISSING_IMPORTS", "true").lower() != "false",
+        expected_every=expected, min_history=_int("ANOMALY_MIN_HISTORY", 10)))
+
+
+def unusual_check() -> Any:
+    """What the notifier compares an end with, or None when the check is off (ANOMALY_SENSITIVITY=0) or
+    there is no table to read the baselines from."""
+    sensitivity = float(os.environ.get("ANOMALY_SENSITIVITY", "5") or 0)
+    if sensitivity <= 0 or not os.environ.get("TABLE_NAME"):
+        return None
+    from .usecases.unusual_ends import UnusualEnds
+
+    return UnusualEnds(batch_store(), sensitivity=sensitivity, min_history=_int("ANOMALY_MIN_HISTORY", 10))
 
 
 def alert_publisher() -> Any:

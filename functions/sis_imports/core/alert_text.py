@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable
 
+from .unusual import figures_of, shape_of
 from .untrusted import one_line
 
 FIRST_ROWS = 10
@@ -74,6 +75,8 @@ def details_of(sis_import: dict[str, Any]) -> dict[str, Any]:
         "import_type": _scalar(data.get("import_type")),
         **{name: _scalar(sis_import.get(name)) for name in SETTINGS},
         "abort_reason": _abort_reason(sis_import),
+        "import_shape": shape_of(sis_import),  # what the end is compared with (core/unusual.py)
+        "figures": figures_of(sis_import),
     }
 
 
@@ -166,6 +169,20 @@ def email_text(message: dict[str, Any]) -> str:
     what = "restore of SIS import" if message.get("type") == "sis_restore_finished" else "SIS import"
     batch = one_line(message.get("sis_batch_id"), 128)
     lines: list[str] = []
+    if message.get("type") == "sis_import_missing":  # core/rhythm.py: our own words, times and counts
+        lines += [one_line(message.get("summary"), LINE_LIMIT), "",
+                  f"Last import     {_when(message.get('last_import_at'))}",
+                  f"Expected by     {_when(message.get('expected_by'))} ({one_line(message.get('rhythm'), 200)})"]
+        if message.get("outcome") == "resumed":
+            lines.append(f"Resumed         {_when(message.get('resumed_at'))} (import "
+                         f"{one_line(message.get('sis_batch_id'), 128)})")
+        lines += ["", f"Alert id: {message.get('alert_id')} (the same id on every repeat of this alert)"]
+        return "\n".join(lines) + "\n"
+    anomalies = message.get("anomalies") if isinstance(message.get("anomalies"), list) else []
+    if anomalies:  # said first: an unusual end is what the reader must not miss
+        lines += [f"Unusual against this school's own imports (a {message.get('outcome')} end):"]
+        lines += [f"  - {one_line(a.get('sentence'), LINE_LIMIT)}" for a in anomalies if isinstance(a, dict)]
+        lines.append("")
     if message.get("type") == "sis_import_stuck":
         lines += [f"SIS import {batch} on {host} is stuck in {message.get('workflow_state')}.", "",
                   f"In that state since  {_when(message.get('in_state_since'))}",
@@ -205,6 +222,8 @@ def email_text(message: dict[str, Any]) -> str:
         settings = [text for name in SETTINGS if (text := _setting_text(name, details.get(name)))]
         if settings:
             lines.append("Settings: " + "; ".join(settings))
+    if isinstance(details, dict) and message.get("anomaly_check"):
+        lines.append(f"Not compared with earlier imports: {one_line(message['anomaly_check'], LINE_LIMIT)}")
     elif message.get("details_unavailable"):
         lines += ["", f"Details from Canvas are not included: {one_line(message['details_unavailable'], 1000)}."]
     if isinstance(message.get("history_left_out"), int) and message["history_left_out"] > 0:

@@ -242,3 +242,19 @@ def baseline_from_item(root_account_uuid: str, shape: str, item: Mapping[str, An
     names = [str(n) for n in item.get("figures") or list(FIGURES)]
     ends = tuple(end_from_line(str(line), names) for line in item.get("ends") or ())
     return Baseline(root_account_uuid, shape, ends, int(item.get("version") or 0))
+
+
+def annotate(alert: Any, result: Check) -> Any:
+    """An end alert with the check's verdict: `anomalies` (each with its sentence), `unusual`, and why no
+    claim was made (`anomaly_check`); an unusual end says so in its subject and in the `unusual` attribute
+    a subscriber's filter policy can match."""
+    from .alerts import SUBJECT_LIMIT, Alert
+
+    message = {**alert.message, "unusual": bool(result.anomalies),
+               "anomalies": [a.to_dict() for a in result.anomalies]}
+    if result.not_checked:
+        message["anomaly_check"] = result.not_checked
+    if not result.anomalies:
+        return Alert(alert.subject, message, alert.attributes)
+    subject = alert.subject[:SUBJECT_LIMIT - len(" (unusual)")] + " (unusual)"
+    return Alert(subject, message, {**alert.attributes, "unusual": "true"})

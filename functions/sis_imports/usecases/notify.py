@@ -33,6 +33,7 @@ from ..adapters.publisher import CHAT, TOPIC, ChatPublishFailed
 from ..core import delivery
 from ..core.alerts import Alert, end_alert, owed, stuck_alert_for
 from ..core.batch import Batch
+from ..core.rhythm import missing_alert, missing_owed, resumed_alert, resumed_owed, rhythm_from_item
 
 # Worst cases, in seconds, with every call at its client's limits (adapters/aws.py). The why of an
 # end: the Canvas token's secret, then one read of Canvas (3 s deadline, adapters/alert_details.py) and, when
@@ -44,10 +45,16 @@ ALERT_WORST_S = 2 * worst_seconds("sns") + 2 * worst_seconds("sqs")
 MARGIN_S = 1.0  # the handler's own work around the calls
 
 
-def needed_ms(ends: int, stuck: int = 0, details: bool = False) -> int:
+# Unusual or not (usecases/unusual_ends.py): the shape's baseline read, and the batch marked when it is.
+UNUSUAL_WORST_S = 2 * worst_seconds("dynamodb")
+
+
+def needed_ms(ends: int, stuck: int = 0, details: bool = False, unusual: bool = False) -> int:
     """What must be left of an invocation to start a record that owes `ends` end alerts (each asks
-    Canvas for its why when `details`) and `stuck` stuck alerts."""
-    return int(1000 * (ends * (DETAILS_WORST_S if details else 0) + (ends + stuck) * ALERT_WORST_S + MARGIN_S))
+    Canvas for its why when `details`, and is checked against the school's history when `unusual`) and
+    `stuck` stuck (or missing-import) alerts."""
+    per_end = (DETAILS_WORST_S if details else 0) + (UNUSUAL_WORST_S if details and unusual else 0)
+    return int(1000 * (ends * per_end + (ends + stuck) * ALERT_WORST_S + MARGIN_S))
 
 
 class EarlierRecordFailed(Exception):
@@ -55,8 +62,10 @@ class EarlierRecordFailed(Exception):
 
 
 class Notifier:
-    def __init__(self, publisher: Any, failures: Any = None, retries: Any = None, details: Any = None):
+    def __init__(self, publisher: Any, failures: Any = None, retries: Any = None, details: Any = None,
+                 unusual: Any = None):
         self._publisher = publisher
+        self._unusual = unusual  # the school's history, for an import's end (None: the check is off)
         self._failures = failures  # unreadable records, with their reason
         self._retries = retries  # alerts SNS refused, re-published later
         self._details = details  # Canvas's SIS Import API, for the why of an end
@@ -91,6 +100,8 @@ class Notifier:
         key = (str(keys.get("root_account_uuid", "")), str(keys.get("sis_batch_id", "")))
         if key in self._held:
             return self._fail_record(record, key, "held back: an earlier record of this batch could not be read")
+        if stream and stream.new_image and stream.new_image.get("kind") == "rhythm":
+            return self._rhythm(record, key)
         try:
             old, new = _batch(stream.old_image if stream else None), _batch(stream.new_image if stream else None)
             if new is None:  # a REMOVE (TTL expiry), or the reconciler's marker: nothing ended
@@ -100,7 +111,8 @@ class Notifier:
         except Exception as exc:
             return self._fail_record(record, key, f"the record could not be read: {type(exc).__name__}: {exc}")
         # A record owing more than a whole invocation could ever fit is started only first in one.
-        needed = min(needed_ms(len(occurrences), stuck is not None, self._details is not None), self._fresh_ms - 500)
+        needed = min(needed_ms(len(occurrences), stuck is not None, self._details is not None,
+                               self._unusual is not None), self._fresh_ms - 500)
         if (occurrences or stuck) and self._remaining_ms() < needed:
             self._failed = True
             raise EarlierRecordFailed("too little time left to publish safely; delivered again")
@@ -114,12 +126,35 @@ class Notifier:
                 new = replace(new, hostname=host)
                 stuck = stuck_alert_for(old, new)
         for occurrence in occurrences:
-            alert = end_alert(new, occurrence, *self._why(new))
+            details, unavailable = self._why(new)
+            alert = end_alert(new, occurrence, details, unavailable)
+            if self._unusual is not None and self._details is not None:  # its time is in `needed`
+                alert = self._unusual.annotate(new, alert, details)
             import_finished(alert.message["outcome"], alert.message["duration_seconds"])
             self._deliver(key, alert)
         if stuck is not None:
             self._deliver(key, stuck)
         return "ok"
+
+    def _rhythm(self, record: DynamoDBRecord, key: tuple[str, str]) -> str:
+        """A root account's rhythm item changed: a missing-import gap was found, or one ended (core/rhythm.py)."""
+        stream = record.dynamodb
+        try:
+            old = rhythm_from_item(key[0], stream.old_image) if stream and stream.old_image else None
+            new = rhythm_from_item(key[0], stream.new_image if stream else None)
+            alerts = [missing_alert(new)] * missing_owed(old, new) + [resumed_alert(new)] * resumed_owed(old, new)
+        except Exception as exc:
+            return self._fail_record(record, key, f"the rhythm record could not be read: {type(exc).__name__}: {exc}")
+        if alerts and self._remaining_ms() < min(needed_ms(0, len(alerts)), self._fresh_ms - 500):
+            self._failed = True
+            raise EarlierRecordFailed("too little time left to publish safely; delivered again")
+        created = stream.approximate_creation_date_time if stream else None
+        age = time.time() - created if created is not None else 0.0
+        self._near_age_limit = age >= delivery.STREAM_MAX_RECORD_AGE_SECONDS - delivery.PARK_WITHIN_SECONDS
+        self._sequence_number = stream.sequence_number if stream else None
+        for alert in alerts:
+            self._deliver(key, alert)
+        return "ok" if alerts else "nothing owed"
 
     def _why(self, batch: Batch) -> tuple[dict[str, Any] | None, str | None]:
         if self._details is None:
@@ -189,8 +224,9 @@ class Notifier:
 def _log(message: str, alert: Alert, **extra: Any) -> None:
     logger.info(message, extra={
         "alert_id": alert.message["alert_id"], "type": alert.message["type"],
-        "sis_batch_id": alert.message["sis_batch_id"], "root_account_uuid": alert.message["root_account_uuid"],
-        "workflow_state": alert.message["workflow_state"], "outcome": alert.message["outcome"], **extra})
+        "sis_batch_id": alert.message.get("sis_batch_id"), "root_account_uuid": alert.message["root_account_uuid"],
+        "workflow_state": alert.message.get("workflow_state"), "outcome": alert.message["outcome"],
+        "unusual": alert.message.get("unusual"), **extra})
 
 
 def _batch(image: dict[str, Any] | None) -> Batch | None:

@@ -20,6 +20,7 @@ from ..adapters.observability import count, logger
 from ..adapters.store import BatchStore
 from ..core.reconcile import CanvasImport, event_time, plan, to_fetch
 from ..core.states import WorkflowState
+from .school_history import SEED_DAYS, SEED_IMPORTS, SchoolHistory
 
 
 class ReconcileError(Exception):
@@ -54,6 +55,9 @@ class InstanceSummary:
     queued: int = 0  # `created` imports waiting behind a running import of the root account: not stuck
     requests: int = 0
     throttled: int = 0
+    baseline_ends: int = 0  # successful ends added to the school's baselines (usecases/school_history.py)
+    rhythm_writes: int = 0
+    gaps: int = 0  # missing-import gaps found
     changes: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -67,6 +71,7 @@ class Reconciler:
         lookback_hours: int,
         stuck_minutes: dict[WorkflowState, int],
         clock: Callable[[], float] = time.time,
+        history: SchoolHistory | None = None,
     ):
         self._store = store
         self.instances = instances
@@ -74,6 +79,7 @@ class Reconciler:
         self._lookback_seconds = lookback_hours * 3600
         self._stuck_minutes = stuck_minutes
         self._clock = clock
+        self._history = history
 
     def run(self) -> dict[str, Any]:
         summaries = []
@@ -94,12 +100,15 @@ class Reconciler:
             summaries.append(summary)
         return {"instances": [vars(s) for s in summaries]}
 
-    def _listing(self, instance: Instance, since: datetime) -> list[CanvasImport]:
-        """The window's imports, each timed by the request that brought its page: asked when that
-        request went out (after any throttling wait), read when its answer came."""
-        answers: list[CanvasImport] = []
+    def _listing(self, instance: Instance, since: datetime, window_start: float,
+                 limit: int | None = None) -> list[tuple[CanvasImport, dict[str, Any]]]:
+        """The imports created after `since`, each timed by the request that brought its page: asked when
+        that request went out (after any throttling wait), read when its answer came. Beyond
+        `window_start`, at most `limit` (newest first)."""
+        answers: list[tuple[CanvasImport, dict[str, Any]]] = []
         pages = instance.api.sis_imports_created_since("self", since)
         asked_at = read_at = self._clock()
+        beyond = 0
         while True:
             before, requests = self._clock(), instance.api.requests
             try:
@@ -108,7 +117,12 @@ class Reconciler:
                 return answers
             if instance.api.requests != requests:  # this item's page was fetched now
                 asked_at, read_at = before, self._clock()
-            answers.append(CanvasImport.of(raw, read_at, asked_at))
+            answer = CanvasImport.of(raw, read_at, asked_at)
+            if answer.created_at is not None and answer.created_at <= window_start:
+                beyond += 1
+                if limit is not None and beyond > limit:
+                    return answers
+            answers.append((answer, raw))
 
     def _reconcile(self, instance: Instance, summary: InstanceSummary) -> None:
         if instance.root_account_uuid is None:
@@ -123,15 +137,20 @@ class Reconciler:
         summary.first_pass = not instance.reconciled_before
 
         started = self._clock()
+        rhythm = self._history.rhythm(uuid) if self._history else None
+        seed = self._history is not None and rhythm is None  # the school's history starts: list further back
         open_batches = self._store.open_batches(uuid)
         count("ImportsOpen", len(open_batches))  # a gauge: the dashboard shows its maximum
-        since = datetime.fromtimestamp(started - self._lookback_seconds, timezone.utc)
-        answers = self._listing(instance, since)
+        window_start = started - self._lookback_seconds
+        since = datetime.fromtimestamp(window_start - (SEED_DAYS * 86400 if seed else 0), timezone.utc)
+        listed = self._listing(instance, since, window_start, SEED_IMPORTS if seed else None)
+        answers = [a for a, _ in listed if a.created_at is None or a.created_at > window_start]
         for sis_batch_id in to_fetch(open_batches, answers):
             asked_at = self._clock()
             try:
                 raw = instance.api.sis_import("self", sis_batch_id)
                 answers.append(CanvasImport.of(raw, self._clock(), asked_at))
+                listed.append((answers[-1], raw))
             except CanvasNotFound:
                 logger.warning("an open batch is unknown to Canvas (deleted, or another instance's)",
                                extra={"canvas": instance.url, "sis_batch_id": sis_batch_id})
@@ -163,6 +182,11 @@ class Reconciler:
         count("StatesCorrected", summary.corrected)
         count("EventsMissed", summary.missed)
         count("ImportsStuck", summary.stuck)
+        if self._history is not None:
+            written = self._history.record(uuid, instance.hostname, listed, rhythm, self._clock(),
+                                           previous=instance.previous_answers)
+            summary.baseline_ends, summary.rhythm_writes, summary.gaps = (
+                written["baseline_ends"], written["rhythm_writes"], written["gaps"])
         if summary.first_pass:
             self._store.mark_reconciled(uuid, event_time(started))
             instance.reconciled_before = True
