@@ -1,0 +1,126 @@
+"""The school's own history through the real store (moto), the Canvas simulator on 127.0.0.1, the reconciler
+and the notifier: issue 17's story with one clock for Canvas and us, moved by the test.
+
+24 hourly imports of about 340 enrollments that a new deployment finds (no Live Event reached it), an
+`imported` one that deletes 4,800 enrollments, three silent hours, then an import again.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import boto3
+import pytest
+
+from local.lambda_context import LambdaContext
+from sis_imports.adapters.alert_details import CanvasDetails
+from sis_imports.adapters.publisher import AlertPublisher
+from sis_imports.core.alert_text import email_text
+from sis_imports.usecases.notify import Notifier
+from sis_imports.usecases.school_history import HistoryOptions, SchoolHistory
+from sis_imports.usecases.unusual_ends import UnusualEnds
+from tests.factories import ROOT_ACCOUNT_UUID
+from tests.handlers.test_reconciler import TOKEN, Clock, World
+
+HOUR = 3600
+
+
+@pytest.fixture
+def world(aws):
+    clock = Clock()
+    clock.now -= timedelta(hours=30)
+    w = World(aws, clock, hostname="127.0.0.1")
+    w.reconciler._history = SchoolHistory(w.store, HistoryOptions())
+    w.notifier = Notifier(AlertPublisher(boto3.client("sns"), aws.topic_arn),
+                          details=CanvasDetails([(w.canvas.base_url, lambda: TOKEN)]),
+                          unusual=UnusualEnds(w.store, sensitivity=5, min_history=10))
+    yield w
+    w.canvas.stop()
+
+
+def alerts(world: World) -> list[dict]:
+    world.aws.pump_stream(lambda event, context: world.notifier.handle(event, context))
+    return [a["message"] for a in world.aws.alerts()]
+
+
+def run_import(world: World, enrollments: int, deleted: int = 0) -> int:
+    sis_id = world.canvas.create_import(batch_mode=True, batch_mode_term_id="T1")
+    world.clock.tick(60)
+    world.canvas.advance(sis_id, "importing")
+    world.clock.tick(240)
+    world.canvas.advance(sis_id, "cleanup_batch")
+    counts = {"users": 170, "courses": 12, "sections": 12, "terms": 1, "enrollments": enrollments}
+    world.canvas.advance(sis_id, "imported", counts={**counts, **({"batch_enrollments_deleted": deleted} if deleted else {})})
+    return sis_id
+
+
+def hourly_history(world: World, n: int = 24) -> None:
+    world.hold = True  # found by the first pass, as a new deployment finds them
+    for i in range(n):
+        run_import(world, 330 + (i * 7) % 21, deleted=(i * 5) % 13)
+        world.clock.tick(HOUR - 300)
+    world.held.clear()
+    world.hold = False
+
+
+def test_the_issue_story_unusual_then_missing_then_resumed(world):
+    hourly_history(world)
+    first = world.reconcile()
+    assert first["first_pass"] and first["baseline_ends"] == 24 and first["gaps"] == 0
+    assert alerts(world) == []  # what the first pass finds is the baseline
+
+    sis_id = run_import(world, 341, deleted=4800)
+    (end,) = alerts(world)
+    assert end["sis_batch_id"] == str(sis_id) and end["unusual"] is True
+    # Canvas's statistics count the deletions among the state changes: both figures are far out, deletions first.
+    anomaly, changes = end["anomalies"]
+    assert anomaly["figure"] == "enrollments_deleted" and anomaly["value"] == 4800
+    assert changes["figure"] == "changes" and changes["sentence"].startswith("changed 5,336 objects; usually ")
+    assert anomaly["sentence"] == "deleted 4,800 enrollments; usually 0–12 over the last 24 imports"
+    text = email_text(end)
+    assert text.startswith("Unusual against this school's own imports") and "deleted 4,800 enrollments" in text
+    assert world.store.get(ROOT_ACCOUNT_UUID, str(sis_id)).unusual == ("enrollments_deleted", "changes")
+
+    owed = []
+    for _ in range(18):  # three silent hours, a pass every 10 minutes
+        world.clock.tick(600)
+        world.reconcile()
+        owed += alerts(world)
+    (missing,) = owed
+    assert (missing["type"], missing["outcome"]) == ("sis_import_missing", "missing")
+    assert missing["usual_interval_seconds"] == HOUR and "learnt from the last 25 imports" in missing["rhythm"]
+
+    back = run_import(world, 335)
+    world.clock.tick(600)
+    world.reconcile()
+    world.clock.tick(600)
+    world.reconcile()
+    messages = alerts(world)
+    assert [(m["type"], m.get("unusual")) for m in messages if m["type"] == "sis_import_finished"] == [
+        ("sis_import_finished", False)]  # a routine end again: compared, not flagged
+    (resumed,) = [m for m in messages if m["type"] == "sis_import_missing"]
+    assert resumed["outcome"] == "resumed" and resumed["sis_batch_id"] == str(back)
+
+
+def test_too_little_history_makes_no_claim_and_says_how_much(world):
+    hourly_history(world, 4)
+    world.reconcile()
+    run_import(world, 341, deleted=4800)
+    (end,) = alerts(world)
+    assert end["unusual"] is False and end["anomalies"] == []
+    assert end["anomaly_check"] == "too little history: 4 earlier successful imports of this kind, 10 needed"
+
+
+def test_a_rhythm_write_that_owes_nothing_alerts_nothing_and_a_retry_owes_the_same(world):
+    hourly_history(world, 12)
+    world.reconcile()
+    world.clock.tick(4 * HOUR)
+    world.reconcile()
+    records = world.aws.new_stream_records()
+    rhythm = [r for r in records if r["dynamodb"]["Keys"]["sis_batch_id"]["S"] == "#rhythm"]
+    assert rhythm, "the rhythm item is streamed"
+    world.notifier.handle({"Records": rhythm}, LambdaContext(function_name="notifier"))
+    world.notifier.handle({"Records": rhythm}, LambdaContext(function_name="notifier"))  # Lambda delivers again
+    published = [a["message"] for a in world.aws.alerts()]
+    assert [m["outcome"] for m in published] == ["missing", "missing"]
+    assert published[0]["alert_id"] == published[1]["alert_id"]  # the same id: a subscriber can tell a repeat
