@@ -134,8 +134,13 @@ def test_notifier_stream_mapping_keeps_failures_and_skips_non_terminal_records(t
     assert 0 < props["MaximumRecordAgeInSeconds"] <= 86400
     destination = props["DestinationConfig"]["OnFailure"]["Destination"]
     assert destination["Fn::GetAtt"][0].startswith("AlertsNotifierFailures")
-    # A record passes when either pattern matches: an end in the history (current or late), or a stuck mark.
-    ended, stuck = props["FilterCriteria"]["Filters"]
+    # A record passes when any pattern matches: an end in the history (current or late), a stuck mark, or a
+    # root account's rhythm (a missing import's gap found or ended).
+    ended, stuck, rhythm = props["FilterCriteria"]["Filters"]
+    assert json.loads(rhythm["Pattern"]) == {
+        "eventName": ["INSERT", "MODIFY"],
+        "dynamodb": {"NewImage": {"kind": {"S": ["rhythm"]}}},
+    }
     assert json.loads(ended["Pattern"]) == {
         "eventName": ["INSERT", "MODIFY"],
         "dynamodb": {"NewImage": {"ended": {"BOOL": [True]}}},
@@ -740,3 +745,22 @@ def test_every_function_has_a_reserved_concurrency_the_alert_retry_source_within
                              "slack_webhook_secret": "canvas-sis-slack-webhook"}, tmp_path).template
     for handler in ("handlers.notifier.handler", "handlers.alert_retry.handler", "handlers.chat_webhook.handler"):
         assert "ReservedConcurrentExecutions" not in function(unreserved, handler), handler
+
+
+def test_the_schools_history_is_read_where_it_is_checked_and_kept_where_it_is_learnt(template, variant):
+    """Issue 17: with a reconciler, the notifier reads a shape's baseline (GetItem) and marks an unusual end
+    (UpdateItem), and nothing more of the table's items; the reconciler gets the missing-import settings."""
+    notifier = function(variant, "handlers.notifier.handler")["Environment"]["Variables"]
+    assert notifier["ANOMALY_SENSITIVITY"] == "5" and notifier["ANOMALY_MIN_HISTORY"] == "10"
+    assert "TABLE_NAME" in notifier
+    def on_table(statement):  # the table itself (Fn::GetAtt Arn), not its stream nor an index
+        return any(isinstance(r, dict) and r.get("Fn::GetAtt", ["", ""])[1] == "Arn"
+                   and r["Fn::GetAtt"][0].startswith("BatchesTable") for r in as_list(statement["Resource"]))
+
+    items = {a for s in role_statements(variant, "Notifier") if on_table(s) for a in as_list(s["Action"])}
+    assert items >= {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert not items & {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:Scan"}
+    reconciler = function(variant, "handlers.reconciler.handler")["Environment"]["Variables"]
+    assert reconciler["MISSING_IMPORTS"] == "true" and reconciler["EXPECTED_IMPORT_EVERY"] == ""
+    # Without a reconciler there are no details to compare: the notifier does not touch the table's items.
+    assert "TABLE_NAME" not in function(template, "handlers.notifier.handler")["Environment"]["Variables"]

@@ -148,3 +148,23 @@ def test_the_outlier_and_only_it_is_flagged_once_history_suffices(drawn):
         baseline = baseline.with_ends([End(str(i), START + i, figures)])  # every end was a success
     expected = {i: [figure] for i in outliers if i >= MIN_HISTORY}
     assert flagged == expected
+
+
+def test_a_failure_that_is_also_unusual_says_both_and_subscribers_can_filter_on_it():
+    from sis_imports.core.alert_text import email_text
+    from sis_imports.core.alerts import SUBJECT_LIMIT, Alert
+    from sis_imports.core.unusual import annotate
+
+    baseline = _baseline([{"error_count": i % 3} for i in range(12)])
+    result = check({"error_count": 900}, baseline.ends)
+    message = {"type": "sis_import_finished", "sis_batch_id": "9", "hostname": "canvas.example.edu",
+               "workflow_state": "failed_with_messages", "outcome": "failure", "alert_id": "a" * 32}
+    alert = annotate(Alert("S" * SUBJECT_LIMIT, message, {"outcome": "failure"}), result)
+    assert alert.attributes == {"outcome": "failure", "unusual": "true"}
+    assert alert.subject.endswith(" (unusual)") and len(alert.subject) == SUBJECT_LIMIT
+    text = email_text(alert.message)
+    assert text.startswith("The SIS import 9 on canvas.example.edu ended: failed_with_messages (failure).")
+    assert "Also unusual against this school's own imports:\n  - reported 900 errors; usually 0–2 over the last 12 imports" in text
+    routine = annotate(Alert("S", message, {"outcome": "failure"}), check({"error_count": 1}, baseline.ends))
+    assert routine.attributes == {"outcome": "failure"} and routine.message["unusual"] is False
+    assert "unusual" not in email_text(routine.message).lower()

@@ -179,10 +179,9 @@ def email_text(message: dict[str, Any]) -> str:
         lines += ["", f"Alert id: {message.get('alert_id')} (the same id on every repeat of this alert)"]
         return "\n".join(lines) + "\n"
     anomalies = message.get("anomalies") if isinstance(message.get("anomalies"), list) else []
-    if anomalies:  # said first: an unusual end is what the reader must not miss
-        lines += [f"Unusual against this school's own imports (a {message.get('outcome')} end):"]
-        lines += [f"  - {one_line(a.get('sentence'), LINE_LIMIT)}" for a in anomalies if isinstance(a, dict)]
-        lines.append("")
+    unusual = [f"  - {one_line(a.get('sentence'), LINE_LIMIT)}" for a in anomalies if isinstance(a, dict)]
+    if unusual and message.get("outcome") == "success":  # said first: a success that did damage must not pass
+        lines += ["Unusual against this school's own imports, though Canvas calls it a success:", *unusual, ""]
     if message.get("type") == "sis_import_stuck":
         lines += [f"SIS import {batch} on {host} is stuck in {message.get('workflow_state')}.", "",
                   f"In that state since  {_when(message.get('in_state_since'))}",
@@ -195,6 +194,8 @@ def email_text(message: dict[str, Any]) -> str:
         if message.get("late"):
             lines.append(f"Late      this end was learnt after the batch had moved on; it is now "
                          f"{message.get('current_state')}")
+        if unusual and message.get("outcome") != "success":  # a failure that is unusual as well says both
+            lines += ["", "Also unusual against this school's own imports:", *unusual]
     detected = "Canvas's SIS Import API (no Live Event told it)" if message.get("detected_by") == "sis_import_api" \
         else "a Canvas Live Event"
     lines.append(f"Learnt from {detected}")
