@@ -56,5 +56,18 @@ class MemoryStore:
     def mark_reconciled(self, root_account_uuid: str, when: str) -> None:
         self.markers.add(root_account_uuid)
 
+    def pass_marker(self, root_account_uuid: str) -> dict[str, Any] | None:
+        if root_account_uuid not in self.markers:
+            return None
+        listed = getattr(self, "listed", {}).get(root_account_uuid)
+        return {"listed_through": listed} if listed is not None else {}
+
+    def mark_listed(self, root_account_uuid: str, started: float) -> None:
+        self.listed = {**getattr(self, "listed", {}), root_account_uuid: started}
+
+    def known_states(self, root_account_uuid: str, sis_batch_ids: list[str]) -> dict:
+        found = {i: self.items.get((root_account_uuid, i)) for i in sis_batch_ids}
+        return {i: b.workflow_state for i, b in found.items() if b is not None and not b.unbound}
+
     def scan(self) -> list[dict[str, Any]]:
         return [to_attributes(batch.to_item()) for batch in self.items.values()]

@@ -13,7 +13,8 @@ from local.canvas_simulator import CanvasSimulator
 from sis_imports.core.admission import Admission
 from sis_imports.adapters.canvas_api import CanvasApi
 from sis_imports.core.reconcile import DEFAULT_STUCK_MINUTES
-from sis_imports.usecases.reconcile_pass import Instance, Reconciler
+from sis_imports.core.reconcile import event_time
+from sis_imports.usecases.reconcile_pass import LIST_OVERLAP_SECONDS, Instance, Reconciler
 from sis_imports.adapters.store import BatchStore
 from tests.aws_env import TABLE_NAME
 from tests.factories import NOW, ROOT_ACCOUNT_UUID, iso
@@ -277,7 +278,8 @@ def test_a_second_pass_changes_nothing_and_writes_nothing(world, notifier):
     world.clock.tick(300)
     second = world.reconcile()
     assert (second["corrected"], second["stuck"], second["changes"]) == (0, 0, [])
-    assert calls == ["Query"]  # one index query; no write when nothing changed
+    # One index query, and one write: the pass's high-water mark (the next pass lists from it); no batch written.
+    assert calls == ["Query", "UpdateItem"]
     assert world.state(open_one) == "importing"
 
 
@@ -328,3 +330,57 @@ def test_the_handler_builds_from_the_environment(aws, monkeypatch):
     with pytest.raises(wiring.ConfigError, match="end state"):
         wiring.reconciler()
     assert iso(NOW)  # the clock of these tests is relative to now
+
+
+def test_a_cold_container_reads_before_it_writes_and_lists_from_the_last_pass(world):
+    """Issue 18: a container that remembers nothing asks our table (BatchGetItem, two attributes) instead of
+    trying one conditional write per import Canvas lists, and lists from the last pass's high-water mark."""
+    world.reconcile()
+    for n in range(150):
+        sis_id = started(world)
+        world.canvas.advance(sis_id, "imported" if n % 3 else "failed")
+    world.clock.tick(600)
+    first = world.reconcile()
+    assert first["corrected"] == 0  # every end came as a Live Event
+    first_start = world.clock.epoch()
+
+    def cold_pass() -> tuple[dict, list[str]]:
+        cold = Reconciler(world.store, [Instance(world.canvas.base_url, world.api)],
+                          allowed_root_accounts=frozenset({ROOT_ACCOUNT_UUID}), lookback_hours=48,
+                          stuck_minutes=dict(DEFAULT_STUCK_MINUTES), clock=world.clock.epoch)
+        calls: list[str] = []
+        session = boto3.Session()
+        session.events.register("before-call.dynamodb", lambda model, **kw: calls.append(model.name))
+        world.store._client = session.client("dynamodb")
+        (summary,) = cold.run()["instances"]
+        return summary, [c for c in calls if c in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem")] + [
+            f"{calls.count('BatchGetItem')} BatchGetItem"]
+
+    world.clock.tick(300)
+    # No high-water mark (a marker from before it existed): the whole window is listed, and compared first.
+    world.aws.dynamodb.update_item(TableName=TABLE_NAME, Key=world.store.key(ROOT_ACCOUNT_UUID, "#reconciler"),
+                                   UpdateExpression="REMOVE listed_through")
+    summary, writes = cold_pass()
+    assert (summary["corrected"], summary["changes"], summary["seen"]) == (0, [], 150)
+    assert writes == ["UpdateItem", "2 BatchGetItem"]  # the high-water mark alone; 150 ended, 100 keys a request
+    marked = world.clock.epoch()
+    world.clock.tick(300)
+    summary, writes = cold_pass()
+    # Listed from the last pass's start less the overlap, not 48 hours back: nothing was created since.
+    assert summary["listed_from"] == event_time(marked - LIST_OVERLAP_SECONDS) and summary["seen"] == 0
+    assert writes == ["UpdateItem", "0 BatchGetItem"] and first_start < marked
+
+
+def test_an_import_created_before_the_high_water_mark_is_still_followed(world):
+    """The listing starts at the last pass; what was open then is in the open-batches index and is fetched by id,
+    so its silent end (an abort) is still found."""
+    world.reconcile()
+    sis_id = started(world, lose=("initializing", "created", "importing"))  # we never heard of it
+    world.reconcile()  # listed: written open
+    world.clock.tick(3 * 3600)
+    world.reconcile()
+    world.canvas.abort(sis_id)
+    world.clock.tick(300)
+    summary = world.reconcile()
+    assert summary["listed_from"] > iso(NOW - timedelta(hours=10))  # not the 48-hour window
+    assert world.state(sis_id) == "aborted"

@@ -23,6 +23,11 @@ from ..core.states import WorkflowState
 from .school_history import SEED_DAYS, SEED_IMPORTS, SchoolHistory
 
 
+# The listing starts this long before the last successful pass started: imports Canvas created while that
+# pass ran, and any difference between Canvas's clock and ours, are listed again rather than missed.
+LIST_OVERLAP_SECONDS = 15 * 60
+
+
 class ReconcileError(Exception):
     """A pass for one instance could not be done; `str(exc)` is safe to log (no token)."""
 
@@ -35,6 +40,7 @@ class Instance:
     account_id: str | None = None
     reconciled_before: bool = False
     previous_answers: dict[str, WorkflowState] | None = None  # the last successful pass's, by id
+    listed_through: float | None = None  # when the last successful pass started: the next lists from there
 
     @property
     def hostname(self) -> str | None:
@@ -58,6 +64,7 @@ class InstanceSummary:
     baseline_ends: int = 0  # successful ends added to the school's baselines (usecases/school_history.py)
     rhythm_writes: int = 0
     gaps: int = 0  # missing-import gaps found
+    listed_from: str | None = None  # the listing's created_since: the last pass's start less an overlap
     changes: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -132,8 +139,10 @@ class Reconciler:
         summary.root_account_uuid = uuid
         if self._allowed is not None and uuid not in self._allowed:
             raise ReconcileError(f"its root account {uuid} is not in SIS_ROOT_ACCOUNTS (root_account_uuids)")
-        if not instance.reconciled_before:
-            instance.reconciled_before = self._store.reconciled_before(uuid)
+        if not instance.reconciled_before or instance.listed_through is None:  # a cold container
+            marker = self._store.pass_marker(uuid)
+            instance.reconciled_before = marker is not None
+            instance.listed_through = (marker or {}).get("listed_through")
         summary.first_pass = not instance.reconciled_before
 
         started = self._clock()
@@ -142,7 +151,11 @@ class Reconciler:
         open_batches = self._store.open_batches(uuid)
         count("ImportsOpen", len(open_batches))  # a gauge: the dashboard shows its maximum
         window_start = started - self._lookback_seconds
-        since = datetime.fromtimestamp(window_start - (SEED_DAYS * 86400 if seed else 0), timezone.utc)
+        listed_from = window_start
+        if instance.listed_through is not None and not seed:  # what was created since the last pass, and a margin
+            listed_from = max(window_start, instance.listed_through - LIST_OVERLAP_SECONDS)
+        summary.listed_from = event_time(listed_from)
+        since = datetime.fromtimestamp(listed_from - (SEED_DAYS * 86400 if seed else 0), timezone.utc)
         listed = self._listing(instance, since, window_start, SEED_IMPORTS if seed else None)
         answers = [a for a, _ in listed if a.created_at is None or a.created_at > window_start]
         for sis_batch_id in to_fetch(open_batches, answers):
@@ -157,8 +170,12 @@ class Reconciler:
         summary.seen = len(answers)
         count("ImportsSeen", summary.seen)
 
-        owed = plan(answers, open_batches, previous=instance.previous_answers, now=self._clock(),
-                    stuck_minutes=self._stuck_minutes)
+        previous = instance.previous_answers
+        if previous is None:  # a cold container: what our table holds, read before any write is tried
+            open_ids = {b.sis_batch_id for b in open_batches}
+            ended = [a.sis_batch_id for a in answers if a.terminal and a.sis_batch_id not in open_ids]
+            previous = self._store.known_states(uuid, ended) if ended else {}
+        owed = plan(answers, open_batches, previous=previous, now=self._clock(), stuck_minutes=self._stuck_minutes)
         for answer in owed.writes:
             event = answer.as_event(uuid, instance.account_id or "self", instance.hostname)
             result = self._store.reconcile(event, asked_at=answer.asked_time,
@@ -190,4 +207,6 @@ class Reconciler:
         if summary.first_pass:
             self._store.mark_reconciled(uuid, event_time(started))
             instance.reconciled_before = True
+        self._store.mark_listed(uuid, started)
+        instance.listed_through = started
         instance.previous_answers = {a.sis_batch_id: a.workflow_state for a in answers}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .items import MARKER_ID, Table, _stored_item
 
 
@@ -29,9 +31,22 @@ class Marks(Table):
 
     def reconciled_before(self, root_account_uuid: str) -> bool:
         """Whether a reconcile pass for this root account has completed before (its marker item)."""
+        return self.pass_marker(root_account_uuid) is not None
+
+    def pass_marker(self, root_account_uuid: str) -> dict[str, Any] | None:
+        """The root account's marker: None before its first completed pass; `listed_through` (epoch seconds)
+        is when the last successful pass started, the high-water mark of the next one's listing."""
         response = self._client.get_item(TableName=self._table, Key=self.key(root_account_uuid, MARKER_ID),
                                          ConsistentRead=True)
-        return "Item" in response
+        item = response.get("Item")
+        return {k: (float(v["N"]) if "N" in v else v.get("S")) for k, v in item.items()} if item else None
+
+    def mark_listed(self, root_account_uuid: str, started: float) -> None:
+        """One write per pass: the next pass (in any container) lists from here, less an overlap."""
+        self._client.update_item(
+            TableName=self._table, Key=self.key(root_account_uuid, MARKER_ID),
+            UpdateExpression="SET #listed = :started", ExpressionAttributeNames={"#listed": "listed_through"},
+            ExpressionAttributeValues={":started": {"N": str(round(started, 3))}})
 
     def mark_reconciled(self, root_account_uuid: str, when: str) -> None:
         self._client.put_item(TableName=self._table, Item={

@@ -6,11 +6,15 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ...core.batch import Batch, Decision, apply_event
+from ...core.states import WorkflowState
 from .apply import Applying
 from .items import Reconciled, _stored_item, from_attributes
 
 if TYPE_CHECKING:
     from ...core.events import SisBatchEvent
+
+
+MAX_BATCH_READS = 5  # a page's unprocessed keys are asked again this often; what is left is simply written
 
 
 class Reconciling(Applying):
@@ -66,3 +70,24 @@ class Reconciling(Applying):
             )
         except Exception as exc:
             _stored_item(exc)  # not ours to record: no such batch, or already claimed
+
+    def known_states(self, root_account_uuid: str, sis_batch_ids: list[str]) -> dict[str, WorkflowState]:
+        """The states our table holds for these batches (bound ones only: an unbound batch wants its reading),
+        read 100 at a time with BatchGetItem and only the two attributes compared: what a cold pass checks
+        before it writes, instead of one failed conditional write per import Canvas lists."""
+        known: dict[str, WorkflowState] = {}
+        for start in range(0, len(sis_batch_ids), 100):
+            request = {self._table: {
+                "Keys": [self.key(root_account_uuid, i) for i in sis_batch_ids[start:start + 100]],
+                "ProjectionExpression": "sis_batch_id, workflow_state, unbound", "ConsistentRead": True}}
+            for _ in range(MAX_BATCH_READS):
+                response = self._client.batch_get_item(RequestItems=request)
+                for item in response.get("Responses", {}).get(self._table, []):
+                    plain = from_attributes(item)
+                    if "workflow_state" in plain and not plain.get("unbound"):
+                        known[str(plain["sis_batch_id"])] = WorkflowState(plain["workflow_state"])
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+        return known
+
