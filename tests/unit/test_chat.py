@@ -343,6 +343,26 @@ def test_any_message_formats_within_the_limits_and_without_raw_mentions(fields, 
         assert not re.search(r"@(here|channel|everyone)", text)
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    fields=st.fixed_dictionaries({k: text_value for k in (
+        "hostname", "root_account_uuid", "sis_batch_id", "last_import_at", "expected_by", "alert_after",
+        "detected_at", "resumed_at", "rhythm", "usual_interval_seconds", "gap_seconds", "detected_by", "alert_id")}),
+    outcome=st.sampled_from(["missing", "resumed", "", None, "failure"]),
+    anomalies=st.one_of(st.none(), text_value, st.lists(st.one_of(
+        text_value, st.fixed_dictionaries({"sentence": text_value})), max_size=12)),
+)
+def test_any_missing_alert_or_anomaly_list_formats_within_the_limits(fields, outcome, anomalies):
+    """A missing-import alert, and an end's anomalies, whatever their fields hold."""
+    for message in ({**fields, "type": "sis_import_missing", "outcome": outcome},
+                    base(anomalies=anomalies, unusual=True, outcome=outcome or "success")):
+        assert_within_limits(message)
+        for text in all_texts(message, "slack", "chatbot"):
+            assert "<!" not in text and "<@" not in text and "<#" not in text
+        for text in all_texts(message):
+            assert not re.search(r"@(here|channel|everyone)", text)
+
+
 # --- untrusted text is inert -----------------------------------------------------------------------------
 
 NASTY_FILE = "<@U024BE7LH>`*evil*`_x_~y~.csv"
