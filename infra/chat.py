@@ -4,7 +4,7 @@
   notifications to (`CHAT_TOPIC_ARN`, only the `chat_outcomes`); connect it to a Slack or Teams channel
   in AWS Chatbot (Amazon Q Developer in chat applications).
 - `slack_webhook_secret` / `teams_webhook_secret`: a small function per chat, subscribed to the alert
-  topic with a filter policy on `outcome` (`chat_outcomes`), that posts Block Kit / an Adaptive Card to
+  topic with a filter policy on `outcome` and `unusual` (`chat_outcomes`), that posts Block Kit / an Adaptive Card to
   the webhook URL held in the named secret (made by the operator: the URL never passes through the
   context or the template). Lambda retries a failed post twice, minutes apart, then keeps the alert in
   the chat failure queue; an alert SNS cannot hand to the function waits there too.
@@ -70,6 +70,7 @@ class Chat(Construct):
                                           "their subscriptions' dead-letter queue",
                                           retention_period=Duration.days(14))
         allowlist = list(config.chat_outcomes)
+        policy = filter_policy(config.chat_outcomes)
         for kind, secret_name in secrets.items():
             if not secret_name:
                 continue
@@ -91,11 +92,10 @@ class Chat(Construct):
                 max_event_age=MAX_EVENT_AGE,
                 on_failure=destinations.SqsDestination(self.failures),
             )
-            alert_topic.add_subscription(subscriptions.LambdaSubscription(
-                function,
-                filter_policy={"outcome": sns.SubscriptionFilter.string_filter(allowlist=allowlist)},
-                dead_letter_queue=self.failures,
-            ))
+            subscription = alert_topic.add_subscription(subscriptions.LambdaSubscription(
+                function, dead_letter_queue=self.failures))
+            # As JSON: the CDK's typed filter has no "$or", which "or any unusual end" needs.
+            subscription.node.default_child.add_property_override("FilterPolicy", policy)
             self.functions[kind] = function
 
     def feed(self, publisher: lambda_.Function) -> None:
@@ -106,3 +106,12 @@ class Chat(Construct):
         publisher.add_environment("CHAT_TOPIC_ARN", self.topic.topic_arn)
         publisher.add_environment("CHAT_OUTCOMES", ",".join(self.outcomes))
         self.topic.grant_publish(publisher)
+
+
+def filter_policy(chat_outcomes: tuple[str, ...]) -> dict:
+    """The SNS filter policy (on message attributes) of `chat_outcomes`: an alert of those outcomes, or
+    any end the notifier found unusual (its `unusual` attribute is "true") when `unusual` is among them."""
+    outcomes = [o for o in chat_outcomes if o != "unusual"]
+    parts = ([{"outcome": outcomes}] if outcomes else []) + ([{"unusual": ["true"]}] if "unusual" in chat_outcomes
+                                                              else [])
+    return parts[0] if len(parts) == 1 else {"$or": parts}

@@ -33,7 +33,8 @@ STUCK_MINUTES = {"initializing": 60, "created": 60, "importing": 360, "cleanup_b
 STUCK_LIMIT_MINUTES = 30 * 24 * 60
 # Chat (issue 10): AWS Chatbot's topic, and Slack/Teams webhook subscribers filtered on `outcome`.
 CHAT_MODES = ("none", "chatbot")
-CHAT_OUTCOMES = ("failure", "warning", "stuck", "success")  # core/chat's OUTCOMES (a test holds them equal)
+# core/chat's CHAT_CHOICES (a test holds them equal): the outcomes, and `unusual` (any end found unusual).
+CHAT_OUTCOMES = ("failure", "warning", "stuck", "missing", "unusual", "success", "resumed")
 # A Secrets Manager secret name: 1 to 512 of these (AWS's own rule).
 SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
 
@@ -86,7 +87,7 @@ DEFAULTS: dict[str, Any] = {
     "chat": "none",
     "slack_webhook_secret": "",
     "teams_webhook_secret": "",
-    "chat_outcomes": "failure,warning,stuck",
+    "chat_outcomes": "failure,warning,stuck,missing,unusual",
 }
 
 
@@ -140,7 +141,7 @@ class StackConfig:
     chat: str = "none"  # chatbot: a topic of AWS Chatbot custom notifications, fed by the notifier
     slack_webhook_secret: str | None = None  # the NAME of a secret holding a Slack incoming-webhook URL
     teams_webhook_secret: str | None = None  # the NAME of a secret holding a Teams Workflows webhook URL
-    chat_outcomes: tuple[str, ...] = ("failure", "warning", "stuck")  # what reaches chat, in CHAT_OUTCOMES' order
+    chat_outcomes: tuple[str, ...] = ("failure", "warning", "stuck", "missing", "unusual")  # in CHAT_OUTCOMES' order
 
     @property
     def any_root_account(self) -> bool:
@@ -314,8 +315,9 @@ def _webhook_secret(key: str, value: Any) -> str | None:
 
 
 def _chat_outcomes(value: Any) -> tuple[str, ...]:
-    """The outcomes that reach chat: an SNS filter policy on the `outcome` attribute (and the notifier's
-    test for the Chatbot topic); at least one, each known."""
+    """The outcomes that reach chat (and `unusual`: any end found unusual): an SNS filter policy on the
+    `outcome` and `unusual` attributes (and the notifier's test for the Chatbot topic); at least one, each
+    known."""
     given = tuple(o.lower() for o in _list(value))
     unknown = [o for o in given if o not in CHAT_OUTCOMES]
     if unknown or not given:

@@ -306,11 +306,22 @@ class Monitoring(Construct):
             )
         )
         dashboard.add_widgets(cloudwatch.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24, height=4))
+        # Durations against their usual band: CloudWatch's anomaly detection model of the hourly median,
+        # declared so that it learns from the deploy on (the band is drawn 2 standard deviations wide).
+        median = app_metric("ImportDuration", statistic="p50", period=hour, label="median")
+        cloudwatch.CfnAnomalyDetector(
+            self, "ImportDurationModel",
+            single_metric_anomaly_detector=cloudwatch.CfnAnomalyDetector.SingleMetricAnomalyDetectorProperty(
+                namespace=NAMESPACE, metric_name="ImportDuration", stat="p50",
+                dimensions=[cloudwatch.CfnAnomalyDetector.DimensionProperty(name="service", value=SERVICE)]))
+        band = cloudwatch.MathExpression(expression="ANOMALY_DETECTION_BAND(median, 2)", using_metrics={"median": median},
+                                         label="usual band", period=hour)
         dashboard.add_widgets(
-            graph("Imports finished, by outcome", [search("ImportsFinished", "Sum", hour, "finished")], stacked=True),
-            graph("Import duration (seconds)", [search("ImportDuration", "p50", hour, "p50"),
-                                                search("ImportDuration", "p90", hour, "p90"),
-                                                search("ImportDuration", "Maximum", hour, "max")]),
+            graph("Imports finished per hour, by outcome", [search("ImportsFinished", "Sum", hour, "finished")],
+                  stacked=True),
+            graph("Import duration (seconds) against the usual band",
+                  [median, band, app_metric("ImportDuration", statistic="p90", period=hour, label="p90"),
+                   app_metric("ImportDuration", statistic="Maximum", period=hour, label="max")]),
             graph("Stuck and missed imports (reconciler)",
                   [app_metric(n, period=hour) for n in ("ImportsStuck", "StatesCorrected", "EventsMissed")],
                   [app_metric("ImportsSeen", period=hour),

@@ -73,8 +73,9 @@ class CanvasSisImportsStack(Stack):
             "Query", handler="handlers.query.handler",
             description="GET /batches/{root_account_uuid}[/{sis_batch_id}]: one batch, or the recent ones",
             environment={"TABLE_NAME": table.table_name}, reserved_concurrency=config.query_concurrency,
+            timeout=Duration.seconds(15),  # a list: two index queries and the rhythm's GetItem, each 4 s at worst
         )
-        grant_items(query, table, "dynamodb:GetItem")
+        grant_items(query, table, "dynamodb:GetItem")  # a batch, and the root account's #rhythm item
         grant_index_query(query, table, shape.ACTIVITY_INDEX)
         grant_index_query(query, table, shape.OPEN_INDEX)  # which listed batches are stuck; outcome=stuck
 

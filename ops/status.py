@@ -12,9 +12,10 @@ alarms in ALARM (each names its entry in docs/runbook.md); and the reconciler's 
 log group (the "reconcile pass" line it writes per Canvas instance).
 
 Filters go to the route: --state, --outcome (success, warning, failure, or stuck: open imports the
-reconciler found stuck), --since (a date or time, or 30m / 24h / 7d back from now), --limit (at most
+reconciler found stuck), --unusual (the ends found unusual), --since (a date or time, or 30m / 24h / 7d back from now), --limit (at most
 this many rows in all, 1 to 200; default 50), --next (the cursor a page printed; one root account).
-When more batches match than are shown, it says so and how to see them.
+When more batches match than are shown, it says so and how to see them. Each batch says the figures its
+end was unusual in; each root account, its rhythm (usual interval, last import, next expected, missing).
 Exit: 0 healthy, 3 unhealthy (dead letters waiting, an alarm in ALARM, the reconciler's last pass
 failed), 1 when the status cannot be had (no local run, no credentials, the route failed), 2 for a
 usage error (a bad option or value).
@@ -34,7 +35,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from ops.status_view import COLUMNS, Health, LastPass, Page, cell, describe_health, describe_pass, table  # noqa: F401
+from ops.status_view import (COLUMNS, Health, LastPass, Page, cell, describe_health, describe_pass,  # noqa: F401
+                             describe_rhythms, table)
 
 ROOT = Path(__file__).resolve().parent.parent
 HEALTHY, FAILED, USAGE, UNHEALTHY = 0, 1, 2, 3
@@ -91,7 +93,8 @@ def limit_argument(text: str) -> int:
 
 
 def list_query(args: argparse.Namespace) -> dict[str, str]:
-    query = {"state": args.state, "outcome": args.outcome, "since": args.since, "limit": args.limit, "next": args.next}
+    query = {"state": args.state, "outcome": args.outcome, "unusual": "true" if args.unusual else None,
+             "since": args.since, "limit": args.limit, "next": args.next}
     return {k: str(v) for k, v in query.items() if v is not None}
 
 
@@ -317,16 +320,17 @@ def fetch_all(accounts: list[str], query: dict[str, str], get: Any, base: str) -
     merge), newest first; the cursor only when one account was asked."""
     if query.get("next") and len(accounts) != 1:
         raise StatusError("--next goes with one root account: add --root-account <uuid>", USAGE)
-    batches, cursors = [], []
+    batches, cursors, rhythms = [], [], {}
     suffix = ("?" + urllib.parse.urlencode(query)) if query else ""
     for account in accounts:
         page = get(base + urllib.parse.quote(account, safe="") + suffix)
         batches += page.get("batches", [])
         cursors.append(page.get("next"))
+        rhythms[account] = page.get("rhythm")
     batches.sort(key=lambda b: b.get("last_event_at") or "", reverse=True)
     limit = int(query.get("limit", DEFAULT_LIMIT))
     more = len(batches) > limit or any(cursors)
-    return Page(batches[:limit], cursors[0] if len(accounts) == 1 else None, more)
+    return Page(batches[:limit], cursors[0] if len(accounts) == 1 else None, more, rhythms)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -339,12 +343,13 @@ def parser() -> argparse.ArgumentParser:
                         help="only batches in this workflow_state: " + ", ".join(STATES))
     parser.add_argument("--outcome", choices=OUTCOMES, metavar="OUTCOME",
                         help="only batches that ended so, or are stuck: " + ", ".join(OUTCOMES))
+    parser.add_argument("--unusual", action="store_true", help="only the ends the notifier found unusual")
     parser.add_argument("--since", type=since_argument,
                         help="last activity at or after: 2026-11-28, 2026-11-28T09:00:00Z, or 24h / 7d / 30m")
     parser.add_argument("--limit", type=limit_argument,
                         help=f"at most this many batches in all, newest first (1-{MAX_LIMIT}; default {DEFAULT_LIMIT})")
     parser.add_argument("--next", help="the cursor a previous page printed (with one root account)")
-    parser.add_argument("--json", action="store_true", help="print {batches, next, more, health} as JSON, alone")
+    parser.add_argument("--json", action="store_true", help="print {batches, next, more, rhythms, health} as JSON, alone")
     return parser
 
 
@@ -358,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.json:
             print(json.dumps({"batches": page.batches, "next": page.cursor, "more": page.more,
-                              "health": health.to_json()}, indent=2))
+                              "rhythms": page.rhythms, "health": health.to_json()}, indent=2))
         else:
             print(table(page.batches) if page.batches else "no batches" + (" match" if list_query(args) else " yet"))
             if page.cursor:
@@ -369,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
             elif page.more:
                 print(f"more batches match than these {len(page.batches)}: raise --limit (up to {MAX_LIMIT}), "
                       "or page through one root account with --root-account <uuid>")
+            if page.rhythms:
+                print(describe_rhythms(page.rhythms))
             print(describe_health(health, args.stack or "local run"))
         sys.stdout.flush()
     except BrokenPipeError:  # `make status | head`: the reader has gone; no traceback for that

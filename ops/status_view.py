@@ -39,16 +39,19 @@ class Page:
     batches: list[dict[str, Any]]
     cursor: str | None  # --next for the page after (one root account asked)
     more: bool  # more batches match than these
+    rhythms: dict[str, Any] = field(default_factory=dict)  # root account -> the list route's `rhythm` (or None)
 
 
 COLUMNS = (("last activity", "last_event_at"), ("root account", "root_account_uuid"), ("batch", "sis_batch_id"),
-           ("state", "workflow_state"), ("outcome", "outcome"), ("first event", "first_event_at"),
-           ("host", "hostname"))
+           ("state", "workflow_state"), ("outcome", "outcome"), ("unusual", "unusual"),
+           ("first event", "first_event_at"), ("host", "hostname"))
 
 
 def cell(batch: dict[str, Any], key: str) -> str:
     if key == "outcome" and batch.get("stuck"):
         return "stuck"  # an open import the reconciler found stuck in its state: no end's outcome yet
+    if key == "unusual":  # the figures its end was unusual in
+        return ",".join(str(f) for f in batch.get("unusual") or ()) or "-"
     return str(batch.get(key) or "-")
 
 
@@ -86,3 +89,42 @@ def describe_health(health: Health, where: str) -> str:
                  + ("" if health.reconciler is None or health.reconciler.ok
                     else ': docs/runbook.md, "Reconcile passes failing"'))
     return "\n".join(lines)
+
+
+def _when(iso: str | None) -> str:
+    """`2026-12-02T02:00:00Z` -> `2026-12-02 02:00 UTC`."""
+    return f"{iso[:10]} {iso[11:16]} UTC" if isinstance(iso, str) and len(iso) >= 16 else "unknown"
+
+
+def _every(seconds: Any) -> str:
+    """An interval as people say it: `~45 min`, `~1 h`, `~1.5 h`, `~7 d`."""
+    for unit, size in (("d", 86400), ("h", 3600)):
+        if seconds >= size:
+            return f"~{round(seconds / size, 1):g} {unit}"
+    return f"~{max(1, round(seconds / 60))} min"
+
+
+def describe_rhythm(uuid: str, rhythm: dict[str, Any] | None) -> str:
+    """One root account's rhythm in one line, as the list route answers it (its `rhythm` object)."""
+    if not rhythm:
+        return f"rhythm of {uuid}: none yet (the reconciler keeps it, from its first pass over this root account)"
+    parts = []
+    if rhythm.get("usual_interval_seconds"):
+        parts.append(f"imports every {_every(rhythm['usual_interval_seconds'])} ({rhythm.get('source')})")
+    else:
+        parts.append(str(rhythm.get("source")))
+    if rhythm.get("last_import_at"):
+        parts.append(f"last {_when(rhythm['last_import_at'])}")
+    if rhythm.get("expected_by"):
+        parts.append(f"next expected by {_when(rhythm['expected_by'])}")
+    if rhythm.get("missing"):
+        parts.append(f"MISSING since {_when(rhythm.get('last_import_at'))} (found {_when(rhythm.get('detected_at'))})")
+    elif rhythm.get("alert_after") and rhythm.get("alerts"):
+        parts.append(f"missing if none by {_when(rhythm['alert_after'])}")
+    if not rhythm.get("alerts"):
+        parts.append("missing-import alerts off")
+    return f"rhythm of {uuid}: " + "; ".join(parts)
+
+
+def describe_rhythms(rhythms: dict[str, Any]) -> str:
+    return "\n".join(describe_rhythm(uuid, rhythm) for uuid, rhythm in sorted(rhythms.items()))

@@ -87,8 +87,8 @@ def test_lists_what_send_and_simulate_made_newest_first_and_says_healthy(run, se
     text = status(run)
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()
-    assert lines[0].split() == ["last", "activity", "root", "account", "batch", "state", "outcome", "first", "event",
-                                "host"]
+    assert lines[0].split() == ["last", "activity", "root", "account", "batch", "state", "outcome", "unusual", "first",
+                                "event", "host"]
     assert any(" 8001 " in line and "failed_with_messages" in line and "failure" in line for line in lines)
     assert lines[-2].startswith("pipeline: healthy (local run; dead letters: ")
     assert "canvas-live-events-local-dlq 0" in lines[-2] and "alarms: none locally" in lines[-2]

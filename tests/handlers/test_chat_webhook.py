@@ -90,6 +90,14 @@ def test_it_posts_the_chat_format_of_each_alert_as_json(hook, kind):
     assert json.loads(request.get_data()) == getattr(chat, kind)(FAILED)
 
 
+@pytest.mark.parametrize("case", ["missing_imports", "missing_resumed", "unusual_success"])
+def test_a_missing_import_its_end_and_an_unusual_end_are_posted_too(hook, case):
+    hook.expect_ordered_request(SLACK_SECRET_PATH, method="POST").respond_with_data("ok")
+    assert webhook(hook, "slack").handle(sns_event(CASES[case]), context()) == {"delivered": 1}
+    (request, _), = hook.log
+    assert json.loads(request.get_data()) == chat.slack(CASES[case])
+
+
 @pytest.mark.parametrize("status", [400, 403, 404, 410, 500, 503])
 def test_an_answer_other_than_2xx_raises_so_that_lambda_retries_then_keeps_it(hook, status, captured_logs):
     hook.expect_request(SLACK_SECRET_PATH).respond_with_data("no_service", status=status)

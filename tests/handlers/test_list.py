@@ -74,7 +74,9 @@ def test_newest_activity_first_each_as_the_batch_view_without_history(batches):
     assert body["next"] is None
     first = body["batches"][1]
     assert set(first) == {"root_account_uuid", "root_account_id", "sis_batch_id", "account_id", "hostname",
-                          "workflow_state", "terminal", "outcome", "stuck", "first_event_at", "last_event_at"}
+                          "workflow_state", "terminal", "outcome", "stuck", "unusual", "first_event_at",
+                          "last_event_at"}
+    assert first["unusual"] == []
     assert (first["workflow_state"], first["terminal"], first["outcome"]) == ("failed_with_messages", True, "failure")
     assert first["last_event_at"] == last_activity("105") and first["first_event_at"] == at(T0, 3000)
     assert first["hostname"] == "oxana.instructure.com" and first["root_account_id"] == "21070000000000001"
@@ -106,9 +108,9 @@ def test_filters_state_outcome_and_since(batches):
     shifted = f"{whole[:11]}{hour + 1:02d}{whole[13:]}+01:00"  # the same moment, an hour east
     assert ids(listing(batches, since=shifted)[1]) == ["106", "105", "104"]
     assert ids(listing(batches, since=T0[:10])[1]) == ["106", "105", "104", "103", "102", "101"]
-    assert listing(batches, since="2999-01-01")[1] == {"batches": [], "next": None}
+    assert listing(batches, since="2999-01-01")[1] == {"batches": [], "next": None, "rhythm": None}
     assert ids(listing(batches, since=last_activity("103"), outcome="failure")[1]) == ["105"]
-    assert listing(batches, uuid="NobodysUuid")[1] == {"batches": [], "next": None}
+    assert listing(batches, uuid="NobodysUuid")[1] == {"batches": [], "next": None, "rhythm": None}
 
 
 @pytest.mark.parametrize("query", [{}, {"outcome": "failure"}, {"since": T0[:10]}, {"state": "imported"}])
@@ -135,11 +137,13 @@ def test_the_list_is_one_query_of_the_activity_index_never_a_scan(batches, monke
         (model.name, params.get("IndexName"), params.get("ScanIndexForward"), params.get("Limit"))))
     batches["query"].app.cache_clear()  # a client on the hooked session
     assert listing(batches, limit="3", state="imported")[0] == 200
-    assert calls == [("Query", "batches-by-activity", False, 100)]  # a page of ends only: nothing more to ask
+    # A page of ends only: nothing more to ask but the root account's rhythm (one item).
+    assert calls == [("Query", "batches-by-activity", False, 100), ("GetItem", None, None, None)]
     calls.clear()
     assert listing(batches, limit="3")[0] == 200
     # 106 is open: which of the page's open batches are stuck is one query of the (sparse) open-batches index.
-    assert calls == [("Query", "batches-by-activity", False, 3), ("Query", "open-batches", None, None)]
+    assert calls == [("Query", "batches-by-activity", False, 3), ("Query", "open-batches", None, None),
+                     ("GetItem", None, None, None)]
 
 
 def test_a_filtered_page_stops_after_so_many_entries_and_says_where_to_go_on(aws):
@@ -180,6 +184,9 @@ GOOD = {"root_account_uuid": ROOT_ACCOUNT_UUID, "sis_batch_id": "104", "last_eve
         ({"state": ""}, "state"),
         ({"state": "failed,imported"}, "state"),  # API Gateway joins repeated parameters with commas
         ({"outcome": "stuck,failure"}, "outcome"),
+        ({"unusual": "yes"}, "unusual"),
+        ({"unusual": "True"}, "unusual"),
+        ({"unusual": ""}, "unusual"),
         ({"since": "yesterday"}, "since"),
         ({"since": "2026-11-28T09:00:00"}, "since"),  # no zone
         ({"since": "2026-11-28 09:00:00Z"}, "since"),
@@ -257,3 +264,103 @@ def test_stuck_batches_are_marked_and_listed_by_outcome_stuck_page_by_page(batch
     assert ingest(http_event(event), LambdaContext(function_name="ingest"))["statusCode"] == 200
     assert ids(listing(batches, outcome="stuck")[1]) == ["106"]
     assert [b["stuck"] for b in listing(batches, state="imported")[1]["batches"]] == [False, False]
+
+
+def test_unusual_ends_show_their_figures_and_are_listed_by_unusual(batches):
+    """What the notifier marks (store.mark_unusual, the figures an end was unusual in) shows as `unusual`
+    in the list and the batch view; `unusual=true` lists only those, `unusual=false` the others."""
+    from sis_imports.wiring import batch_store
+
+    store = batch_store()
+    store.mark_unusual(ROOT_ACCOUNT_UUID, "104", ["enrollments_deleted", "duration_seconds"])
+    store.mark_unusual(ROOT_ACCOUNT_UUID, "101", ["changes"])
+    status, body = listing(batches)
+    assert {b["sis_batch_id"]: b["unusual"] for b in body["batches"]} == {
+        "106": [], "105": [], "104": ["enrollments_deleted", "duration_seconds"], "103": [], "102": [],
+        "101": ["changes"]}
+    assert ids(listing(batches, unusual="true")[1]) == ["104", "101"]
+    assert ids(listing(batches, unusual="false")[1]) == ["106", "105", "103", "102"]
+    assert ids(listing(batches, unusual="true", outcome="warning")[1]) == ["104"]
+    assert ids(listing(batches, unusual="true", outcome="failure")[1]) == []
+    assert ids(listing(batches, unusual="true", since=last_activity("102"))[1]) == ["104"]
+    first = listing(batches, unusual="true", limit="1")[1]
+    assert ids(first) == ["104"] and ids(listing(batches, unusual="true", limit="1", next=first["next"])[1]) == ["101"]
+    view = json.loads(batches["query"].handler(http_event(None, method="GET", path=f"/batches/{ROOT_ACCOUNT_UUID}/104",
+                                                          path_parameters={"root_account_uuid": ROOT_ACCOUNT_UUID,
+                                                                           "sis_batch_id": "104"}),
+                                               LambdaContext(function_name="query"))["body"])
+    assert view["unusual"] == ["enrollments_deleted", "duration_seconds"]
+    # An open import has no end to be unusual in: stuck ones are never listed as unusual.
+    assert store.mark_stuck(ROOT_ACCOUNT_UUID, "106", "initializing")
+    assert ids(listing(batches, outcome="stuck", unusual="true")[1]) == []
+    assert ids(listing(batches, outcome="stuck", unusual="false")[1]) == ["106"]
+
+
+HOUR = 3600
+
+
+def hourly(count: int, last: int, prefix: str = "9") -> list[tuple[str, int]]:
+    """`count` imports an hour apart, the last at `last` (epoch seconds)."""
+    return [(f"{prefix}{n}", last - HOUR * (count - 1 - n)) for n in range(count)]
+
+
+def utc(epoch: int) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_the_list_answers_the_root_accounts_rhythm_as_the_reconciler_keeps_it(batches):
+    from sis_imports.core.rhythm import Rhythm, step
+    from sis_imports.wiring import batch_store
+
+    store = batch_store()
+    last = 1_790_000_000 - 1_790_000_000 % HOUR  # on the hour; the view is the stored rhythm, not today's
+    assert listing(batches)[1]["rhythm"] is None  # before the reconciler's first pass
+    # 24 imports an hour apart: 23 intervals of an hour, learnt; still inside the allowance at `now`.
+    rhythm = step(Rhythm(ROOT_ACCOUNT_UUID), hourly(24, last), now=last + 600)
+    assert rhythm.gap is None and store.save_rhythm(rhythm)
+    view = listing(batches)[1]["rhythm"]
+    # The rule: the usual interval is the median of the intervals; a missing import alerts after the
+    # longest one (an hour) and a quarter, at least 30 minutes more: 1 h 30 min.
+    assert view == {"usual_interval_seconds": HOUR, "source": "learnt from the last 24 imports",
+                    "last_import_at": utc(last), "expected_by": utc(last + HOUR),
+                    "alert_after": utc(last + HOUR + 1800), "missing": False, "detected_at": None, "alerts": True}
+    assert listing(batches, outcome="failure")[1]["rhythm"] == view  # every page says it
+    # The reconciler's next pass, two hours on, finds the gap: the view says so, with what it measured.
+    stored = store.rhythm(ROOT_ACCOUNT_UUID)
+    gapped = step(stored, [], now=last + 2 * HOUR)
+    assert gapped.gap is not None and store.save_rhythm(gapped)
+    view = listing(batches)[1]["rhythm"]
+    assert (view["missing"], view["detected_at"], view["last_import_at"], view["expected_by"]) == (
+        True, utc(last + 2 * HOUR), utc(last), utc(last + HOUR))
+
+
+def test_the_rhythm_says_what_it_still_needs_and_follows_expected_import_every(batches):
+    from sis_imports.core.rhythm import Rhythm, step
+    from sis_imports.usecases.batches import RhythmSettings, rhythm_view
+
+    last = 1_790_000_000
+    young = step(Rhythm(ROOT_ACCOUNT_UUID), hourly(4, last), now=last)
+    view = rhythm_view(young, RhythmSettings())
+    assert view["usual_interval_seconds"] is None and view["expected_by"] is None and view["alert_after"] is None
+    assert view["source"] == "not learnt yet: 4 imports seen, 11 needed" and view["last_import_at"] == utc(last)
+    # Given for this root account: a day, whatever was learnt; an alert a day and a quarter after the last.
+    given = rhythm_view(young, RhythmSettings(expected_every={ROOT_ACCOUNT_UUID: 86400}))
+    assert (given["usual_interval_seconds"], given["source"], given["expected_by"], given["alert_after"]) == (
+        86400, "expected_import_every", utc(last + 86400), utc(last + 86400 + 21600))
+    assert given["alerts"] is True
+    # Off for this root account, or for all: still shown, but no missing import alerts.
+    assert rhythm_view(young, RhythmSettings(expected_every={ROOT_ACCOUNT_UUID: 0}))["alerts"] is False
+    assert rhythm_view(young, RhythmSettings(missing_imports=False))["alerts"] is False
+    assert rhythm_view(Rhythm(ROOT_ACCOUNT_UUID), RhythmSettings())["source"] == "no import seen yet"
+    # A rhythm that cannot be read is our failure: 503, so that the caller retries.
+    batches["query"].app.cache_clear()
+    store = batches["query"].app()._store
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("ProvisionedThroughputExceededException")
+
+    store.rhythm = fail
+    status, body = listing(batches)
+    assert status == 503 and "retry" in body["error"]

@@ -12,7 +12,7 @@ from infra.config import DEFAULTS, ConfigError, load_config
 
 UUID = "VicYj3cu5BIFpoZhDVU4DZumnlBrWi1grgJEzADs"
 CHAT = "handlers.chat_webhook.handler"
-DEFAULT_OUTCOMES = ["failure", "warning", "stuck"]
+DEFAULT_OUTCOMES = ["failure", "warning", "stuck", "missing", "unusual"]
 
 
 def config(**context):
@@ -66,7 +66,7 @@ def chat_topic_id(template):
 def test_chat_is_off_unless_asked_for():
     c = config()
     assert (c.chat, c.slack_webhook_secret, c.teams_webhook_secret) == ("none", None, None)
-    assert c.chat_outcomes == ("failure", "warning", "stuck")
+    assert c.chat_outcomes == ("failure", "warning", "stuck", "missing", "unusual")
     assert {"chat", "slack_webhook_secret", "teams_webhook_secret", "chat_outcomes"} <= set(DEFAULTS)
 
 
@@ -78,6 +78,7 @@ def test_chat_settings_are_read_and_outcomes_kept_in_one_order():
     assert c.chat_outcomes == ("failure", "stuck")
     assert config(chat_outcomes="success,warning,failure,stuck").chat_outcomes == (
         "failure", "warning", "stuck", "success")
+    assert config(chat_outcomes="resumed,unusual,missing").chat_outcomes == ("missing", "unusual", "resumed")
 
 
 @pytest.mark.parametrize(("context", "named"), [
@@ -146,7 +147,7 @@ def test_the_notifier_and_the_alert_retry_alone_publish_to_the_chatbot_topic(var
     topic_id = chat_topic_id(variant)
     env = function(variant, "handlers.notifier.handler")["Environment"]["Variables"]
     assert ref_name(env["CHAT_TOPIC_ARN"]) == topic_id
-    assert env["CHAT_OUTCOMES"] == "failure,warning,stuck"
+    assert env["CHAT_OUTCOMES"] == "failure,warning,stuck,missing,unusual"
     assert {"sns:Publish"} == granted(variant, "Notifier")[json.dumps({"Ref": topic_id})]
     publishers = [k for k, p in resources(variant, "AWS::IAM::Policy").items()
                   if topic_id in json.dumps(p["Properties"]["PolicyDocument"])]
@@ -189,7 +190,8 @@ def test_the_slack_function_is_subscribed_to_the_alert_topic_with_the_outcome_fi
               if s["Properties"]["Protocol"] == "lambda"]
     assert ref_name(sub["Endpoint"]) == chat
     assert ref_name(sub["TopicArn"]).startswith("AlertsTopic")
-    assert sub["FilterPolicy"] == {"outcome": DEFAULT_OUTCOMES}
+    assert sub["FilterPolicy"] == {"$or": [{"outcome": ["failure", "warning", "stuck", "missing"]},
+                                           {"unusual": ["true"]}]}
     assert sub.get("FilterPolicyScope", "MessageAttributes") == "MessageAttributes"
     (queue,) = [k for k in resources(variant, "AWS::SQS::Queue") if k.startswith("ChatFailures")]
     assert ref_name(sub["RedrivePolicy"]["deadLetterTargetArn"]) == queue
@@ -245,3 +247,53 @@ def test_the_chat_function_imports_from_its_bundle_with_the_shared_layer_alone(v
                               "import handlers.chat_webhook as m; print(callable(m.handler))")
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split("\n")[-2] == "True"
+
+
+# --- the filter policy, as SNS applies it ------------------------------------------------------------------
+
+
+ALERTS = {  # name -> the message attributes the notifier publishes (outcome; unusual only when unusual)
+    "failure": {"outcome": "failure"},
+    "unusual failure": {"outcome": "failure", "unusual": "true"},
+    "success": {"outcome": "success"},
+    "unusual success": {"outcome": "success", "unusual": "true"},
+    "stuck": {"outcome": "stuck"},
+    "missing": {"outcome": "missing"},
+    "resumed": {"outcome": "resumed"},
+}
+
+
+@pytest.mark.parametrize(("chat_outcomes", "delivered"), [
+    ("failure,warning,stuck,missing,unusual", {"failure", "unusual failure", "unusual success", "stuck", "missing"}),
+    ("failure", {"failure", "unusual failure"}),
+    ("unusual", {"unusual failure", "unusual success"}),
+    ("success,resumed", {"success", "unusual success", "resumed"}),
+])
+def test_the_filter_policy_lets_through_the_outcomes_named_and_any_unusual_end_when_named(chat_outcomes, delivered):
+    """SNS (moto) applies the policy the stack declares: the rule is `chat_outcomes`' promise, and
+    core/chat.wanted (the Chatbot topic's test) agrees with it."""
+    import boto3
+    from moto import mock_aws
+
+    from infra.chat import filter_policy
+    from sis_imports.core.chat import wanted
+
+    outcomes = config(chat_outcomes=chat_outcomes).chat_outcomes
+    with mock_aws():
+        sns, sqs = boto3.client("sns", region_name="us-east-1"), boto3.client("sqs", region_name="us-east-1")
+        topic = sns.create_topic(Name="alerts")["TopicArn"]
+        queue = sqs.create_queue(QueueName="chat")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={
+            "FilterPolicy": json.dumps(filter_policy(outcomes)), "RawMessageDelivery": "true"})
+        for name, attributes in ALERTS.items():
+            sns.publish(TopicArn=topic, Message=name, MessageAttributes={
+                k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()})
+        got = set()
+        while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
+            got |= {m["Body"] for m in messages}
+            sqs.delete_message_batch(QueueUrl=queue, Entries=[
+                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)])
+    assert got == delivered
+    as_messages = {name: {"outcome": a["outcome"], "unusual": a.get("unusual") == "true"} for name, a in ALERTS.items()}
+    assert {name for name, m in as_messages.items() if wanted(m, ",".join(outcomes))} == delivered

@@ -222,7 +222,8 @@ def test_the_dashboard_shows_imports_events_alerts_dead_letters_errors_and_laten
         (dashboard,) = resources(t, "AWS::CloudWatch::Dashboard").values()
         assert dashboard["Properties"]["DashboardName"] == f"CanvasSisImports-{stage}"
         body = json.dumps(dashboard["Properties"]["DashboardBody"])
-        for title in ("Imports finished, by outcome", "Import duration (seconds)", "Stuck and missed imports",
+        for title in ("Imports finished per hour, by outcome", "Import duration (seconds) against the usual band",
+                      "Stuck and missed imports",
                       "Events rejected, by reason", "Alerts", "Dead letters", "Function errors", "Function throttles",
                       "Function duration p90", "HTTP API", "Latency p90", "Alarms"):
             assert title in body, title
@@ -236,6 +237,28 @@ def test_the_dashboard_shows_imports_events_alerts_dead_letters_errors_and_laten
     assert "Canvas API (reconciler)" in json.dumps(resources(variant, "AWS::CloudWatch::Dashboard"))
     assert "Canvas API (reconciler)" not in json.dumps(resources(template, "AWS::CloudWatch::Dashboard"))
     assert template.to_json()["Outputs"]["DashboardName"]
+
+
+def test_import_durations_are_drawn_against_the_band_of_a_declared_anomaly_model(template, variant):
+    """The hourly median of ImportDuration (the notifier's, per end) with CloudWatch's anomaly detection
+    band of that very metric and statistic, whose model the stack declares (so it learns from the deploy)."""
+    for t in (template, variant):
+        (dashboard,) = resources(t, "AWS::CloudWatch::Dashboard").values()
+        body = json.loads("".join(p if isinstance(p, str) else "" for p in
+                                  dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]))
+        (widget,) = [w for w in body["widgets"] if w.get("properties", {}).get("title", "").startswith("Import duration")]
+        lines = widget["properties"]["metrics"]
+        (band,) = [line[0] for line in lines if "expression" in line[0]]
+        median_id = re.fullmatch(r"ANOMALY_DETECTION_BAND\((\w+), 2\)", band["expression"])[1]
+        (median,) = [line for line in lines if isinstance(line[-1], dict) and line[-1].get("id") == median_id]
+        assert median[:4] == ["CanvasSisImports", "ImportDuration", "service", "canvas-sis-imports"]
+        assert median[-1]["stat"] == "p50" and median[-1]["period"] == 3600 and median[-1].get("visible", True)
+        (model,) = [r["Properties"] for r in resources(t, "AWS::CloudWatch::AnomalyDetector").values()]
+        assert model["SingleMetricAnomalyDetector"] == {
+            "Namespace": "CanvasSisImports", "MetricName": "ImportDuration", "Stat": "p50",
+            "Dimensions": [{"Name": "service", "Value": "canvas-sis-imports"}]}
+        (finished,) = [w for w in body["widgets"] if w.get("properties", {}).get("title", "").startswith("Imports finished")]
+        assert "ImportsFinished" in json.dumps(finished) and ", 3600)" in json.dumps(finished)  # per hour
 
 
 def test_the_list_route_reads_an_index_on_last_activity(template, variant):

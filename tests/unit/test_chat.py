@@ -127,6 +127,57 @@ CASES: dict[str, dict[str, Any]] = {
 }
 
 
+def unusual_anomalies() -> list[dict[str, Any]]:
+    """What the notifier adds to an unusual end: core/unusual.check against 24 usual ends (the issue's example)."""
+    from sis_imports.core.unusual import End, check
+
+    usual = [End(str(n), 1_790_000_000 + 86400 * n, {"enrollments_deleted": n % 13, "duration_seconds": 240 + n})
+             for n in range(24)]
+    result = check({"enrollments_deleted": 4800, "duration_seconds": 4200}, usual)
+    assert [a.figure for a in result.anomalies] == ["enrollments_deleted", "duration_seconds"]
+    return [a.to_dict() for a in result.anomalies]
+
+
+def missing_rhythm(host: str | None = HOST, uuid: str = UUID) -> Any:
+    """A root account that imported hourly for a day and then stopped: core/rhythm.step finds the gap."""
+    from sis_imports.core.rhythm import Rhythm, step
+
+    last = 1_795_000_000 - 1_795_000_000 % 3600
+    creations = [(str(1440000 + n), last - 3600 * (23 - n)) for n in range(24)]
+    rhythm = step(Rhythm(uuid, hostname=host), creations, now=last + 3 * 3600)
+    assert rhythm.gap is not None
+    return rhythm
+
+
+def missing_message(**rhythm: Any) -> dict[str, Any]:
+    from sis_imports.core.rhythm import missing_alert
+
+    return missing_alert(missing_rhythm(**rhythm)).message
+
+
+def resumed_message(**rhythm: Any) -> dict[str, Any]:
+    from sis_imports.core.rhythm import resumed_alert, step
+
+    gapped = missing_rhythm(**rhythm)
+    resumed = step(gapped, [("1440999", gapped.last_import_at + 5 * 3600)], now=gapped.last_import_at + 5 * 3600 + 60)
+    assert resumed.resumed is not None
+    return resumed_alert(resumed).message
+
+
+CASES.update({
+    # A successful import that deleted far more than usual, and took far longer (the notifier's anomalies).
+    "unusual_success": base(workflow_state="imported", outcome="success", current_state="imported",
+                            started_at="2026-11-27T14:21:34.127Z", duration_seconds=4200.0,
+                            anomalies=unusual_anomalies(), unusual=True,
+                            details=details(error_count=0, warning_count=0, errors=[], warnings=[])),
+    # A failure that is also unusual: says both.
+    "unusual_failure": base(details=details(), anomalies=unusual_anomalies()[:1], unusual=True),
+    # No import for three hours from a root account that imports hourly; then its end.
+    "missing_imports": missing_message(),
+    "missing_resumed": resumed_message(),
+})
+
+
 def dump(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
 
@@ -292,6 +343,26 @@ def test_any_message_formats_within_the_limits_and_without_raw_mentions(fields, 
         assert not re.search(r"@(here|channel|everyone)", text)
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    fields=st.fixed_dictionaries({k: text_value for k in (
+        "hostname", "root_account_uuid", "sis_batch_id", "last_import_at", "expected_by", "alert_after",
+        "detected_at", "resumed_at", "rhythm", "usual_interval_seconds", "gap_seconds", "detected_by", "alert_id")}),
+    outcome=st.sampled_from(["missing", "resumed", "", None, "failure"]),
+    anomalies=st.one_of(st.none(), text_value, st.lists(st.one_of(
+        text_value, st.fixed_dictionaries({"sentence": text_value})), max_size=12)),
+)
+def test_any_missing_alert_or_anomaly_list_formats_within_the_limits(fields, outcome, anomalies):
+    """A missing-import alert, and an end's anomalies, whatever their fields hold."""
+    for message in ({**fields, "type": "sis_import_missing", "outcome": outcome},
+                    base(anomalies=anomalies, unusual=True, outcome=outcome or "success")):
+        assert_within_limits(message)
+        for text in all_texts(message, "slack", "chatbot"):
+            assert "<!" not in text and "<@" not in text and "<#" not in text
+        for text in all_texts(message):
+            assert not re.search(r"@(here|channel|everyone)", text)
+
+
 # --- untrusted text is inert -----------------------------------------------------------------------------
 
 NASTY_FILE = "<@U024BE7LH>`*evil*`_x_~y~.csv"
@@ -419,12 +490,99 @@ def test_wanted_is_an_outcome_filter_like_the_subscriptions():
     assert not chat.wanted(CASES["late_restore"], "failure, stuck")
     assert chat.wanted(CASES["stuck_import"], " stuck ")
     assert not chat.wanted({"type": "sis_import_finished"}, "failure")
+    # Missing imports and their ends by their own outcomes.
+    assert chat.wanted(CASES["missing_imports"], "failure,missing") and not chat.wanted(CASES["missing_imports"], "failure")
+    assert chat.wanted(CASES["missing_resumed"], "resumed") and not chat.wanted(CASES["missing_resumed"], "missing")
+    # `unusual`: any end found unusual, whatever its outcome; an unusual success only so (or by success).
+    assert chat.wanted(CASES["unusual_success"], "failure,unusual")
+    assert not chat.wanted(CASES["unusual_success"], "failure,warning,stuck,missing")
+    assert chat.wanted(CASES["unusual_failure"], "unusual") and chat.wanted(CASES["unusual_failure"], "failure")
+    assert not chat.wanted(CASES["failed_import"], "unusual")  # not unusual: not let in by it
+    assert not chat.wanted({**CASES["unusual_success"], "unusual": "true"}, "unusual")  # the message's boolean only
 
 
 def test_the_outcomes_match_the_stacks():
-    from infra.config import CHAT_OUTCOMES
+    from infra.config import CHAT_OUTCOMES, DEFAULTS
 
-    assert set(CHAT_OUTCOMES) == set(chat.OUTCOMES)
+    assert set(CHAT_OUTCOMES) == set(chat.CHAT_CHOICES) == {*chat.OUTCOMES, chat.UNUSUAL}
+    assert set(DEFAULTS["chat_outcomes"].split(",")) <= set(chat.CHAT_CHOICES)
+
+
+def test_an_unusual_end_says_unusual_and_each_sentence_first():
+    sentences = [a["sentence"] for a in unusual_anomalies()]
+    message = CASES["unusual_success"]
+    slack = chat.slack(message)
+    assert slack["blocks"][0]["text"]["text"].endswith("imported on oxana.instructure.com (unusual)")
+    assert slack["blocks"][1]["text"]["text"] == "*Unusual:*\n" + "\n".join(f"• {s}" for s in sentences)
+    assert slack["text"].startswith("🔍")  # not the all-clear of a success
+    bot = chat.chatbot(message)
+    assert bot["content"]["description"].split("\n")[:3] == ["Unusual:", *(f"• {s}" for s in sentences)]
+    assert bot["content"]["title"].endswith("(unusual)") and "unusual" in bot["content"]["keywords"]
+    card = chat.teams(message)["attachments"][0]["content"]["body"]
+    assert card[1] == {"type": "TextBlock", "text": "Unusual:", "wrap": True, "weight": "Bolder"}
+    assert [b["inlines"][0]["text"] for b in card[2:4]] == [f"• {s}" for s in sentences]
+    # A failure that is also unusual says both: its outcome and, first, what was unusual.
+    failure = chat.chatbot(CASES["unusual_failure"])
+    lines = failure["content"]["description"].split("\n")
+    assert lines[:2] == ["Unusual:", f"• {sentences[0]}"] and lines[2].startswith("Outcome: failure")
+    assert failure["content"]["title"].startswith("❌")
+    # An end that was not unusual reads as before: no such line.
+    for fmt in FORMATS:
+        assert "Unusual" not in json.dumps(FORMATS[fmt](CASES["failed_import"]), ensure_ascii=False)
+
+
+def test_a_missing_import_and_its_end_are_shown_in_every_format():
+    missing, resumed = CASES["missing_imports"], CASES["missing_resumed"]
+    slack = chat.slack(missing)
+    header = slack["blocks"][0]["text"]["text"]
+    assert header == f"⏰ No SIS import on {HOST} since {chat_time(missing['last_import_at'])}"
+    fields = [f["text"] for f in slack["blocks"][1]["fields"]]
+    assert "*Outcome*\nmissing" in fields and "*Usually every*\n1 h" in fields
+    assert f"*Expected by*\n{chat_time(missing['expected_by'])}" in fields
+    text = json.dumps(slack, ensure_ascii=False)
+    assert "learnt from the last 24 imports" in text and "upload job" in text
+    bot = chat.chatbot(missing)
+    assert bot["metadata"]["eventType"] == "sis_import_missing"
+    assert bot["metadata"]["threadId"] == f"{UUID}/missing" == chat.chatbot(resumed)["metadata"]["threadId"]
+    assert bot["content"]["nextSteps"] and not chat.chatbot(resumed)["content"]["nextSteps"]
+    assert bot["content"]["description"].startswith(f"No SIS import has been created on {HOST} since ")
+    card = chat.teams(missing)["attachments"][0]["content"]
+    facts = dict((f["title"], f["value"]) for b in card["body"] if b["type"] == "FactSet" for f in b["facts"])
+    assert facts["Outcome"] == "missing" and facts["Usually every"] == "1 h"
+    # Its end: when, after how long, and which import.
+    bot = chat.chatbot(resumed)
+    assert bot["content"]["title"] == f"🔁 SIS imports resumed on {HOST}"
+    assert "import 1440999 was created at" in bot["content"]["description"]
+    assert "5 h after the one before it" in bot["content"]["description"]  # the last import to the next
+    card = chat.teams(resumed)["attachments"][0]["content"]
+    facts = dict((f["title"], f["value"]) for b in card["body"] if b["type"] == "FactSet" for f in b["facts"])
+    assert (facts["Outcome"], facts["Gap"]) == ("resumed", "5 h")
+
+
+def chat_time(iso: str) -> str:
+    return f"{iso[:10]} {iso[11:19]} UTC"
+
+
+@pytest.mark.parametrize("host", ["h" * 249 + ".edu", None])
+@pytest.mark.parametrize("name", sorted(WORST_CHARS))
+def test_a_missing_import_of_the_longest_host_and_uuid_fits_and_is_inert(host, name):
+    """Its host name and root account uuid come from Canvas: the longest, of the worst characters."""
+    uuid = WORST_CHARS[name] * 128 + "<!channel>@here"
+    for message in (missing_message(host=host and WORST_CHARS[name] * 200 + host, uuid=uuid),
+                    resumed_message(host=host, uuid=uuid)):
+        assert_within_limits(message)
+        for text in all_texts(message, "slack", "chatbot"):
+            assert "<!" not in text
+        for text in all_texts(message):
+            assert not re.search(r"@(here|channel|everyone)", text)
+
+
+def test_an_unusual_end_with_the_most_sentences_fits_beside_the_worst_canvas_text():
+    many = [{"sentence": ("x" * 300) + f" {n}"} for n in range(20)]  # more and longer than ours ever are
+    for name in sorted(WORST_CHARS):
+        message = {**worst_message(WORST_CHARS[name]), "anomalies": many, "unusual": True}
+        assert_within_limits(message)
+        assert json.dumps(chat.slack(message), ensure_ascii=False).count("• x") == 8  # one per figure checked, at most
 
 
 def test_module_is_pure():

@@ -60,7 +60,7 @@ def subject(text: str) -> str:
 
 class AlertPublisher:
     def __init__(self, client: Any, topic_arn: str, chat_topic_arn: str | None = None,
-                 chat_outcomes: str = "failure,warning,stuck"):
+                 chat_outcomes: str = "failure,warning,stuck,missing,unusual"):
         self._client = client
         self._topic_arn = topic_arn
         self._chat_topic_arn = chat_topic_arn

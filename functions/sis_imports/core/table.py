@@ -17,11 +17,11 @@ OPEN_INDEX_PROJECTION = ["workflow_state", "event_time", "first_event_at", "acco
 
 # Every batch by last activity (issue 11's list route, `GET /batches/{root_account_uuid}`): every batch
 # item carries last_event_at; the reconciler's marker item does not, so it stays out. The projection is
-# what the batch view shows without its history (and `outcome`, which the route filters on).
+# what the batch view shows without its history (and `outcome` and `unusual`, which the route filters on).
 ACTIVITY_INDEX = "batches-by-activity"
 ACTIVITY_SORT_KEY = "last_event_at"
 ACTIVITY_INDEX_PROJECTION = ["workflow_state", "event_time", "first_event_at", "account_id", "root_account_id",
-                             "hostname", "terminal", "outcome"]
+                             "hostname", "terminal", "outcome", "unusual"]
 
 KEY_SCHEMA = [
     {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},

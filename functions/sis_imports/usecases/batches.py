@@ -2,10 +2,14 @@
 GET /batches/{root_account_uuid}: the root account's recent imports, newest activity first.
 
 The list takes `state=`, `outcome=` (an end's outcome, or `stuck`: open imports the reconciler found
-stuck in their current state), `since=` (last activity at or after: `2026-11-28`,
+stuck in their current state), `unusual=` (`true`: the ends the notifier found unusual; `false`: the
+others), `since=` (last activity at or after: `2026-11-28`,
 `2026-11-28T09:00:00Z`, or with an offset), `limit=` (1 to 200, 50 by default) and `next=` (the
 cursor a previous page answered). It answers `{"batches": [<batch view without history>, ...],
-"next": <cursor or null>}`; an unknown or bad parameter is 400 naming it.
+"next": <cursor or null>, "rhythm": <the root account's rhythm, or null>}`; an unknown or bad parameter
+is 400 naming it. The rhythm is what the reconciler keeps of the root account's imports (one GetItem of
+its `#rhythm` item): the usual interval, the last import, when the next is expected, when a missing
+one alerts, and whether it is missing now.
 """
 
 from __future__ import annotations
@@ -14,20 +18,21 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Mapping
 
 from ..adapters.http import HttpRequest, response
 from ..adapters.observability import count, logger
 from ..core.batch import Batch
+from ..core.rhythm import MIN_HISTORY, Rhythm
 from ..core.states import Outcome, WorkflowState
 from ..core.table import ACTIVITY_SORT_KEY, ID_PATTERN, PARTITION_KEY, SORT_KEY
 
 ID = re.compile(ID_PATTERN)
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-LIST_PARAMETERS = ("state", "outcome", "since", "limit", "next")
+LIST_PARAMETERS = ("state", "outcome", "unusual", "since", "limit", "next")
 # Canvas's event_time format, which every stored time has (core/events.py checks it; not imported here:
 # it would load the event validator into the query function).
 EVENT_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
@@ -55,6 +60,7 @@ def batch_view(batch: Batch) -> dict[str, Any]:
         "terminal": batch.terminal,
         "outcome": batch.outcome,
         "stuck": is_stuck(batch),
+        "unusual": list(batch.unusual),  # the figures its end was unusual in (the notifier's check)
         "first_event_at": batch.first_event_at,
         "last_event_at": batch.last_event_at,
         "history": [entry.to_dict() for entry in batch.history],
@@ -125,11 +131,13 @@ def list_arguments(root_account_uuid: str, query: dict[str, str]) -> dict[str, A
     for name in query:
         if name not in LIST_PARAMETERS:
             raise BadParameter(name[:64], f"not a parameter of this route (it takes {', '.join(LIST_PARAMETERS)})")
-    state, outcome = query.get("state"), query.get("outcome")
+    state, outcome, unusual = query.get("state"), query.get("outcome"), query.get("unusual")
     if state is not None and state not in {s.value for s in WorkflowState}:
         raise BadParameter("state", "one of " + ", ".join(s.value for s in WorkflowState))
     if outcome is not None and outcome not in {*(o.value for o in Outcome), STUCK}:
         raise BadParameter("outcome", "one of " + ", ".join([*(o.value for o in Outcome), STUCK]))
+    if unusual is not None and unusual not in ("true", "false"):
+        raise BadParameter("unusual", "true (the ends found unusual) or false (the others)")
     since = parse_since(query["since"]) if "since" in query else None
     limit = DEFAULT_LIMIT
     if "limit" in query:
@@ -137,12 +145,57 @@ def list_arguments(root_account_uuid: str, query: dict[str, str]) -> dict[str, A
             raise BadParameter("limit", f"a whole number from 1 to {MAX_LIMIT}")
         limit = int(query["limit"])
     start = decode_cursor(query["next"], root_account_uuid, since) if "next" in query else None
-    return {"state": state, "outcome": outcome, "since": since, "limit": limit, "start": start}
+    return {"state": state, "outcome": outcome, "unusual": None if unusual is None else unusual == "true",
+            "since": since, "limit": limit, "start": start}
+
+
+@dataclass(frozen=True)
+class RhythmSettings:
+    """What the reconciler measures a root account's rhythm with (the same settings: the view says what
+    it will do). Any object with these three attributes will do."""
+
+    missing_imports: bool = True
+    expected_every: Mapping[str, int] = field(default_factory=dict)  # per root account; 0: no missing alerts
+    min_history: int = MIN_HISTORY
+
+
+def _utc(epoch: int | None) -> str | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rhythm_view(rhythm: Rhythm | None, settings: Any) -> dict[str, Any] | None:
+    """The root account's rhythm as the list route shows it; None before the reconciler's first pass."""
+    if rhythm is None:
+        return None
+    given = settings.expected_every.get(rhythm.root_account_uuid)
+    last, gap = rhythm.last_import_at, rhythm.gap
+    usual = after = source = None
+    if gap is not None:  # what the reconciler measured the open gap against, and alerted
+        usual, after, source = gap.get("usual_seconds"), int(gap["alert_after"]) - int(gap["last_import_at"]), \
+            gap.get("source")
+    else:
+        expectation = rhythm.expectation(given or None, settings.min_history)
+        if expectation is not None:
+            usual, after, source = expectation.usual_seconds, expectation.alert_after_seconds, expectation.source
+        else:
+            source = (f"not learnt yet: {len(rhythm.rounds())} imports seen, {settings.min_history + 1} needed"
+                      if last is not None else "no import seen yet")
+    return {
+        "usual_interval_seconds": usual,
+        "source": source,
+        "last_import_at": _utc(last),
+        "expected_by": _utc(last + usual) if last is not None and usual else None,
+        "alert_after": _utc(last + after) if last is not None and after else None,
+        "missing": gap is not None,
+        "detected_at": _utc(gap.get("detected_at")) if gap is not None else None,
+        "alerts": bool(settings.missing_imports and given != 0),
+    }
 
 
 class QueryApi:
-    def __init__(self, store: Any):
+    def __init__(self, store: Any, rhythm_settings: Any = None):
         self._store = store
+        self._rhythm = rhythm_settings or RhythmSettings()
 
     def __call__(self, event: dict[str, Any]) -> dict[str, Any]:
         request = HttpRequest.from_event(event)
@@ -176,11 +229,12 @@ class QueryApi:
             else:
                 batches, after = self._store.recent(root_account_uuid, **arguments)
                 batches = self.with_stuck(root_account_uuid, batches)
+            rhythm = rhythm_view(self._store.rhythm(root_account_uuid), self._rhythm)
         except Exception:
             logger.exception("the batches could not be listed")
             return response(503, {"error": "the batches could not be listed; retry later"})
         return response(200, {"batches": [summary_view(b) for b in batches],
-                              "next": encode_cursor(after) if after else None})
+                              "next": encode_cursor(after) if after else None, "rhythm": rhythm})
 
     def with_stuck(self, root_account_uuid: str, batches: list[Batch]) -> list[Batch]:
         """The activity index does not hold `stuck_state`; the open-batches index does: one more query,
@@ -190,10 +244,13 @@ class QueryApi:
         marks = {b.sis_batch_id: b.stuck_state for b in self._store.open_batches(root_account_uuid)}
         return [b if b.terminal else replace(b, stuck_state=marks.get(b.sis_batch_id)) for b in batches]
 
-    def stuck(self, root_account_uuid: str, *, state: str | None, outcome: str, since: str | None, limit: int,
-              start: dict[str, str] | None) -> tuple[list[Batch], dict[str, str] | None]:
+    def stuck(self, root_account_uuid: str, *, state: str | None, outcome: str, unusual: bool | None,
+              since: str | None, limit: int, start: dict[str, str] | None) -> tuple[list[Batch], dict[str, str] | None]:
         """`outcome=stuck`: the open batches (one query of the sparse index: open imports are few) that
-        are stuck, newest activity first, paged with the same cursor as the activity index's."""
+        are stuck, newest activity first, paged with the same cursor as the activity index's. An open
+        import has no end, so none is unusual: `unusual=true` finds none of them."""
+        if unusual:
+            return [], None
         found = [b for b in self._store.open_batches(root_account_uuid) if is_stuck(b)
                  and (state is None or b.workflow_state.value == state) and (since is None or b.last_event_at >= since)]
         found.sort(key=lambda b: (b.last_event_at, b.sis_batch_id), reverse=True)

@@ -1,7 +1,7 @@
 """The alert topic -> a Slack or Microsoft Teams incoming webhook (an SNS-subscribed function).
 
 SNS invokes this function asynchronously with the alert JSON (the `lambda`, else `default`, value of a
-per-protocol publish); only the outcomes of the subscription's filter policy (`chat_outcomes`) come.
+per-protocol publish); only the alerts the subscription's filter policy (`chat_outcomes`) lets through come.
 It posts `chat.slack(...)` or `chat.teams(...)` (`CHAT_KIND`) to the webhook URL held in the Secrets
 Manager secret `CHAT_WEBHOOK_SECRET_ARN` (read through Powertools Parameters, cached 5 minutes).
 

@@ -40,6 +40,7 @@ class Listing(Table):
         *,
         state: str | None = None,
         outcome: str | None = None,
+        unusual: bool | None = None,
         since: str | None = None,
         limit: int = 50,
         start: dict[str, str] | None = None,
@@ -49,7 +50,8 @@ class Listing(Table):
         on from (None when there are no more). One query of the activity index per page, never a scan.
 
         `since` (Canvas's event_time format) bounds the index key: last activity at or after it.
-        `state` and `outcome` filter what the index returns, so a page may take several queries; after
+        `state`, `outcome` and `unusual` (the end was found unusual in some figure, or not) filter what
+        the index returns, so a page may take several queries; after
         `max_evaluated` index entries the batches found so far come back with the key to go on from
         (fewer than `limit`, and more may follow). The key is the index's own (root account, batch id,
         last_event_at), as plain strings. Each Batch holds what the index projects: no history.
@@ -67,6 +69,9 @@ class Listing(Table):
                 filters.append(f"#{name} = :{name}")
                 names[f"#{name}"] = name
                 values[f":{name}"] = value
+        if unusual is not None:  # the notifier stores a non-empty list of figures, or nothing
+            names["#unusual"] = "unusual"
+            filters.append("attribute_exists(#unusual)" if unusual else "attribute_not_exists(#unusual)")
         batches: list[Batch] = []
         evaluated, key = 0, start
         while True:

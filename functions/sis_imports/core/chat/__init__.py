@@ -21,13 +21,13 @@ frame.py reads the message; text.py holds the shared words and escapes; one modu
 """
 
 from .chatbot import CHATBOT_DESCRIPTION, chatbot
-from .frame import COUNT_LABELS, OUTCOMES, TYPES, wanted
+from .frame import CHAT_CHOICES, COUNT_LABELS, OUTCOMES, TYPES, UNUSUAL, wanted
 from .slack import (SLACK_BUTTON_TEXT, SLACK_CONTEXT_TEXT, SLACK_FALLBACK_TEXT, SLACK_FIELD_TEXT, SLACK_HEADER_TEXT,
                     SLACK_MAX_BLOCKS, SLACK_MAX_FIELDS, SLACK_SECTION_TEXT, SLACK_URL, slack)
 from .teams import TEAMS_MAX_BYTES, teams
 from .text import duration_text
 
-__all__ = ["CHATBOT_DESCRIPTION", "COUNT_LABELS", "OUTCOMES", "SLACK_BUTTON_TEXT", "SLACK_CONTEXT_TEXT",
+__all__ = ["CHATBOT_DESCRIPTION", "CHAT_CHOICES", "COUNT_LABELS", "OUTCOMES", "SLACK_BUTTON_TEXT", "SLACK_CONTEXT_TEXT",
            "SLACK_FALLBACK_TEXT", "SLACK_FIELD_TEXT", "SLACK_HEADER_TEXT", "SLACK_MAX_BLOCKS", "SLACK_MAX_FIELDS",
-           "SLACK_SECTION_TEXT", "SLACK_URL", "TEAMS_MAX_BYTES", "TYPES", "chatbot", "duration_text", "slack", "teams",
+           "SLACK_SECTION_TEXT", "SLACK_URL", "TEAMS_MAX_BYTES", "TYPES", "UNUSUAL", "chatbot", "duration_text", "slack", "teams",
            "wanted"]

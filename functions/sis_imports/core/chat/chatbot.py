@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .frame import DETECTED_BY, EMOJI, _clean, _read
-from .text import (_chatbot_code, _code_block, _count_text, _ended, _facts_text, _item_line, _items_heading,
-                   _late_text, _neutral, _next_steps, _outcome_line, _state_code, _time_lines, _units, _what,
-                   _what_md, _where_words)
+from .frame import DETECTED_BY, _Alert, _clean, _read
+from .text import (_chatbot_code, _code_block, _count_text, _emoji, _facts_text, _headline, _item_line,
+                   _items_heading, _late_text, _missing_sentence, _neutral, _next_steps, _outcome_line, _state_code,
+                   _time_lines, _units, _where_words)
 
 
 # --- AWS Chatbot (Amazon Q Developer in chat applications) ---------------------------------------------
@@ -20,11 +20,14 @@ def chatbot(message: dict[str, Any]) -> dict[str, Any]:
     """The AWS Chatbot custom notification of an alert (publish it as the SNS message body)."""
     a = _read(message)
     preposition, where = _where_words(a)
-    emoji = EMOJI.get(a.outcome, "ℹ️")
-    title = f"{emoji} {_what_md(a, _chatbot_code)} {_ended(a)} {preposition} {_chatbot_code(where)}"
-    summary = f"{_what(a)} {_ended(a)} {preposition} {where}"
+    title = f"{_emoji(a)} {_headline(a, preposition, _chatbot_code(where), _chatbot_code)}"
+    summary = _headline(a, preposition, where)
+    if a.missing:
+        return _notification(a, title, summary, _missing_description(a, preposition, where))
 
-    lines = [_outcome_line(a, _state_code)]
+    # An unusual end says so first: what was unusual, each figure's sentence, then the rest.
+    lines = ["Unusual:", *(f"• {_neutral(s)}" for s in a.anomalies)] if a.anomalies else []
+    lines.append(_outcome_line(a, _state_code))
     lines += _time_lines(a)
     if a.late:
         lines.append(_late_text(a, _state_code))
@@ -51,9 +54,19 @@ def chatbot(message: dict[str, Any]) -> dict[str, Any]:
     for block in blocks:  # whole blocks only, so that no code block is ever left open
         if _units(description) + 1 + _units(block) <= CHATBOT_DESCRIPTION:
             description += "\n" + block
+    return _notification(a, title, summary, description)
 
-    keywords = [k for k in (a.outcome, a.workflow_state, "late" if a.late else "", "restore" if a.restore else "",
-                            _neutral(_clean(a.host, 60))) if k]
+
+def _missing_description(a: _Alert, preposition: str, where: str) -> str:
+    lines = [_missing_sentence(a, preposition, _chatbot_code(where), _chatbot_code)]
+    if a.detected_by:
+        lines.append(f"Detected by {DETECTED_BY[a.detected_by]}" + (f" at {a.detected_at}." if a.detected_at else "."))
+    return "\n".join(lines)
+
+
+def _notification(a: _Alert, title: str, summary: str, description: str) -> dict[str, Any]:
+    keywords = [k for k in (a.outcome, a.workflow_state, "unusual" if a.unusual else "", "late" if a.late else "",
+                            "restore" if a.restore else "", _neutral(_clean(a.host, 60))) if k]
     context = {
         "alert_id": a.alert_id,
         "root_account_uuid": _neutral(a.root_account_uuid),
@@ -61,10 +74,13 @@ def chatbot(message: dict[str, Any]) -> dict[str, Any]:
         "sis_batch_id": _neutral(a.sis_batch_id),
         "workflow_state": a.workflow_state,
         "outcome": a.outcome,
-        "late": "true" if a.late else "false",
+        "late": "" if a.missing else "true" if a.late else "false",
         "current_state": a.current_state,
         "detected_by": a.detected_by,
         "duration_seconds": f"{a.duration:g}" if a.duration is not None else "",
+        "unusual": "true" if a.unusual else "",
+        "last_import_at": a.last_import_at if a.missing else "",
+        "expected_by": a.expected_by if a.missing else "",
     }
     notification: dict[str, Any] = {"version": "1.0", "source": "custom"}
     if a.alert_id:
@@ -77,7 +93,8 @@ def chatbot(message: dict[str, Any]) -> dict[str, Any]:
         "keywords": keywords,
     }
     notification["metadata"] = {
-        "threadId": _neutral(f"{a.root_account_uuid}/{a.sis_batch_id}"),  # one thread per batch
+        # One thread per batch; a root account's missing imports and their ends share one.
+        "threadId": _neutral(f"{a.root_account_uuid}/{'missing' if a.missing else a.sis_batch_id}"),
         "summary": _neutral(summary),
         "eventType": a.type or "sis_import_alert",
         "relatedResources": [url for url in (a.page_url, a.api_url) if url],

@@ -10,8 +10,12 @@ from typing import Any
 from ..untrusted import one_line
 
 
-OUTCOMES = ("success", "warning", "failure", "stuck")
-TYPES = ("sis_import_finished", "sis_restore_finished", "sis_import_stuck")
+OUTCOMES = ("success", "warning", "failure", "stuck", "missing", "resumed")
+TYPES = ("sis_import_finished", "sis_restore_finished", "sis_import_stuck", "sis_import_missing")
+# Not an outcome: any end the notifier found unusual (its `unusual` attribute), whatever its outcome.
+UNUSUAL = "unusual"
+CHAT_CHOICES = (*OUTCOMES, UNUSUAL)  # what `chat_outcomes` may name
+SHOWN_ANOMALIES = 8  # one per figure core/unusual.py checks
 
 SHOWN_ERRORS = 5
 SHOWN_WARNINGS = 3
@@ -23,8 +27,10 @@ MAX_FILE = 200
 MAX_MESSAGE = 500
 MAX_REASON = 1500
 MAX_URL = 2000
+MAX_SENTENCE = 160  # an anomaly's sentence (ours: about 90 at most), so that eight fit any format
 
-EMOJI = {"success": "✅", "warning": "⚠️", "failure": "❌", "stuck": "⏳"}
+EMOJI = {"success": "✅", "warning": "⚠️", "failure": "❌", "stuck": "⏳", "missing": "⏰", "resumed": "🔁"}
+UNUSUAL_EMOJI = "🔍"  # a success that is unusual: not the all-clear of ✅
 DETECTED_BY = {"live_event": "a Canvas Live Event", "sis_import_api": "the SIS Import API (reconciler)"}
 
 # The counts Canvas keeps in an SIS import's data.counts, in the order shown, with their words;
@@ -58,6 +64,8 @@ _PLAIN_ID = re.compile(r"[A-Za-z0-9.-]{1,128}")  # shown as is in markdown: noth
 # so that it reads the same in every renderer and inside a Slack `<url|text>` link.
 _URL = re.compile(r"https://[A-Za-z0-9.-]+(?::\d{1,5})?(?:/[A-Za-z0-9._~%/-]*)?")
 _ALERT_ID = re.compile(r"[0-9a-f]{32}")
+# The rhythm's source as core/rhythm.py words it; anything else is not shown.
+_RHYTHM = re.compile(r"learnt from the last \d{1,5} imports|expected_import_every")
 ZWSP = "\u200b"
 
 
@@ -124,6 +132,21 @@ class _Alert:
     alert_id: str
     details: _Details | None
     details_unavailable: str
+    # An end the notifier compared with the school's usual ends: its sentences, in the message's order.
+    anomalies: tuple[str, ...] = ()
+    unusual: bool = False
+    # A missing import (type sis_import_missing): the rhythm it was measured against.
+    last_import_at: str = ""
+    expected_by: str = ""
+    detected_at: str = ""
+    resumed_at: str = ""
+    usual_seconds: float | None = None
+    gap_seconds: float | None = None
+    rhythm: str = ""
+
+    @property
+    def missing(self) -> bool:
+        return self.type == "sis_import_missing"
 
     @property
     def restore(self) -> bool:
@@ -196,11 +219,25 @@ def _details(value: Any) -> _Details | None:
     )
 
 
+def _seconds(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and 0 <= value < 10**9 else None
+
+
+def _anomalies(value: Any) -> tuple[str, ...]:
+    """The sentences of the notifier's anomalies (our words; cleaned all the same, as any field is)."""
+    if not isinstance(value, list):
+        return ()
+    sentences = (_clean(a.get("sentence"), MAX_SENTENCE) for a in value if isinstance(a, dict))
+    return tuple(s for s in sentences if s)[:SHOWN_ANOMALIES]
+
+
 def _read(message: dict[str, Any]) -> _Alert:
     if not isinstance(message, dict):
         raise TypeError("an alert message is a JSON object")
     get = message.get
     duration = get("duration_seconds")
+    anomalies = _anomalies(get("anomalies"))
     outcome = get("outcome") if get("outcome") in OUTCOMES else ""
     return _Alert(
         type=get("type") if get("type") in TYPES else "",
@@ -217,20 +254,31 @@ def _read(message: dict[str, Any]) -> _Alert:
         started_at=_time(get("started_at")),
         finished_at=_time(get("finished_at")),
         since=_time(get("in_state_since")) or _time(get("started_at")),
-        duration=float(duration) if isinstance(duration, (int, float)) and not isinstance(duration, bool)
-        and 0 <= duration < 10**9 else None,
+        duration=_seconds(duration),
         page_url=_url(get("canvas_page_url")),
         api_url=_url(get("canvas_url")),
         detected_by=get("detected_by") if get("detected_by") in DETECTED_BY else "",
         alert_id=get("alert_id") if isinstance(get("alert_id"), str) and _ALERT_ID.fullmatch(get("alert_id")) else "",
         details=_details(get("details")),
         details_unavailable=_clean(get("details_unavailable"), MAX_REASON) if get("details") is None else "",
+        anomalies=anomalies,
+        unusual=get("unusual") is True or bool(anomalies),
+        last_import_at=_time(get("last_import_at")),
+        expected_by=_time(get("expected_by")),
+        detected_at=_time(get("detected_at")),
+        resumed_at=_time(get("resumed_at")),
+        usual_seconds=_seconds(get("usual_interval_seconds")),
+        gap_seconds=_seconds(get("gap_seconds")),
+        rhythm=get("rhythm") if isinstance(get("rhythm"), str) and _RHYTHM.fullmatch(get("rhythm")) else "",
     )
 
 
 
 def wanted(message: dict[str, Any], outcomes: str) -> bool:
     """Whether a chat gets this alert: its `outcome` is one of `outcomes` (comma-separated, as the
-    stack's `chat_outcomes`), the same test as an SNS filter policy on the `outcome` attribute."""
+    stack's `chat_outcomes`), or `unusual` is among them and the end was found unusual: the same test
+    as the webhook subscriptions' SNS filter policy on the `outcome` and `unusual` attributes."""
     allowed = {part.strip() for part in outcomes.split(",") if part.strip()}
-    return isinstance(message, dict) and message.get("outcome") in allowed
+    if not isinstance(message, dict):
+        return False
+    return message.get("outcome") in allowed or (UNUSUAL in allowed and message.get("unusual") is True)

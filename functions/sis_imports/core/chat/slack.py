@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .frame import DETECTED_BY, EMOJI, _read
-from .text import (_code_block, _count_text, _cut_units, _ended, _facts_text, _fit, _item_line, _items_heading,
-                   _late_text, _slack, _slack_code, _slack_free, _state_code, _units, _what, _where_words,
-                   duration_text)
+from .frame import DETECTED_BY, _Alert, _read
+from .text import (MISSING_STEP, _code_block, _count_text, _cut_units, _emoji, _facts_text, _fit, _headline,
+                   _item_line, _items_heading, _late_text, _missing_facts, _missing_sentence, _slack, _slack_code,
+                   _slack_free, _state_code, _units, _where_words, duration_text)
 
 
 # Slack's limits (Block Kit reference): blocks per message, characters per text.
@@ -30,9 +30,15 @@ def slack(message: dict[str, Any]) -> dict[str, Any]:
     """A Slack incoming-webhook message: `text` (the notification's fallback) and Block Kit `blocks`."""
     a = _read(message)
     preposition, where = _where_words(a)
-    emoji = EMOJI.get(a.outcome, "ℹ️")
-    header = _fit(f"{emoji} {_what(a)} {_ended(a)} {preposition} {where}", SLACK_HEADER_TEXT, _slack)
+    emoji = _emoji(a)
+    header = _fit(f"{emoji} {_headline(a, preposition, where)}", SLACK_HEADER_TEXT, _slack)
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}]
+    outcome = "" if a.missing else f" ({a.outcome or 'unknown'})"  # a missing alert's headline says it
+    fallback = _fit(f"{emoji} {_headline(a, preposition, where)}{outcome}", SLACK_FALLBACK_TEXT, _slack)
+    if a.missing:
+        return {"text": fallback, "blocks": blocks + _missing_blocks(a, preposition, where)}
+    if a.anomalies:  # an unusual end says so first
+        blocks.append(_slack_section("*Unusual:*\n" + "\n".join(f"• {_slack(s)}" for s in a.anomalies)))
 
     fields = [f"*Outcome*\n{a.outcome or 'unknown'}"]
     if a.stuck:
@@ -86,9 +92,24 @@ def slack(message: dict[str, Any]) -> dict[str, Any]:
               f"alert {a.alert_id}" if a.alert_id else ""]
     if any(footer):
         blocks.append(_slack_context(" · ".join(p for p in footer if p)))
-    fallback = _fit(f"{emoji} {_what(a)} {_ended(a)} {preposition} {where} ({a.outcome or 'unknown'})",
-                    SLACK_FALLBACK_TEXT, _slack)
     return {"text": fallback, "blocks": blocks[:SLACK_MAX_BLOCKS]}
+
+
+def _missing_blocks(a: _Alert, preposition: str, where: str) -> list[dict[str, Any]]:
+    """A missing import, or its end: the facts, the sentence, what to do, the ids."""
+    fields = [f"*{label}*\n{value}" for label, value in _missing_facts(a)]
+    fields.append(f"*{'Host' if a.host else 'Root account'}*\n{_fit(where, SLACK_FIELD_TEXT - 20, _slack_code)}")
+    if a.detected_by:
+        fields.append(f"*Detected by*\n{DETECTED_BY[a.detected_by]}")
+    blocks = [{"type": "section", "fields": [{"type": "mrkdwn", "text": _cut_units(f, SLACK_FIELD_TEXT)}
+                                             for f in fields[:SLACK_MAX_FIELDS]]},
+              _slack_section(_missing_sentence(a, preposition, _slack_code(where), _slack_code)
+                             + (f"\n{MISSING_STEP}" if a.outcome == "missing" else ""))]
+    footer = [f"Root account {_slack_code(a.root_account_uuid)}" if a.root_account_uuid else "",
+              f"alert {a.alert_id}" if a.alert_id else ""]
+    if any(footer):
+        blocks.append(_slack_context(" · ".join(p for p in footer if p)))
+    return blocks
 
 
 def _slack_section(text: str) -> dict[str, Any]:

@@ -6,11 +6,13 @@ import json
 from typing import Any
 
 from ..alert_text import shrink
-from .frame import DETECTED_BY, EMOJI, SHOWN_ERRORS, SHOWN_WARNINGS, _read
-from .text import _count_text, _ended, _items_heading, _unmention, _what, _where_words, _words, duration_text
+from .frame import DETECTED_BY, SHOWN_ERRORS, SHOWN_WARNINGS, _read
+from .text import (MISSING_STEP, _count_text, _emoji, _headline, _items_heading, _missing_facts, _missing_sentence,
+                   _unmention, _where_words, _words, duration_text)
 
 
-TEAMS_COLOR = {"success": "Good", "warning": "Warning", "failure": "Attention", "stuck": "Warning"}
+TEAMS_COLOR = {"success": "Good", "warning": "Warning", "failure": "Attention", "stuck": "Warning",
+               "missing": "Attention", "resumed": "Good"}
 
 
 # --- Microsoft Teams (Workflows webhook, Adaptive Card) --------------------------------------------------
@@ -47,14 +49,21 @@ def _bytes(value: Any) -> int:
 def _teams(message: dict[str, Any]) -> dict[str, Any]:
     a = _read(message)
     preposition, where = _where_words(a)
-    emoji = EMOJI.get(a.outcome, "ℹ️")
     body: list[dict[str, Any]] = [_rich(
-        _run(f"{emoji} {_what(a)} {_ended(a)} {preposition} {where}", weight="Bolder", size="Medium",
-             color=TEAMS_COLOR.get(a.outcome, "Default")))]
+        _run(f"{_emoji(a)} {_headline(a, preposition, where)}", weight="Bolder", size="Medium",
+             color="Warning" if a.unusual and a.outcome == "success" else TEAMS_COLOR.get(a.outcome, "Default")))]
+    if a.anomalies:  # an unusual end says so first
+        body.append(_text("Unusual:", weight="Bolder"))
+        body += [_rich(_run(f"• {sentence}"), spacing="Small") for sentence in a.anomalies]
 
     # FactSet titles and values render markdown: only this module's words, states, times and numbers.
     facts = [("Outcome", a.outcome or "unknown")]
-    if a.stuck:
+    if a.missing:
+        facts = _missing_facts(a)
+        body.append(_rich(_run(_missing_sentence(a, preposition, where, lambda s: s))))
+        if a.outcome == "missing":
+            body.append(_text(MISSING_STEP))
+    elif a.stuck:
         if a.workflow_state:
             facts.append(("Stuck in", _words(a.workflow_state)))
         if a.since:
@@ -67,7 +76,7 @@ def _teams(message: dict[str, Any]) -> dict[str, Any]:
             facts.append(("Started", a.started_at))
         if a.finished_at:
             facts.append(("Finished", a.finished_at))
-    if a.late:
+    if a.late and not a.missing:
         facts.append(("Late", "yes: the batch is now " + _words(a.current_state) if a.current_state else "yes"))
     if a.detected_by:
         facts.append(("Detected by", DETECTED_BY[a.detected_by]))

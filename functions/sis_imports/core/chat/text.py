@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .frame import COUNT_LABELS, ZWSP, _Alert, _Details, _Item, _PLAIN_ID
+from .frame import COUNT_LABELS, EMOJI, UNUSUAL_EMOJI, ZWSP, _Alert, _Details, _Item, _PLAIN_ID
 
 
 # --- words -----------------------------------------------------------------------------------------
@@ -52,6 +52,58 @@ def _where_words(a: _Alert) -> tuple[str, str]:
     return "in root account", a.root_account_id or a.root_account_uuid or "(unknown)"
 
 
+def _emoji(a: _Alert) -> str:
+    if a.unusual and a.outcome == "success":
+        return UNUSUAL_EMOJI
+    return EMOJI.get(a.outcome, "ℹ️")
+
+
+def _unusual_suffix(a: _Alert) -> str:
+    """After the headline, as the alert's subject says it."""
+    return " (unusual)" if a.unusual and not a.missing else ""
+
+
+def _headline(a: _Alert, preposition: str, where: str, code: Any = lambda s: s) -> str:
+    """What happened, in one line: `where` (untrusted) already made safe by the caller, ids by `code`."""
+    if a.missing and a.outcome == "resumed":
+        return f"SIS imports resumed {preposition} {where}"
+    if a.missing:
+        return f"No SIS import {preposition} {where} since {a.last_import_at or 'a while'}"
+    batch = code(a.sis_batch_id) if a.sis_batch_id else "(no id)"
+    return f"SIS {'restore of import' if a.restore else 'import'} {batch} {_ended(a)} {preposition} {where}" \
+        + _unusual_suffix(a)
+
+
+def _rhythm_words(a: _Alert, code: Any) -> str:
+    """`learnt from the last 25 imports`, or the setting that gave it (as `code`)."""
+    return a.rhythm if a.rhythm.startswith("learnt") else (f"set by {code(a.rhythm)}" if a.rhythm else "")
+
+
+def _missing_facts(a: _Alert) -> list[tuple[str, str]]:
+    """(label, value) of a missing or resumed import: this module's words, times and durations only."""
+    usual = [("Usually every", duration_text(a.usual_seconds))] if a.usual_seconds else []
+    if a.outcome == "resumed":
+        return [("Outcome", "resumed"), ("Resumed at", a.resumed_at or "unknown"),
+                ("Gap", duration_text(a.gap_seconds)), ("Last import before", a.last_import_at or "unknown"), *usual]
+    return [("Outcome", a.outcome or "missing"), ("Last import", a.last_import_at or "unknown"), *usual,
+            ("Expected by", a.expected_by or "unknown"), *([("Detected", a.detected_at)] if a.detected_at else [])]
+
+
+def _missing_sentence(a: _Alert, preposition: str, where: str, code: Any) -> str:
+    """The missing alert's summary in this module's words; `where` and the batch id made safe by the caller."""
+    rhythm = _rhythm_words(a, code)
+    if a.outcome == "resumed":
+        batch = code(a.sis_batch_id) if a.sis_batch_id else "(no id)"
+        return (f"SIS imports resumed {preposition} {where}: import {batch} was created at {a.resumed_at or 'an unknown time'}, "
+                f"{duration_text(a.gap_seconds)} after the one before it.")
+    usual = f"one usually comes every {duration_text(a.usual_seconds)}" + (f" ({rhythm})" if rhythm else "")
+    return (f"No SIS import has been created {preposition} {where} since {a.last_import_at or 'an unknown time'}; "
+            f"{usual}, so the next was expected by {a.expected_by or 'an unknown time'}.")
+
+
+MISSING_STEP = "Check the SIS export and its upload job: did it run, and did its upload reach Canvas?"
+
+
 def _count_text(d: _Details) -> str:
     if not d.counts:
         return "nothing created, updated or deleted"
@@ -74,6 +126,10 @@ def _next_steps(a: _Alert) -> list[str]:
     """What to do, in this module's own words (the URLs are checked: https, no odd characters)."""
     steps = []
     d = a.details
+    if a.missing:
+        return [MISSING_STEP] if a.outcome == "missing" else []
+    if a.unusual:
+        steps.append("Check in Canvas that the unusual figures above were meant before the next import")
     if a.stuck:
         steps.append("Check the import in Canvas: it has been in this state longer than its threshold")
     elif a.late:
