@@ -33,6 +33,14 @@ def stuck_minutes(config: StackConfig) -> str:
     return ",".join(f"{state}={minutes}" for state, minutes in config.stuck_minutes)
 
 
+def rhythm_env(config: StackConfig) -> dict[str, str]:
+    """The school's baselines and rhythm (sis_imports/usecases/school_history.py): the reconciler keeps them,
+    the query route shows the rhythm as the reconciler judges it."""
+    return {"MISSING_IMPORTS": "true" if config.missing_imports else "false",
+            "EXPECTED_IMPORT_EVERY": config.expected_import_every,
+            "ANOMALY_MIN_HISTORY": str(config.anomaly_min_history)}
+
+
 class CanvasApiToken(Construct):
     """One instance's API token: a generated placeholder, so that no token ever sits in the template,
     the context or the repository; the operator overwrites it with the real one (README)."""
@@ -94,10 +102,7 @@ class Reconciler(Construct):
                 "CANVAS_INSTANCES": self.instances_json,
                 "RECONCILE_LOOKBACK_HOURS": str(config.reconcile_lookback_hours),
                 "STUCK_MINUTES": stuck_minutes(config),
-                # The school's baselines and rhythm (sis_imports/usecases/school_history.py).
-                "MISSING_IMPORTS": "true" if config.missing_imports else "false",
-                "EXPECTED_IMPORT_EVERY": config.expected_import_every,
-                "ANOMALY_MIN_HISTORY": str(config.anomaly_min_history),
+                **rhythm_env(config),
             },
             timeout=TIMEOUT,
             memory_size=MEMORY_MB,

@@ -14,7 +14,7 @@ from .functions import Functions
 from .ingest_api import IngestApi
 from .monitoring import Monitored, Monitoring, dead_letter_queues, handler_functions
 from .ops_topic import OpsTopic
-from .reconciler import Reconciler
+from .reconciler import Reconciler, rhythm_env
 from .table import BatchTable, grant_index_query, grant_items, shape
 from .token_secret import TokenSecret
 
@@ -72,7 +72,8 @@ class CanvasSisImportsStack(Stack):
         query = functions.add(
             "Query", handler="handlers.query.handler",
             description="GET /batches/{root_account_uuid}[/{sis_batch_id}]: one batch, or the recent ones",
-            environment={"TABLE_NAME": table.table_name}, reserved_concurrency=config.query_concurrency,
+            environment={"TABLE_NAME": table.table_name, **rhythm_env(config)},
+            reserved_concurrency=config.query_concurrency,
             timeout=Duration.seconds(15),  # a list: two index queries and the rhythm's GetItem, each 4 s at worst
         )
         grant_items(query, table, "dynamodb:GetItem")  # a batch, and the root account's #rhythm item

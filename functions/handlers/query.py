@@ -17,7 +17,8 @@ logger, metrics = wiring.logger, wiring.metrics
 
 @cache
 def app() -> QueryApi:
-    return QueryApi(wiring.batch_store())
+    store = wiring.batch_store()
+    return QueryApi(store, wiring.school_history(store).options)  # the rhythm as the reconciler judges it
 
 
 @metrics.log_metrics

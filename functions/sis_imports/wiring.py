@@ -126,7 +126,7 @@ def alert_publisher() -> Any:
     from .adapters.publisher import AlertPublisher
 
     return AlertPublisher(_client("sns"), _required("TOPIC_ARN"), os.environ.get("CHAT_TOPIC_ARN", "").strip() or None,
-                          os.environ.get("CHAT_OUTCOMES", "").strip() or "failure,warning,stuck")
+                          os.environ.get("CHAT_OUTCOMES", "").strip() or "failure,warning,stuck,missing,unusual")
 
 
 def notifier_failures() -> Any:
