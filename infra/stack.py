@@ -74,7 +74,7 @@ class CanvasSisImportsStack(Stack):
             description="GET /batches/{root_account_uuid}[/{sis_batch_id}]: one batch, or the recent ones",
             environment={"TABLE_NAME": table.table_name}, reserved_concurrency=config.query_concurrency,
         )
-        grant_items(query, table, "dynamodb:GetItem")
+        grant_items(query, table, "dynamodb:GetItem", "dynamodb:BatchGetItem")  # BatchGetItem: the open batches
         grant_index_query(query, table, shape.ACTIVITY_INDEX)
         grant_index_query(query, table, shape.OPEN_INDEX)  # which listed batches are stuck; outcome=stuck
 

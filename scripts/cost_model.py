@@ -90,6 +90,7 @@ ASSUMPTIONS = Assumptions()
 # "fixed" never, "every_event" on every event, "while_open" set at a batch's first event and removed at its end.
 KEY_LIFECYCLE = {"root_account_uuid": "fixed", "sis_batch_id": "fixed", "last_event_at": "every_event",
                  "open_since": "while_open"}
+OPEN_KEY = "open_since"  # the sparse index of open batches, which the reconciler reads every pass
 # Attributes every event's write changes (the store's SET list): an index projecting one is rewritten.
 CHANGED_BY_EVERY_EVENT = frozenset({"workflow_state", "event_time", "order_key", "last_event_at", "history", "version",
                                     "expires_at", "terminal"})
@@ -336,6 +337,12 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
     add("DynamoDB", "writes", wru * p["dynamodb_write_request_unit"],
         f"{writes_per_import / a.events_per_import:.2f} WRU/event ({index_share:.0%} for {len(d.indexes)} indexes)")
     rru = passes * d.root_accounts * a.reconcile_read_units
+    open_index = next((i for i in d.indexes if OPEN_KEY in i.keys), None)
+    if reconciler and open_index is not None and open_index.projection == "KEYS_ONLY":
+        # the index gives keys only: each pass reads the open items (eventually consistent, 0.5 RRU per 4 KB);
+        # open at a time, by Little's law: imports an hour x hours each is open
+        open_items = imports / HOURS_PER_MONTH * a.open_hours_per_import
+        rru += passes * open_items * math.ceil(a.item_bytes / 4096) * 0.5
     add("DynamoDB", "reads", rru * p["dynamodb_read_request_unit"], f"{rru:,.0f} RRU (reconciler)")
     add("DynamoDB", "stream reads", alerts * p["dynamodb_stream_read_by_lambda"],
         "by Lambda's event source: not charged")

@@ -277,7 +277,8 @@ def test_a_second_pass_changes_nothing_and_writes_nothing(world, notifier):
     world.clock.tick(300)
     second = world.reconcile()
     assert (second["corrected"], second["stuck"], second["changes"]) == (0, 0, [])
-    assert calls == ["Query"]  # one index query; no write when nothing changed
+    # one query of the (keys-only) open-batches index and one read of those items; no write when nothing changed
+    assert calls == ["Query", "BatchGetItem"]
     assert world.state(open_one) == "importing"
 
 

@@ -98,10 +98,8 @@ def test_the_open_batches_index_is_sparse_on_open_since_with_or_without_the_reco
         assert index["KeySchema"] == [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
                                       {"AttributeName": OPEN_SINCE, "KeyType": "RANGE"}]
         assert OPEN_SINCE == "open_since"
-        assert index["Projection"]["ProjectionType"] == "INCLUDE"
-        assert sorted(index["Projection"]["NonKeyAttributes"]) == sorted(OPEN_INDEX_PROJECTION) == sorted(
-            ["workflow_state", "event_time", "first_event_at", "account_id", "stuck_state", "order_key", "unbound",
-             "version"])
+        # Keys only (issue 18): every event changes the state, times and version a projection would copy
+        assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"} and OPEN_INDEX_PROJECTION == []
         assert {"AttributeName": OPEN_SINCE, "AttributeType": "S"} in props["AttributeDefinitions"]
         assert "ProvisionedThroughput" not in index and props["BillingMode"] == "PAY_PER_REQUEST"
 
@@ -213,7 +211,7 @@ def test_writers_may_only_write_and_the_query_only_read(template):
 
     for writer in ("Ingest", "SqsConsumer", "EventBridgeConsumer"):
         assert table_actions(writer) == {"dynamodb:UpdateItem", "dynamodb:PutItem"}, writer
-    assert table_actions("Query") == {"dynamodb:GetItem", "dynamodb:Query"}
+    assert table_actions("Query") == {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}
     # Query on the activity index (the list route) and the open-batches index (which listed batches are
     # stuck), each named: never a scan, never the table's other indexes by wildcard.
     query_on = [r for s in role_statements(template, "Query") if "dynamodb:Query" in as_list(s["Action"])
@@ -706,7 +704,7 @@ def test_the_reconciler_reads_and_writes_batch_items_queries_the_index_and_reads
     secrets = token_secrets(variant)
     (logs,) = [k for k in granted if k.startswith("<FunctionsReconcilerLogs")]
     assert granted == {
-        f"<{table}>": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+        f"<{table}>": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
         f"<{table}>/index/open-batches": {"dynamodb:Query"},
         **{f"<{k}>": {"secretsmanager:GetSecretValue"} for k in secrets},
         logs: {"logs:CreateLogStream", "logs:PutLogEvents"},  # no X-Ray: tracing is opt-in
