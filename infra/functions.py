@@ -99,7 +99,7 @@ class Functions(Construct):
             system_log_level_v2=lambda_.SystemLogLevel[config.system_log_level],
             application_log_level_v2=(lambda_.ApplicationLogLevel.DEBUG if config.event_log_sample_rate
                                       else lambda_.ApplicationLogLevel.INFO),
-            # X-Ray only when asked for: $5 a million traces, and the Lambda service map is rarely read.
+            # X-Ray only when asked for (tracing=true): $5 a million traces recorded.
             tracing=lambda_.Tracing.ACTIVE if config.tracing else lambda_.Tracing.DISABLED,
             timeout=timeout,
             memory_size=memory_size,
