@@ -77,7 +77,8 @@ class Alerts(Construct):
             subscription = self.topic.add_subscription(subscriptions.EmailSubscription(email))
             policy = email_filter_policy(email_outcomes)
             if policy:  # set on the L1: CDK's SubscriptionFilter map cannot say "$or"
-                subscription.node.default_child.add_property_override("FilterPolicy", policy)  # type: ignore[union-attr]
+                cfn = subscription.node.default_child
+                cfn.add_property_override("FilterPolicy", policy)  # type: ignore[union-attr]
 
         # What the notifier could not deliver: unreadable records with their reason, alerts it could neither
         # publish nor queue for a retry near its record's age limit (whole: `make redrive` puts them back),

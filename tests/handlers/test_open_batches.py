@@ -28,7 +28,8 @@ def test_the_open_batches_and_no_ended_one_with_what_the_reconciler_compares(sto
     put(store, "1", "initializing", "created", "importing")
     put(store, "2", "initializing", "created", "importing", "imported")
     put(store, "3", "initializing", start=at(T0, 60))
-    batches = {b.sis_batch_id: b for b in store.open_batches(canvas_event("created", T0)["metadata"]["root_account_uuid"])}
+    root = canvas_event("created", T0)["metadata"]["root_account_uuid"]
+    batches = {b.sis_batch_id: b for b in store.open_batches(root)}
     assert set(batches) == {"1", "3"}
     assert batches["1"].workflow_state.value == "importing" and batches["3"].workflow_state.value == "initializing"
     assert batches["1"].event_time == at(T0, 2) and batches["1"].first_event_at == T0
@@ -39,7 +40,8 @@ def test_more_than_100_open_batches_take_more_than_one_read_and_keep_the_indexs_
         put(store, f"{1000 + i}", "initializing", start=at(T0, i))
     calls = []
     real = store._client.batch_get_item
-    monkeypatch.setattr(store._client, "batch_get_item", lambda **kw: calls.append(len(kw["RequestItems"][TABLE_NAME]["Keys"])) or real(**kw))
+    monkeypatch.setattr(store._client, "batch_get_item",
+                        lambda **kw: calls.append(len(kw["RequestItems"][TABLE_NAME]["Keys"])) or real(**kw))
     root = canvas_event("created", T0)["metadata"]["root_account_uuid"]
     got = [b.sis_batch_id for b in store.open_batches(root)]
     assert calls == [100, 50]
@@ -62,7 +64,8 @@ def test_unprocessed_keys_are_asked_again_and_a_table_that_never_answers_fails_t
     monkeypatch.setattr(store._client, "batch_get_item", half)
     assert [b.sis_batch_id for b in store.open_batches(root)] == ["0", "1", "2", "3"]
 
-    monkeypatch.setattr(store._client, "batch_get_item", lambda **kw: {"Responses": {}, "UnprocessedKeys": kw["RequestItems"]})
+    monkeypatch.setattr(store._client, "batch_get_item",
+                        lambda **kw: {"Responses": {}, "UnprocessedKeys": kw["RequestItems"]})
     with pytest.raises(UnreadBatches, match="4 open batches unread after 5 attempts"):
         store.open_batches(root)
 

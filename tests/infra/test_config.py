@@ -16,7 +16,8 @@ def config(**context):
 
 def test_defaults():
     c = config()
-    assert (c.stage, c.auth_mode, c.architecture, c.retention_days, c.canvas_sqs) == ("prod", "jwt", "x86_64", 90, False)
+    assert (c.stage, c.auth_mode, c.architecture, c.retention_days, c.canvas_sqs) == \
+        ("prod", "jwt", "x86_64", 90, False)
     # What costs money without being needed by default is asked for (issue 18).
     assert (c.tracing, c.dashboard, c.ops_topic_key, c.system_log_level, c.event_log_sample_rate) == \
         (False, False, False, "WARN", 0.0)
