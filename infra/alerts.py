@@ -37,6 +37,19 @@ def managed_key_topic(scope: Construct, construct_id: str, *, display_name: str)
                      master_key=kms.Alias.from_alias_name(scope, "SnsKey", "alias/aws/sns"))
 
 
+def email_filter_policy(outcomes: tuple[str, ...] | None) -> dict | None:
+    """The email subscriptions' filter on the alert's message attributes (context email_outcomes): its
+    `outcome` among `outcomes`, or, when `unusual` is one of them, `unusual` = "true" whatever the outcome.
+    None (email_outcomes=all): every alert."""
+    if outcomes is None:
+        return None
+    by_outcome = {"outcome": [o for o in outcomes if o != "unusual"]}
+    unusual = {"unusual": ["true"]}
+    if "unusual" not in outcomes:
+        return by_outcome
+    return {"$or": [by_outcome, unusual]} if by_outcome["outcome"] else unusual
+
+
 RETRY_EVERY = Duration.minutes(5)
 NOTIFIER_TIMEOUT = Duration.seconds(90)  # two alerts of a record at their worst (69 s), and room
 ALERT_RETRY_TIMEOUT = Duration.seconds(30)
@@ -57,11 +70,16 @@ class Alerts(Construct):
         table: dynamodb.Table,
         notify_emails: tuple[str, ...],
         reserved_concurrency: int = 0,
+        email_outcomes: tuple[str, ...] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = managed_key_topic(self, "Topic", display_name="Canvas SIS imports")
         for email in notify_emails:
-            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+            subscription = self.topic.add_subscription(subscriptions.EmailSubscription(email))
+            policy = email_filter_policy(email_outcomes)
+            if policy:  # set on the L1: CDK's SubscriptionFilter map cannot say "$or"
+                cfn = subscription.node.default_child
+                cfn.add_property_override("FilterPolicy", policy)  # type: ignore[union-attr]
 
         # What the notifier could not deliver: unreadable records with their reason, alerts it could neither
         # publish nor queue for a retry near its record's age limit (whole: `make redrive` puts them back),

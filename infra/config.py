@@ -35,6 +35,12 @@ STUCK_LIMIT_MINUTES = 30 * 24 * 60
 CHAT_MODES = ("none", "chatbot")
 # core/chat's CHAT_CHOICES (a test holds them equal): the outcomes, and `unusual` (any end found unusual).
 CHAT_OUTCOMES = ("failure", "warning", "stuck", "missing", "unusual", "success", "resumed")
+# Email subscriptions to the alert topic (issue 18): what reaches them, by `outcome` (and `unusual`, an end
+# whose figures are unusual against the school's history). By default not every success: only what needs a
+# person. `all` lifts the filter.
+EMAIL_OUTCOMES = ("failure", "warning", "success", "stuck", "missing", "resumed", "unusual")
+DEFAULT_EMAIL_OUTCOMES = "failure,stuck,missing,resumed,unusual"
+SYSTEM_LOG_LEVELS = ("DEBUG", "INFO", "WARN")  # Lambda's advanced logging controls for its platform lines
 # A Secrets Manager secret name: 1 to 512 of these (AWS's own rule).
 SECRET_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
 
@@ -52,7 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "domain_name": "",
     "certificate_arn": "",
     "removal_policy": "retain",
-    "canvas_sqs": True,
+    "canvas_sqs": False,
     "canvas_account_id": CANVAS_AWS_ACCOUNT,
     "eventbridge_archive_days": 0,
     "eventbridge_source_accounts": "",
@@ -88,6 +94,13 @@ DEFAULTS: dict[str, Any] = {
     "slack_webhook_secret": "",
     "teams_webhook_secret": "",
     "chat_outcomes": "failure,warning,stuck,missing,unusual",
+    # Cost and cold start (issue 18): what costs money without being needed by default is asked for.
+    "email_outcomes": DEFAULT_EMAIL_OUTCOMES,
+    "tracing": False,
+    "dashboard": False,
+    "ops_topic_key": False,
+    "system_log_level": "WARN",
+    "event_log_sample_rate": 0,
 }
 
 
@@ -142,6 +155,13 @@ class StackConfig:
     slack_webhook_secret: str | None = None  # the NAME of a secret holding a Slack incoming-webhook URL
     teams_webhook_secret: str | None = None  # the NAME of a secret holding a Teams Workflows webhook URL
     chat_outcomes: tuple[str, ...] = ("failure", "warning", "stuck", "missing", "unusual")  # in CHAT_OUTCOMES' order
+    # What reaches notify_emails, in EMAIL_OUTCOMES' order; None: every alert (email_outcomes=all).
+    email_outcomes: tuple[str, ...] | None = tuple(DEFAULT_EMAIL_OUTCOMES.split(","))
+    tracing: bool = False  # X-Ray active tracing on every function
+    dashboard: bool = False  # the CloudWatch dashboard ($3 a month)
+    ops_topic_key: bool = False  # a customer managed KMS key encrypting the operations topic ($1 a month)
+    system_log_level: str = "WARN"  # Lambda's platform lines (START, END, REPORT are INFO)
+    event_log_sample_rate: float = 0.0  # share of invocations that log at DEBUG (the per-event line)
 
     @property
     def any_root_account(self) -> bool:
@@ -275,6 +295,13 @@ def load_config(get: Callable[[str], Any], keys: Iterable[str] = ()) -> StackCon
         slack_webhook_secret=_webhook_secret("slack_webhook_secret", value("slack_webhook_secret")),
         teams_webhook_secret=_webhook_secret("teams_webhook_secret", value("teams_webhook_secret")),
         chat_outcomes=_chat_outcomes(value("chat_outcomes")),
+        email_outcomes=_email_outcomes(value("email_outcomes")),
+        tracing=_bool("tracing", value("tracing")),
+        dashboard=_bool("dashboard", value("dashboard")),
+        ops_topic_key=_bool("ops_topic_key", value("ops_topic_key")),
+        system_log_level=_choice("system_log_level", value("system_log_level"),
+                                 tuple(x.lower() for x in SYSTEM_LOG_LEVELS)).upper(),
+        event_log_sample_rate=_sample_rate(value("event_log_sample_rate")),
     )
 
 
@@ -287,6 +314,29 @@ def _expected_every(value: Any) -> str:
     except ValueError as exc:
         raise ConfigError(f"context {exc}") from None
     return raw
+
+
+def _email_outcomes(value: Any) -> tuple[str, ...] | None:
+    """What email subscribers get: `all`, or outcomes (and `unusual`), at least one, each known."""
+    given = tuple(o.lower() for o in _list(value))
+    if given == ("all",):
+        return None
+    unknown = [o for o in given if o not in EMAIL_OUTCOMES]
+    if unknown or not given:
+        raise ConfigError(f"context email_outcomes must be all, or a comma-separated list of "
+                          f"{', '.join(EMAIL_OUTCOMES)} (at least one), not {value!r}")
+    return tuple(o for o in EMAIL_OUTCOMES if o in given)
+
+
+def _sample_rate(value: Any) -> float:
+    """Powertools' POWERTOOLS_LOGGER_SAMPLE_RATE: the share of invocations logged at DEBUG."""
+    try:
+        rate = float(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"context event_log_sample_rate must be a number from 0 to 1, not {value!r}") from None
+    if not 0 <= rate <= 1:
+        raise ConfigError(f"context event_log_sample_rate must be from 0 to 1, not {rate:g}")
+    return rate
 
 
 def _webhook_secret(key: str, value: Any) -> str | None:

@@ -78,7 +78,7 @@ class Functions(Construct):
             self,
             f"{construct_id}Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{construct_id}: its log group, X-Ray, and what the stack grants it",
+            description=f"{construct_id}: its log group, and what the stack grants it (X-Ray with tracing=true)",
         )
         log_group.grant_write(role)
         function = lambda_.Function(
@@ -93,7 +93,14 @@ class Functions(Construct):
             role=role,
             log_group=log_group,
             logging_format=lambda_.LoggingFormat.JSON,
-            tracing=lambda_.Tracing.ACTIVE,
+            # Lambda drops what is below these before it is billed: the platform's START/END/REPORT lines are
+            # INFO (system_log_level, WARN by default); the application's DEBUG lines (the per-event line)
+            # pass only when some invocations are sampled at DEBUG (event_log_sample_rate).
+            system_log_level_v2=lambda_.SystemLogLevel[config.system_log_level],
+            application_log_level_v2=(lambda_.ApplicationLogLevel.DEBUG if config.event_log_sample_rate
+                                      else lambda_.ApplicationLogLevel.INFO),
+            # X-Ray only when asked for (tracing=true): $5 a million traces recorded.
+            tracing=lambda_.Tracing.ACTIVE if config.tracing else lambda_.Tracing.DISABLED,
             timeout=timeout,
             memory_size=memory_size,
             reserved_concurrent_executions=reserved_concurrency or None,
@@ -101,17 +108,19 @@ class Functions(Construct):
                 "POWERTOOLS_SERVICE_NAME": "canvas-sis-imports",
                 "POWERTOOLS_METRICS_NAMESPACE": "CanvasSisImports",
                 "LOG_LEVEL": "INFO",
+                **({"POWERTOOLS_LOGGER_SAMPLE_RATE": f"{config.event_log_sample_rate:g}"}
+                   if config.event_log_sample_rate else {}),
                 **(environment or {}),
             },
         )
         self._made.append((function, role))
-        acknowledge(
-            role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions; Lambda "
-            f"active tracing needs them on '*'.{' ' + any_resource_reason if any_resource_reason else ''} "
-            "Every other statement of this role names its resources.",
-        )
+        reasons = ["X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions; "
+                   "Lambda active tracing needs them on '*'."] if config.tracing else []
+        if any_resource_reason:
+            reasons.append(any_resource_reason)
+        if reasons:
+            acknowledge(role, "AwsSolutions-IAM5[Resource::*]",
+                        " ".join(reasons) + " Every other statement of this role names its resources.")
         acknowledge(
             function.node.default_child,  # type: ignore[arg-type]
             "AwsSolutions-L1",

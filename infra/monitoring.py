@@ -1,4 +1,4 @@
-"""The monitor monitored (issue 11): CloudWatch alarms on the ops topic, and one dashboard.
+"""The monitor monitored (issue 11): CloudWatch alarms on the ops topic, and one dashboard (dashboard=true).
 
 Every alarm's description says what it means and what to do, and names its entry in docs/runbook.md
 (`Runbook: "<title>"`); a test holds the two together. Written with aws-cdk-lib's CloudWatch
@@ -263,7 +263,9 @@ class Monitoring(Construct):
                         missing=cloudwatch.TreatMissingData.BREACHING,
                         detail=f"heartbeat_hours: {config.heartbeat_hours}.")
 
-        self.dashboard = self._dashboard(config, m)
+        # $3 a month whether anyone looks or not: made when asked for (dashboard=true). The alarms, the metrics
+        # and the runbook's commands are there either way.
+        self.dashboard = self._dashboard(config, m) if config.dashboard else None
 
     def _alarm(self, slug: str, entry: str, metric: cloudwatch.IMetric, *, threshold: float, periods: int = 1,
                comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

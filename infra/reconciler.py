@@ -110,7 +110,8 @@ class Reconciler(Construct):
             reserved_concurrency=config.reconciler_concurrency,
             layers=[layer],
         )
-        grant_items(self.function, table, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+        grant_items(self.function, table, "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
+                    "dynamodb:UpdateItem")
         grant_index_query(self.function, table, shape.OPEN_INDEX)
         # GetSecretValue alone (what Powertools' get_secret calls), on these secrets alone; they use the
         # AWS managed key, whose key policy already lets this account's Secrets Manager callers decrypt.

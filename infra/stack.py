@@ -76,13 +76,13 @@ class CanvasSisImportsStack(Stack):
             reserved_concurrency=config.query_concurrency,
             timeout=Duration.seconds(15),  # a list: two index queries and the rhythm's GetItem, each 4 s at worst
         )
-        grant_items(query, table, "dynamodb:GetItem")  # a batch, and the root account's #rhythm item
+        grant_items(query, table, "dynamodb:GetItem", "dynamodb:BatchGetItem")  # a batch, #rhythm; the open batches
         grant_index_query(query, table, shape.ACTIVITY_INDEX)
         grant_index_query(query, table, shape.OPEN_INDEX)  # which listed batches are stuck; outcome=stuck
 
         api = IngestApi(self, "Ingress", config=config, ingest=ingest, query=query)
         alerts = Alerts(self, "Alerts", functions=functions, table=table, notify_emails=config.notify_emails,
-                        reserved_concurrency=config.notifier_concurrency)
+                        reserved_concurrency=config.notifier_concurrency, email_outcomes=config.email_outcomes)
         # Chat (issue 10), opt-in: a topic of Chatbot notifications the notifier feeds; Slack/Teams subscribers.
         chat = Chat(self, "Chat", config=config, functions=functions, alert_topic=alerts.topic)
         chat.feed(alerts.notifier)
@@ -161,7 +161,7 @@ class CanvasSisImportsStack(Stack):
 
         # Operations (issue 11): the pipeline's alarms go to a topic of their own; imports' alerts stay on
         # the alert topic. Made last: every function and every dead-letter queue of the stack is watched.
-        ops = OpsTopic(self, "Ops", stage=config.stage, emails=config.ops_emails)
+        ops = OpsTopic(self, "Ops", stage=config.stage, emails=config.ops_emails, key=config.ops_topic_key)
         monitoring = Monitoring(self, "Monitoring", config=config, topic=ops.topic, monitored=Monitored(
             functions=handler_functions(functions), notifier=alerts.notifier, api=api.api,
             dead_letters=dead_letter_queues(self), canvas_queue=queue.queue if queue else None,
@@ -169,7 +169,8 @@ class CanvasSisImportsStack(Stack):
         ))
         CfnOutput(self, "OpsTopicArn", value=ops.topic.topic_arn,
                   description="Subscribe to get the pipeline's alarms (docs/runbook.md says what each means)")
-        CfnOutput(self, "DashboardName", value=monitoring.dashboard.dashboard_name)
+        if monitoring.dashboard is not None:
+            CfnOutput(self, "DashboardName", value=monitoring.dashboard.dashboard_name)
         CfnOutput(self, "RootAccountUuids", value=",".join(config.root_account_uuids),
                   description="The root accounts whose events are let in (make status lists their batches)")
         functions.finish()

@@ -50,8 +50,11 @@ class BatchTable(Construct):
             index_name=shape.OPEN_INDEX,
             partition_key=_key("HASH"),
             sort_key=dynamodb.Attribute(name=shape.OPEN_SINCE, type=dynamodb.AttributeType.STRING),
-            projection_type=dynamodb.ProjectionType.INCLUDE,
-            non_key_attributes=list(shape.OPEN_INDEX_PROJECTION),
+            # Keys only: the readers get the few open items themselves (BatchGetItem), rather than every
+            # event rewriting a projected copy.
+            **({"projection_type": dynamodb.ProjectionType.INCLUDE,
+                "non_key_attributes": list(shape.OPEN_INDEX_PROJECTION)}
+               if shape.OPEN_INDEX_PROJECTION else {"projection_type": dynamodb.ProjectionType.KEYS_ONLY}),
         )
         # Every batch of a root account by last activity, newest first for the list route: every batch
         # item has last_event_at, the reconciler's marker item has not (so it is not listed). The

@@ -27,7 +27,8 @@ OPEN_BATCHES_INDEX = {
     "IndexName": OPEN_INDEX,
     "KeySchema": [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
                   {"AttributeName": OPEN_SINCE, "KeyType": "RANGE"}],
-    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(OPEN_INDEX_PROJECTION)},
+    "Projection": ({"ProjectionType": "INCLUDE", "NonKeyAttributes": list(OPEN_INDEX_PROJECTION)}
+                   if OPEN_INDEX_PROJECTION else {"ProjectionType": "KEYS_ONLY"}),
 }
 # Every batch by last activity (the list route), as the stack declares it.
 ACTIVITY_BATCHES_INDEX = {

@@ -28,8 +28,10 @@ from scripts.cost_model import Alarm, Deployment, Function, Index
 from scripts.prices import AS_OF, PRICES, sources, unit_prices
 
 ROOT = Path(__file__).resolve().parents[1]
-# As `make bench` synthesizes: a placeholder root account and one Canvas instance (the reconciler).
-DEFAULT_CONTEXT = {"root_account_uuids": "cost-placeholder", "canvas_instances": "https://canvas.example.edu"}
+# As `make bench` synthesizes: a placeholder root account and one Canvas instance (the reconciler); and one
+# email subscriber to the alerts, with the default email_outcomes filter.
+DEFAULT_CONTEXT = {"root_account_uuids": "cost-placeholder", "canvas_instances": "https://canvas.example.edu",
+                   "notify_emails": "alerts@example.edu"}
 DEFAULT_EVENTS = (0, 100_000, 10_000_000)
 
 
@@ -80,15 +82,16 @@ def read_template(template: dict[str, Any]) -> Deployment:
             raise TemplateError(f"function {name}: handler {handler!r} is not <package>.<module>.handler")
         env = props.get("Environment", {}).get("Variables", {})
         logging = props.get("LoggingConfig", {})
+        code_level = env.get("POWERTOOLS_LOG_LEVEL") or env.get("LOG_LEVEL") or "INFO"
         group = log_groups.get(_ref(logging.get("LogGroup")) or "", {})
         functions.append(Function(
             name=name, role=match.group(1), memory_mb=int(props.get("MemorySize", 128)),
             architecture=(props.get("Architectures") or ["x86_64"])[0],
             tracing=props.get("TracingConfig", {}).get("Mode") == "Active",
             timeout_seconds=int(props.get("Timeout", 3)),
-            app_log_level=(logging.get("ApplicationLogLevel") or env.get("POWERTOOLS_LOG_LEVEL")
-                           or env.get("LOG_LEVEL") or "INFO"),
+            app_log_level=logging.get("ApplicationLogLevel") or code_level,
             system_log_level=logging.get("SystemLogLevel", "INFO"),
+            code_log_level=code_level, log_sample_rate=float(env.get("POWERTOOLS_LOGGER_SAMPLE_RATE") or 0),
             log_retention_days=group.get("RetentionInDays")))
     if not functions:
         raise TemplateError("the template has no Lambda function: is it this app's stack?")
@@ -165,12 +168,24 @@ def _rate_minutes(expression: str) -> float:
 
 
 def _outcomes(policy: Any) -> frozenset[str] | None:
-    """The outcomes an email subscription's filter policy admits (None: no filter on outcome)."""
+    """The outcomes an email subscription's filter policy admits, with "unusual" when it admits
+    `unusual` = "true" as an alternative ("$or"); None: no filter on either."""
     if isinstance(policy, str):
         policy = json.loads(policy)
-    if not policy or "outcome" not in policy:
+    if not policy:
         return None
-    return frozenset(v for v in policy["outcome"] if isinstance(v, str))
+    clauses = policy["$or"] if set(policy) == {"$or"} else [policy]
+    admitted: set[str] = set()
+    for clause in clauses:
+        if set(clause) - {"outcome", "unusual"}:
+            raise TemplateError(f"an email subscription filters on {sorted(set(clause) - {'outcome', 'unusual'})}: "
+                                "the model prices filters on outcome and unusual only")
+        if "outcome" in clause and "unusual" in clause:
+            raise TemplateError("an email subscription filters on outcome AND unusual: the model prices either")
+        admitted |= {v for v in clause.get("outcome", ()) if isinstance(v, str)}
+        if clause.get("unusual") == ["true"]:
+            admitted.add("unusual")
+    return frozenset(admitted)
 
 
 def render(deployment: Deployment, events: list[int], emails: int | None, title: str) -> str:
@@ -202,7 +217,8 @@ def render(deployment: Deployment, events: list[int], emails: int | None, title:
     out.append(f"Assumptions (scripts/cost_model.py): {a.events_per_import} events and 1 alert per import; outcomes "
                + ", ".join(f"{k} {v:.0%}" for k, v in a.outcome_mix.items())
                + f"; events by HTTPS; in-order events; warm durations {a.duration_ms['ingest']:g} ms ingest, "
-                 f"{a.duration_ms['notifier']:g} ms notifier; {a.app_log_bytes['ingest']} log bytes per event.")
+                 f"{a.duration_ms['notifier']:g} ms notifier; {a.debug_log_bytes['ingest']} log bytes per event's DEBUG "
+                 f"line; unusual ends {a.unusual_share:.0%}.")
     out.append("Prices: " + ", ".join(sources(PRICES)) + " (scripts/prices.py).")
     return "\n".join(out)
 
@@ -217,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events-per-month", type=int, action="append", metavar="N",
                         help="SIS Live Events a month (repeatable); default: 0, 100000 and 10000000")
     parser.add_argument("--emails", type=int, metavar="N",
-                        help="email subscribers to every alert; default: the template's email subscriptions, else 1")
+                        help="so many email subscribers to every alert (unfiltered), instead of the template's "
+                             "email subscriptions and their filters (the default)")
     parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE",
                         help="CDK context, as make synth's -c (default: " +
                              " ".join(f"{k}={v}" for k, v in DEFAULT_CONTEXT.items()) + ")")
@@ -246,10 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:  # no such file, bad JSON, a bad context key, a template we cannot price
         print(f"make cost: {exc}", file=sys.stderr)
         return 2
-    emails = args.emails
-    if emails is None and not deployment.email_subscriptions:
-        emails = 1
-    print(render(deployment, events, emails, title))
+    print(render(deployment, events, args.emails, title))
     return 0
 
 

@@ -41,13 +41,16 @@ class Assumptions:
     # recycled every few hours even under load; a 5-minute schedule mostly finds a warm one), each this long.
     cold_starts_per_hour: float = 1.0
     init_seconds: float = 0.5
-    # Log bytes per invocation. The INFO line per event is ~740 bytes with a real ARN and function name
-    # (600 measured under test names); each EMF metrics blob ~300 bytes; Lambda's platform lines in JSON
-    # (platform.start, platform.report) ~500 bytes. The notifier writes one INFO line and two EMF blobs
-    # per alert; the reconciler one summary line and one blob per pass.
+    # Log bytes per invocation. The line per event is ~740 bytes with a real ARN and function name (600
+    # measured under test names), logged at DEBUG (usecases/ingest.py): only by invocations sampled at DEBUG
+    # (POWERTOOLS_LOGGER_SAMPLE_RATE), and only when Lambda's application log level lets DEBUG through.
+    # Each EMF metrics blob ~300 bytes; Lambda's platform lines in JSON (platform.start, platform.report)
+    # ~500 bytes, INFO. The notifier writes one INFO line and two EMF blobs per alert; the reconciler one
+    # summary line and one blob per pass. The event functions' INFO lines (refusals) are left out (rare).
+    debug_log_bytes: dict[str, int] = field(default_factory=lambda: {
+        "ingest": 740, "sqs_consumer": 740, "eventbridge": 740})
     app_log_bytes: dict[str, int] = field(default_factory=lambda: {
-        "ingest": 740, "sqs_consumer": 740, "eventbridge": 740, "notifier": 740, "query": 600, "alert_retry": 600,
-        "chat_webhook": 600, "reconciler": 1000})
+        "notifier": 740, "query": 600, "alert_retry": 600, "chat_webhook": 600, "reconciler": 1000})
     emf_bytes: dict[str, int] = field(default_factory=lambda: {
         "ingest": 300, "sqs_consumer": 300, "eventbridge": 300, "notifier": 600, "query": 300, "alert_retry": 300,
         "chat_webhook": 300, "reconciler": 450})
@@ -63,6 +66,12 @@ class Assumptions:
     reconcile_read_units: float = 1.5
     # Secrets: Powertools Parameters caches a secret 5 minutes, so at most this many reads an hour per reader.
     secret_reads_per_hour: float = 12
+    # Ends whose figures are unusual against the school's history (the `unusual` attribute an email filter
+    # may admit whatever the outcome): a guess, as the outcome mix is.
+    unusual_share: float = 0.02
+    # How long an import stays open (initializing to its end), in hours: the reconciler's ImportsOpen is
+    # emitted only in hours when some batch is open at a pass. A guess: most SIS imports run minutes.
+    open_hours_per_import: float = 0.25
     # X-Ray's default sampling rule: the first request each second, then 5% of the rest (traffic assumed
     # spread evenly over the month).
     xray_reservoir_per_second: float = 1.0
@@ -81,17 +90,21 @@ ASSUMPTIONS = Assumptions()
 # "fixed" never, "every_event" on every event, "while_open" set at a batch's first event and removed at its end.
 KEY_LIFECYCLE = {"root_account_uuid": "fixed", "sis_batch_id": "fixed", "last_event_at": "every_event",
                  "open_since": "while_open"}
+OPEN_KEY = "open_since"  # the sparse index of open batches, which the reconciler reads every pass
 # Attributes every event's write changes (the store's SET list): an index projecting one is rewritten.
 CHANGED_BY_EVERY_EVENT = frozenset({"workflow_state", "event_time", "order_key", "last_event_at", "history", "version",
                                     "expires_at", "terminal"})
 
-# The custom metrics the functions emit (functions/sis_imports/observability.py and its count() calls), each
-# a metric name x dimension set, billed for the hours it is emitted in. `rate` names what it is emitted per;
-# `role` the function that must be deployed. Rejections, late and duplicate events are left out (rare).
+# The custom metrics the functions emit (functions/sis_imports/adapters/observability.py and its count()
+# calls), each a metric name x dimension set, billed for the hours it is emitted in; count() emits no zero.
+# `rate` names what it is emitted per, a month; `role` the function that must be deployed. Rejections,
+# late and duplicate events are left out (rare).
 CUSTOM_METRICS: tuple[tuple[str, str, str], ...] = (
-    # the reconciler's pass summary, emitted every pass even when zero
-    *((name, "reconciler", "passes") for name in ("ImportsSeen", "ImportsOpen", "StatesCorrected", "EventsMissed",
-                                                  "ImportsStuck", "CanvasRequests", "CanvasThrottled")),
+    # the reconciler's pass summary: every pass asks Canvas at least once; it sees imports when its window
+    # holds any; some are open when an import runs during the hour
+    ("CanvasRequests", "reconciler", "passes"),
+    ("ImportsSeen", "reconciler", "imports_in_window"),
+    ("ImportsOpen", "reconciler", "imports_open"),
     ("EventsAccepted", "ingest", "events"),
     ("EventsApplied", "ingest", "events"),
     ("AlertsPublished", "notifier", "alerts"),
@@ -106,7 +119,9 @@ CUSTOM_METRICS: tuple[tuple[str, str, str], ...] = (
 UNPRICED_METRICS = frozenset({
     "EventsLate", "EventsDuplicate", "EventsIgnored", "EventsTooOld", "EventsRejected", "IngestFailures",
     "AlertsFailed", "AlertsDeferred", "AlertsParked", "AlertsRepublished", "RecordsUnreadable", "BatchQueries",
-    "BatchLists", "ReconcileFailures", "ChatMessagesDelivered", "ChatMessagesFailed"})
+    "BatchLists", "ReconcileFailures", "ChatMessagesDelivered", "ChatMessagesFailed",
+    # the reconciler's, zero on a pass that found nothing to put right (not emitted then)
+    "StatesCorrected", "EventsMissed", "ImportsStuck", "CanvasThrottled"})
 
 
 @dataclass(frozen=True)
@@ -117,9 +132,11 @@ class Function:
     architecture: str  # x86_64 or arm64
     tracing: bool  # X-Ray active tracing
     timeout_seconds: int
-    app_log_level: str  # LOG_LEVEL / ApplicationLogLevel
+    app_log_level: str  # Lambda's ApplicationLogLevel (what it lets through of the code's lines)
     system_log_level: str  # Lambda's platform lines (INFO unless set)
     log_retention_days: int | None
+    code_log_level: str = "INFO"  # the logger's own level (POWERTOOLS_LOG_LEVEL / LOG_LEVEL)
+    log_sample_rate: float = 0.0  # POWERTOOLS_LOGGER_SAMPLE_RATE: invocations logged at DEBUG
 
 
 @dataclass(frozen=True)
@@ -156,7 +173,8 @@ class Deployment:
     access_log_retention_days: int | None = None  # None: the API logs no access lines
     # Functions publishing to the alert topic when it is KMS-encrypted (0: not encrypted).
     alert_topic_kms_publishers: int = 0
-    # One entry per email subscription to the alert topic: the outcomes its filter admits (None: every alert).
+    # One entry per email subscription to the alert topic: the outcomes its filter admits, with "unusual" when
+    # it admits an unusual end whatever its outcome (None: every alert).
     email_subscriptions: tuple[frozenset[str] | None, ...] = ()
 
 
@@ -192,6 +210,15 @@ def index_writes_per_import(index: Index, events: int) -> int:
     return 1 + later * int(projected_changes)
 
 
+def _admitted(outcomes: frozenset[str], a: Assumptions) -> float:
+    """The share of end alerts an email filter lets through: its outcomes, and with "unusual" the unusual
+    ends of the other outcomes too."""
+    share = sum(a.outcome_mix.get(o, 0) for o in outcomes)
+    if "unusual" in outcomes:
+        share += a.unusual_share * (1 - share)
+    return share
+
+
 def sampled_traces(invocations: float, a: Assumptions) -> float:
     reservoir = a.xray_reservoir_per_second * SECONDS_PER_MONTH
     return min(invocations, reservoir) + a.xray_rate * max(0.0, invocations - reservoir)
@@ -214,7 +241,10 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
     imports = events / a.events_per_import
     alerts = imports
     passes = HOURS_PER_MONTH * 60 / d.reconcile_minutes if reconciler else 0.0
+    open_per_month = imports * (1 + a.open_hours_per_import)  # imports that overlap some hour: open at its passes
     per = {"events": events, "alerts": alerts, "passes": passes,
+           "imports_in_window": imports * d.reconcile_lookback_hours if reconciler else 0.0,
+           "imports_open": open_per_month if reconciler else 0.0,
            **{f"alerts_{o}": alerts * share for o, share in a.outcome_mix.items()}}
 
     # Fixed: CloudWatch, KMS, Secrets Manager, idle SQS polling.
@@ -286,8 +316,11 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
                               f"{gbs:,.0f} GB-s at {f.memory_mb} MB {f.architecture}, {seconds:g} s a call, "
                               f"{cold:,.0f} inits"))
         per_call = a.emf_bytes.get(f.role, 0)
-        if _level(f.app_log_level) <= _level("INFO"):
+        if _level(f.app_log_level) <= _level("INFO") and _level(f.code_log_level) <= _level("INFO"):
             per_call += a.app_log_bytes.get(f.role, 0)
+        if _level(f.app_log_level) <= _level("DEBUG"):
+            share = 1.0 if _level(f.code_log_level) <= _level("DEBUG") else f.log_sample_rate
+            per_call += share * a.debug_log_bytes.get(f.role, 0)
         if _level(f.system_log_level) <= _level("INFO"):
             per_call += a.platform_log_bytes
         log_bytes[f.log_retention_days] = log_bytes.get(f.log_retention_days, 0.0) + n * per_call
@@ -304,6 +337,12 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
     add("DynamoDB", "writes", wru * p["dynamodb_write_request_unit"],
         f"{writes_per_import / a.events_per_import:.2f} WRU/event ({index_share:.0%} for {len(d.indexes)} indexes)")
     rru = passes * d.root_accounts * a.reconcile_read_units
+    open_index = next((i for i in d.indexes if OPEN_KEY in i.keys), None)
+    if reconciler and open_index is not None and open_index.projection == "KEYS_ONLY":
+        # the index gives keys only: each pass reads the open items (eventually consistent, 0.5 RRU per 4 KB);
+        # open at a time, by Little's law: imports an hour x hours each is open
+        open_items = imports / HOURS_PER_MONTH * a.open_hours_per_import
+        rru += passes * open_items * math.ceil(a.item_bytes / 4096) * 0.5
     add("DynamoDB", "reads", rru * p["dynamodb_read_request_unit"], f"{rru:,.0f} RRU (reconciler)")
     add("DynamoDB", "stream reads", alerts * p["dynamodb_stream_read_by_lambda"],
         "by Lambda's event source: not charged")
@@ -319,8 +358,7 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
     publishes = alerts  # one publish per alert to the alert topic
     add("SNS", "alert publishes", publishes * p["sns_publish"], f"{publishes:,.0f} publishes")
     if emails is None:
-        admitted = [1.0 if outcomes is None else sum(a.outcome_mix.get(o, 0) for o in outcomes)
-                    for outcomes in d.email_subscriptions]
+        admitted = [1.0 if outcomes is None else _admitted(outcomes, a) for outcomes in d.email_subscriptions]
         label = f"{len(admitted)} subscription(s) in the template"
     else:
         admitted = [1.0] * emails

@@ -129,7 +129,10 @@ def captured_logs():
 
     buffer = io.StringIO()
     previous = logger.registered_handler.setStream(buffer)
+    level = logger.log_level
+    logger.setLevel("DEBUG")  # every line at every level, as an invocation sampled at DEBUG logs them
     yield buffer
+    logger.setLevel(level)
     logger.registered_handler.setStream(previous)
 
 

@@ -141,9 +141,10 @@ def test_the_list_is_one_query_of_the_activity_index_never_a_scan(batches, monke
     assert calls == [("Query", "batches-by-activity", False, 100), ("GetItem", None, None, None)]
     calls.clear()
     assert listing(batches, limit="3")[0] == 200
-    # 106 is open: which of the page's open batches are stuck is one query of the (sparse) open-batches index.
+    # 106 is open: which of the page's open batches are stuck is one query of the (sparse, keys-only)
+    # open-batches index, and one read of those items; then the root account's rhythm.
     assert calls == [("Query", "batches-by-activity", False, 3), ("Query", "open-batches", None, None),
-                     ("GetItem", None, None, None)]
+                     ("BatchGetItem", None, None, None), ("GetItem", None, None, None)]
 
 
 def test_a_filtered_page_stops_after_so_many_entries_and_says_where_to_go_on(aws):

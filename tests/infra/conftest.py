@@ -25,8 +25,12 @@ if _VENV_NODE.exists():
 for _name in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
     os.environ.pop(_name, None)
 
-# make synth refuses to guess whose Canvas this is: every synth names its root account(s).
-DEFAULT: dict[str, Any] = {"root_account_uuids": "VicYj3cu5BIFpoZhDVU4DZumnlBrWi1grgJEzADs"}
+# make synth refuses to guess whose Canvas this is: every synth names its root account(s). The tests'
+# main stack has every part that is off by default for its cost (issue 18) turned on, so that each is
+# tested; BARE is the configuration as it comes, which `make cost` prices (tests/infra/test_cost_levers.py).
+BARE: dict[str, Any] = {"root_account_uuids": "VicYj3cu5BIFpoZhDVU4DZumnlBrWi1grgJEzADs"}
+DEFAULT: dict[str, Any] = {**BARE, "canvas_sqs": "true", "dashboard": "true", "tracing": "true",
+                           "ops_topic_key": "true", "email_outcomes": "all"}
 
 VARIANT: dict[str, Any] = {
     "root_account_uuids": "VicYj3cu5BIFpoZhDVU4DZumnlBrWi1grgJEzADs, SecondRootAccountUuid0000000000000000000",
@@ -66,6 +70,8 @@ VARIANT: dict[str, Any] = {
     # Chat (issue 10): the Chatbot topic, and a Slack webhook subscriber whose secret the operator made.
     "chat": "chatbot",
     "slack_webhook_secret": "canvas-sis-slack-webhook",
+    # Cost (issue 18): the dashboard, whose reconciler panel only this stack has; the rest as it comes.
+    "dashboard": "true",
 }
 
 
@@ -105,6 +111,15 @@ def synthesized(tmp_path_factory) -> Synth:
 @pytest.fixture(scope="session")
 def variant_synth(tmp_path_factory) -> Synth:
     return synthesize(VARIANT, tmp_path_factory.mktemp("cdk-variant"))
+
+
+@pytest.fixture(scope="session")
+def bare_synth(tmp_path_factory) -> Synth:
+    """As `make cost` synthesizes by default: the defaults, one Canvas instance, one email subscriber."""
+    from scripts.cost import DEFAULT_CONTEXT
+
+    return synthesize({**BARE, **DEFAULT_CONTEXT, "root_account_uuids": BARE["root_account_uuids"]},
+                      tmp_path_factory.mktemp("cdk-bare"))
 
 
 @pytest.fixture(scope="session")

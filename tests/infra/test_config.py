@@ -16,7 +16,12 @@ def config(**context):
 
 def test_defaults():
     c = config()
-    assert (c.stage, c.auth_mode, c.architecture, c.retention_days, c.canvas_sqs) == ("prod", "jwt", "x86_64", 90, True)
+    assert (c.stage, c.auth_mode, c.architecture, c.retention_days, c.canvas_sqs) == \
+        ("prod", "jwt", "x86_64", 90, False)
+    # What costs money without being needed by default is asked for (issue 18).
+    assert (c.tracing, c.dashboard, c.ops_topic_key, c.system_log_level, c.event_log_sample_rate) == \
+        (False, False, False, "WARN", 0.0)
+    assert c.email_outcomes == ("failure", "stuck", "missing", "resumed", "unusual")
     assert c.canvas_account_id == "636161780776"
     assert c.jwks_url == "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/jwks"
     assert c.root_account_uuids == (UUID,) and not c.any_root_account and c.canvas_hostnames == ()
@@ -39,6 +44,16 @@ def test_lists_and_booleans_from_the_command_line():
     assert c.canvas_sqs is False and c.eventbridge_source_accounts == ("111122223333",)
 
 
+def test_cost_settings_from_the_command_line():
+    c = config(email_outcomes="All", tracing="true", dashboard="yes", ops_topic_key="1", system_log_level="info",
+               event_log_sample_rate="0.01")
+    assert c.email_outcomes is None  # every alert
+    assert (c.tracing, c.dashboard, c.ops_topic_key, c.system_log_level, c.event_log_sample_rate) == \
+        (True, True, True, "INFO", 0.01)
+    # in the documented order, whatever the order given
+    assert config(email_outcomes="unusual, Warning,failure").email_outcomes == ("failure", "warning", "unusual")
+
+
 @pytest.mark.parametrize(
     ("context", "named"),
     [
@@ -55,6 +70,16 @@ def test_lists_and_booleans_from_the_command_line():
          "domain_name"),
         ({"domain_name": "e.example.edu", "certificate_arn": "arn:aws:s3:::bucket"}, "certificate_arn"),
         ({"canvas_sqs": "maybe"}, "canvas_sqs"),
+        ({"tracing": "sometimes"}, "tracing"),
+        ({"dashboard": "2"}, "dashboard"),
+        ({"ops_topic_key": "kms"}, "ops_topic_key"),
+        ({"email_outcomes": "failure,aborted"}, "email_outcomes"),
+        ({"email_outcomes": ","}, "email_outcomes"),
+        ({"email_outcomes": "all,failure"}, "email_outcomes"),
+        ({"system_log_level": "ERROR"}, "system_log_level"),
+        ({"event_log_sample_rate": "1.5"}, "event_log_sample_rate"),
+        ({"event_log_sample_rate": "-0.1"}, "event_log_sample_rate"),
+        ({"event_log_sample_rate": "some"}, "event_log_sample_rate"),
         ({"canvas_account_id": "1234"}, "canvas_account_id"),
         ({"eventbridge_source_accounts": "12345678901x"}, "eventbridge_source_accounts"),
         ({"jwks_url": "http://insecure.example/jwks"}, "jwks_url"),

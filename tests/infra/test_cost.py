@@ -27,7 +27,8 @@ P = {name: float(i + 2) for i, name in enumerate(sorted(PRICES))}
 SIMPLE = Assumptions(
     events_per_import=4, outcome_mix={"success": 0.5, "warning": 0.25, "failure": 0.25},
     duration_ms={"ingest": 100, "notifier": 200}, init_seconds=1.0, cold_starts_per_hour=1.0,
-    app_log_bytes={"ingest": 1000, "notifier": 1000}, emf_bytes={"ingest": 100, "notifier": 100},
+    debug_log_bytes={"ingest": 1000}, app_log_bytes={"notifier": 1000}, emf_bytes={"ingest": 100, "notifier": 100},
+    unusual_share=0.1, open_hours_per_import=0.5,
     platform_log_bytes=500, access_log_bytes=50, item_bytes=1000, index_entry_overhead_bytes=100,
     index_projected_bytes=200, via_https=1.0, via_sqs=0.0, via_eventbridge=0.0)
 
@@ -41,8 +42,9 @@ def fixture_template() -> dict:
 
     return {"Resources": {
         "Ingest": fn("handlers.ingest.handler", 1024, "arm64", True,
-                     {"LOG_LEVEL": "INFO", "RETENTION_DAYS": "30", "SIS_ROOT_ACCOUNTS": "a,b"},
-                     {"LogFormat": "JSON", "LogGroup": {"Ref": "IngestLogs"}}),
+                     {"LOG_LEVEL": "INFO", "POWERTOOLS_LOGGER_SAMPLE_RATE": "0.25", "RETENTION_DAYS": "30",
+                      "SIS_ROOT_ACCOUNTS": "a,b"},
+                     {"LogFormat": "JSON", "ApplicationLogLevel": "DEBUG", "LogGroup": {"Ref": "IngestLogs"}}),
         "Notifier": fn("handlers.notifier.handler", 512, "x86_64", False,
                        {"LOG_LEVEL": "WARN", "TOPIC_ARN": {"Ref": "Topic"}},
                        {"LogFormat": "JSON", "SystemLogLevel": "WARN", "LogGroup": {"Ref": "NotifierLogs"}}),
@@ -80,6 +82,9 @@ def fixture_template() -> dict:
         "OtherTopic": {"Type": "AWS::SNS::Topic", "Properties": {}},
         "FailuresOnly": {"Type": "AWS::SNS::Subscription", "Properties": {
             "Protocol": "email", "TopicArn": {"Ref": "Topic"}, "FilterPolicy": {"outcome": ["failure"]}}},
+        "FailuresOrUnusual": {"Type": "AWS::SNS::Subscription", "Properties": {
+            "Protocol": "email", "TopicArn": {"Ref": "Topic"},
+            "FilterPolicy": {"$or": [{"outcome": ["failure", "stuck"]}, {"unusual": ["true"]}]}}},
         "Everything": {"Type": "AWS::SNS::Subscription",
                        "Properties": {"Protocol": "email", "TopicArn": {"Ref": "Topic"}}},
         "OpsMail": {"Type": "AWS::SNS::Subscription",
@@ -97,7 +102,8 @@ def test_the_template_is_read_as_deployed():
     assert (ingest.role, ingest.memory_mb, ingest.architecture, ingest.tracing, ingest.log_retention_days) == \
         ("ingest", 1024, "arm64", True, 30)
     assert (notifier.role, notifier.architecture, notifier.tracing) == ("notifier", "x86_64", False)
-    assert (notifier.app_log_level, notifier.system_log_level) == ("WARN", "WARN")
+    assert (notifier.app_log_level, notifier.system_log_level, notifier.code_log_level) == ("WARN", "WARN", "WARN")
+    assert (ingest.app_log_level, ingest.code_log_level, ingest.log_sample_rate) == ("DEBUG", "INFO", 0.25)
     assert sorted((a.metrics, a.high_resolution, a.composite) for a in d.alarms) == \
         [(0, False, True), (1, False, False), (1, True, False), (3, False, False)]
     assert (d.dashboards, d.kms_keys, d.polled_queues, d.point_in_time_recovery) == (1, 2, 1, True)
@@ -106,7 +112,8 @@ def test_the_template_is_read_as_deployed():
         ("open", ("root_account_uuid", "open_since"), "INCLUDE")]
     assert (d.root_accounts, d.retention_days, d.access_log_retention_days, d.canvas_instances) == (2, 30, 7, 0)
     # the ops topic's subscriber gets no alert
-    assert sorted(d.email_subscriptions, key=str) == [None, frozenset({"failure"})]
+    assert sorted(d.email_subscriptions, key=lambda x: (x is not None, len(x or ()))) == [
+        None, frozenset({"failure"}), frozenset({"failure", "stuck", "unusual"})]
 
 
 def test_each_line_is_its_quantity_times_its_price():
@@ -132,11 +139,13 @@ def test_each_line_is_its_quantity_times_its_price():
     assert lines[("DynamoDB", "storage")] == pytest.approx(stored_gb * P["dynamodb_storage_gb_month"])
     assert lines[("DynamoDB", "point-in-time recovery")] == pytest.approx(stored_gb * P["dynamodb_pitr_gb_month"])
     assert lines[("SNS", "alert publishes")] == pytest.approx(100_000 * P["sns_publish"])
-    # the failures-only subscription gets a quarter of the alerts, the other every one
-    assert lines[("SNS", "email deliveries")] == pytest.approx(125_000 * P["sns_email"])
-    # ingest at INFO: app line + EMF + platform lines; the notifier at WARN (app and platform): EMF only;
+    # the failures-only subscription gets a quarter of the alerts; failures-or-unusual that quarter and the
+    # unusual tenth of the other three quarters (stuck alerts are not in the mix); the last every one
+    assert lines[("SNS", "email deliveries")] == pytest.approx((25_000 + 32_500 + 100_000) * P["sns_email"])
+    # ingest: its per-event DEBUG line in the quarter of calls sampled at DEBUG (Lambda lets DEBUG through),
+    # EMF, and the platform lines (system level INFO); the notifier at WARN (app and platform): EMF only;
     # the API's access lines
-    ingest, notifier, access = events * 1600, 100_000 * 100, events * 50
+    ingest, notifier, access = events * (250 + 100 + 500), 100_000 * 100, events * 50
     assert lines[("CloudWatch Logs", "ingestion")] == pytest.approx(
         (ingest + notifier + access) / GB * P["cloudwatch_logs_ingestion_gb"])
     assert lines[("CloudWatch Logs", "storage")] == pytest.approx(
@@ -154,6 +163,48 @@ def test_each_line_is_its_quantity_times_its_price():
 def test_email_subscribers_given_replace_the_templates_and_get_every_alert():
     lines = lines_by_item(monthly_bill(read_template(fixture_template()), 400_000, 3, P, SIMPLE))
     assert lines[("SNS", "email deliveries")] == pytest.approx(300_000 * P["sns_email"])
+
+
+def test_the_per_event_line_is_billed_only_when_both_the_logger_and_lambda_let_debug_through():
+    def logs(env, logging):
+        template = fixture_template()
+        template["Resources"]["Ingest"]["Properties"]["Environment"]["Variables"] = env
+        template["Resources"]["Ingest"]["Properties"]["LoggingConfig"] = {"LogGroup": {"Ref": "IngestLogs"}, **logging}
+        lines = lines_by_item(monthly_bill(read_template(template), 400_000, None, P, SIMPLE))
+        return lines[("CloudWatch Logs", "ingestion")] / P["cloudwatch_logs_ingestion_gb"] * GB
+
+    others = 100_000 * 100 + 400_000 * 50  # the notifier's EMF and the access lines
+    quiet = logs({"LOG_LEVEL": "INFO"}, {"ApplicationLogLevel": "INFO", "SystemLogLevel": "WARN"})
+    assert quiet == pytest.approx(others + 400_000 * 100)  # EMF only
+    # sampled at the logger but Lambda drops DEBUG: nothing more
+    assert logs({"LOG_LEVEL": "INFO", "POWERTOOLS_LOGGER_SAMPLE_RATE": "0.5"},
+                {"ApplicationLogLevel": "INFO", "SystemLogLevel": "WARN"}) == pytest.approx(quiet)
+    assert logs({"LOG_LEVEL": "INFO", "POWERTOOLS_LOGGER_SAMPLE_RATE": "0.5"},
+                {"ApplicationLogLevel": "DEBUG", "SystemLogLevel": "WARN"}) == pytest.approx(quiet + 400_000 * 500)
+    # the logger at DEBUG: every call's line
+    assert logs({"LOG_LEVEL": "DEBUG"}, {"ApplicationLogLevel": "DEBUG", "SystemLogLevel": "WARN"}) == \
+        pytest.approx(quiet + 400_000 * 1000)
+    # platform lines at INFO
+    assert logs({"LOG_LEVEL": "INFO"}, {"ApplicationLogLevel": "INFO", "SystemLogLevel": "INFO"}) == \
+        pytest.approx(quiet + 400_000 * 500)
+
+
+def test_the_reconcilers_metrics_are_billed_only_for_hours_they_are_not_zero():
+    reconciler = cost_model.Function(name="R", role="reconciler", memory_mb=512, architecture="x86_64",
+                                     tracing=False, timeout_seconds=120, app_log_level="INFO",
+                                     system_log_level="WARN", log_retention_days=30)
+    d = cost_model.Deployment(functions=(reconciler,), canvas_instances=1, reconcile_lookback_hours=48)
+
+    def metric_months(events):
+        lines = lines_by_item(monthly_bill(d, events, 0, P, SIMPLE))
+        return lines[("CloudWatch", "custom metrics")] / P["cloudwatch_custom_metric"]
+
+    # no traffic: only CanvasRequests (every pass asks Canvas), in every hour (12 passes an hour)
+    assert metric_months(0) == pytest.approx(1 - math.exp(-12))
+    # 73 imports a month (0.1 an hour): ImportsSeen in the hours whose 48-hour window holds an import,
+    # ImportsOpen in those an import overlaps (an hour, plus its half hour open)
+    seen, open_ = 1 - math.exp(-0.1 * 48), 1 - math.exp(-0.1 * 1.5)
+    assert metric_months(4 * 73) == pytest.approx(1 - math.exp(-12) + seen + open_)
 
 
 def test_zero_traffic_costs_only_what_stands():
@@ -279,3 +330,20 @@ def test_every_metric_the_code_emits_is_priced_or_named_as_unpriced():
     priced = {name.split()[0] for name, _, _ in cost_model.CUSTOM_METRICS}
     assert "EventsApplied" in emitted and "ImportsFinished" in emitted  # the search finds the code's metrics
     assert emitted == priced | cost_model.UNPRICED_METRICS
+
+
+@pytest.mark.parametrize(("projection", "read_items"), [("KEYS_ONLY", True), ("INCLUDE", False)])
+def test_a_keys_only_open_index_costs_the_reconciler_a_read_of_each_open_item_each_pass(projection, read_items):
+    reconciler = cost_model.Function(name="R", role="reconciler", memory_mb=512, architecture="x86_64",
+                                     tracing=False, timeout_seconds=120, app_log_level="INFO",
+                                     system_log_level="WARN", log_retention_days=30)
+    attributes = ("workflow_state",) if projection == "INCLUDE" else ()
+    index = Index("open", ("root_account_uuid", "open_since"), projection, attributes)
+    d = cost_model.Deployment(functions=(reconciler,), canvas_instances=1, indexes=(index,))
+    events = 4 * 7300  # 10 imports an hour, each open half an hour (SIMPLE): 5 open at a pass
+    lines = lines_by_item(monthly_bill(d, events, 0, P, SIMPLE))
+    reads = lines[("DynamoDB", "reads")] / P["dynamodb_read_request_unit"]
+    passes = 730 * 12
+    marker_and_query = passes * SIMPLE.reconcile_read_units
+    # each open item (under 4 KB) an eventually consistent read: half a read unit
+    assert reads == pytest.approx(marker_and_query + (passes * 5 * 0.5 if read_items else 0))

@@ -22,7 +22,10 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
 def count(name: str, value: int = 1) -> None:
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    """Adds `value` to the metric `name`; a zero is not emitted: CloudWatch bills a custom metric for
+    every hour it receives a value, and a period without data reads as 0 on graphs and alarms alike."""
+    if value:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
 def import_finished(outcome: str, duration_seconds: float | None) -> None:

@@ -9,11 +9,12 @@ STREAM_VIEW_TYPE = "NEW_AND_OLD_IMAGES"
 ID_PATTERN = r"^[A-Za-z0-9_.:~-]{1,128}$"
 
 # A sparse index of the batches not in an end state: only their items carry OPEN_SINCE (their
-# first_event_at). The reconciler finds open batches with one query, never a scan.
+# first_event_at). The reconciler finds open batches with one query, never a scan. Keys only (issue 18):
+# a projection of what every event changes (state, times, version) would rewrite the entry at each event
+# (a write unit each); the few open batches are read from the table instead (BatchGetItem).
 OPEN_INDEX = "open-batches"
 OPEN_SINCE = "open_since"
-OPEN_INDEX_PROJECTION = ["workflow_state", "event_time", "first_event_at", "account_id", "stuck_state", "order_key", "unbound",
-                         "version"]
+OPEN_INDEX_PROJECTION: list[str] = []  # KEYS_ONLY
 
 # Every batch by last activity (issue 11's list route, `GET /batches/{root_account_uuid}`): every batch
 # item carries last_event_at; the reconciler's marker item does not, so it stays out. The projection is

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ...core.batch import Batch
-from ...core.table import ACTIVITY_INDEX, ACTIVITY_SORT_KEY, OPEN_INDEX, PARTITION_KEY, SORT_KEY
+from ...core.table import ACTIVITY_INDEX, ACTIVITY_SORT_KEY, OPEN_INDEX, OPEN_SINCE, PARTITION_KEY, SORT_KEY
 from .items import Table, from_attributes, to_attributes
+
+BATCH_GET_KEYS = 100  # DynamoDB's most keys in one BatchGetItem
+BATCH_GET_ATTEMPTS = 5  # a throttled table leaves keys unprocessed: asked again, backing off
+
+
+class UnreadBatches(Exception):
+    """DynamoDB left keys unprocessed through every attempt (throttled): the caller fails and is retried."""
 
 
 class Listing(Table):
     """Queries of the sparse indexes, never a scan."""
 
     def open_batches(self, root_account_uuid: str) -> list[Batch]:
-        """Every batch of the root account not in an end state: one query of the sparse index.
-
-        The projection holds what the reconciler compares (state, times, stuck_state); the rest of
-        each Batch is left empty.
-        """
-        batches, start = [], None
+        """Every batch of the root account not in an end state: one query of the sparse index (keys
+        only), then the items themselves, 100 to a BatchGetItem, in the index's order. A batch that has
+        ended (or expired) since the index answered is left out, as the index would soon leave it out."""
+        keys, start = [], None
         while True:
             kwargs: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
             page = self._client.query(
@@ -26,13 +32,35 @@ class Listing(Table):
                 KeyConditionExpression="#pk = :pk", ExpressionAttributeNames={"#pk": PARTITION_KEY},
                 ExpressionAttributeValues={":pk": {"S": root_account_uuid}}, **kwargs,
             )
-            for item in page.get("Items", []):
+            keys += [{PARTITION_KEY: item[PARTITION_KEY], SORT_KEY: item[SORT_KEY]} for item in page.get("Items", [])]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        found: dict[str, dict[str, Any]] = {}
+        for first in range(0, len(keys), BATCH_GET_KEYS):
+            for item in self._batch_get(keys[first:first + BATCH_GET_KEYS]):
+                found[item[SORT_KEY]["S"]] = item
+        batches = []
+        for key in keys:
+            item = found.get(key[SORT_KEY]["S"])
+            if item is not None and OPEN_SINCE in item:
                 plain = from_attributes(item)
                 plain.setdefault("account_id", "")
                 batches.append(Batch.from_item(plain))
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return batches
+        return batches
+
+    def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        wanted = {self._table: {"Keys": keys}}
+        for attempt in range(BATCH_GET_ATTEMPTS):
+            response = self._client.batch_get_item(RequestItems=wanted)
+            items += response.get("Responses", {}).get(self._table, [])
+            wanted = response.get("UnprocessedKeys") or {}
+            if not wanted:
+                return items
+            time.sleep(0.05 * 2**attempt)  # DynamoDB's advice for unprocessed keys: back off, ask again
+        raise UnreadBatches(f"DynamoDB left {len(wanted[self._table]['Keys'])} open batches unread after "
+                            f"{BATCH_GET_ATTEMPTS} attempts (throttled?)")
 
     def recent(
         self,
