@@ -94,7 +94,8 @@ def main() -> int:
             env = bundle.environment
             count = instructions(python, [*bundle.paths, runtime], f"import {bundle.module}", env) - startup
             worst = max(worst, count / base)
-            print(f"{bundle.handler:32} {count / 1e6:7.0f} M   ratio {count / base:.2f}   {data_path(bundle)}", flush=True)
+            print(f"{bundle.handler:32} {count / 1e6:7.0f} M   ratio {count / base:.2f}   {data_path(bundle)}",
+                  flush=True)
         print(f"every function within {TARGET}x the baseline: {'yes' if worst <= TARGET else 'no'} (worst {worst:.2f})")
         return 0
     rows = []

@@ -56,7 +56,8 @@ def test_every_handler_imports_from_its_bundle(assembly, variant_assembly):
         module, function = bundle.handler.rsplit(".", 1)
         result = run_isolated(
             PYTHON, [*bundle.paths, runtime],
-            f"import {module} as m; import sys; print(callable(m.{function}), sys.version_info[:2])\n{ENDPOINTS_SOURCE}",
+            f"import {module} as m; import sys; print(callable(m.{function}), sys.version_info[:2])\n"
+            + ENDPOINTS_SOURCE,
             env=bundle.environment,
         )
         assert result.returncode == 0, f"{bundle.handler}: {result.stderr[-3000:]}"
