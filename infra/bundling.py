@@ -6,18 +6,25 @@ changed. Byte code is compiled with hash-based .pyc (no timestamps), because /op
 are read-only in Lambda and modules without .pyc are compiled again at every cold start. The .pyc
 name their sources by the paths Lambda uses (/var/task, /opt/python), not this checkout's, so two
 machines build the same bytes.
+
+The shared layer also carries `botocore-data/endpoints.json`: botocore's own, cut to the services the
+functions make clients for (every partition and region kept). botocore parses its 1.25 MB copy at every
+cold start; the functions point `AWS_DATA_PATH` at this one instead (README, "Cold start").
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / ".build"
@@ -40,6 +47,9 @@ PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer")
 CODE_ROOT = "/var/task"
 LAYER_ROOT = "/opt/python"
 KEEP_CODE_BUILDS = 5
+# The trimmed botocore data, in the shared layer: Lambda unpacks layers into /opt.
+BOTOCORE_DATA = "botocore-data"
+BOTOCORE_DATA_PATH = f"/opt/{BOTOCORE_DATA}"
 
 
 @functools.cache
@@ -109,8 +119,31 @@ def _publish(tmp: Path, out: Path) -> Path:
     return out
 
 
-def build_layer(architecture: str = "x86_64", requirements: Path = RUNTIME_REQUIREMENTS, name: str = "layer") -> Path:
-    """`.build/<name>-<arch>-<hash>/` holding `python/` with the pinned `requirements`.
+def trimmed_endpoints(stock: dict[str, Any], services: Sequence[str]) -> dict[str, Any]:
+    """botocore's endpoints data with only `services` in each partition; partitions, regions and their
+    defaults are kept whole, so that any region resolves as with the full file."""
+    known = {service for partition in stock["partitions"] for service in partition["services"]}
+    unknown = sorted(set(services) - known)
+    if unknown or not services:
+        raise ValueError(f"botocore's endpoints data has no service {', '.join(unknown)}" if unknown
+                         else "no services to keep in the trimmed botocore data")
+    return {**stock, "partitions": [
+        {**partition, "services": {s: partition["services"][s] for s in sorted(services) if s in partition["services"]}}
+        for partition in stock["partitions"]
+    ]}
+
+
+def botocore_endpoints() -> dict[str, Any]:
+    """The endpoints data of the build machine's botocore: the venv's, the version requirements/dev.txt pins."""
+    import botocore
+
+    return json.loads((Path(botocore.__file__).parent / "data" / "endpoints.json").read_bytes())
+
+
+def build_layer(architecture: str = "x86_64", requirements: Path = RUNTIME_REQUIREMENTS, name: str = "layer",
+                botocore_services: Sequence[str] = ()) -> Path:
+    """`.build/<name>-<arch>-<hash>/` holding `python/` with the pinned `requirements`, and with
+    `botocore_services`, `botocore-data/endpoints.json` cut to them (trimmed_endpoints).
 
     `name` tells layers apart: each keeps its own newest build (the shared `layer`, the reconciler's
     `reconciler-layer`), so building one never prunes the other.
@@ -118,8 +151,13 @@ def build_layer(architecture: str = "x86_64", requirements: Path = RUNTIME_REQUI
     if not re.fullmatch(r"[a-z][a-z0-9-]*", name) or name.endswith("-"):
         raise ValueError(f"not a layer name: {name!r}")
     platforms = PLATFORMS[architecture]
+    data = b""
+    if botocore_services:
+        trimmed = trimmed_endpoints(botocore_endpoints(), botocore_services)
+        data = json.dumps(trimmed, separators=(",", ":"), sort_keys=True).encode()
+    # Without services the key is what it was: the reconciler's layer keeps its hash.
     key = _digest(requirements.read_bytes(), " ".join(platforms).encode(), PYTHON_VERSION.encode(), RECIPE.encode(),
-                  _compiler_version().encode())
+                  _compiler_version().encode(), *((data,) if data else ()))
     out = BUILD / f"{name}-{architecture}-{key}"
     if (out / ".complete").exists():
         return out
@@ -149,6 +187,9 @@ def build_layer(architecture: str = "x86_64", requirements: Path = RUNTIME_REQUI
     for record in target.glob("*.dist-info/RECORD"):
         record.unlink()
     _compile(target, LAYER_ROOT)
+    if data:
+        (tmp / BOTOCORE_DATA).mkdir()
+        (tmp / BOTOCORE_DATA / "endpoints.json").write_bytes(data)
     return _publish(tmp, out)
 
 

@@ -5,6 +5,7 @@ that no other function (above all the ingest path) can load it."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,9 +15,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from .bundling import build_code, build_layer
+from .bundling import BOTOCORE_DATA_PATH, FUNCTIONS, build_code, build_layer
 from .config import StackConfig
 from .nag import acknowledge
+
+sys.path.insert(0, str(FUNCTIONS))
+# The services the functions make clients for: the trimmed botocore data in the layer keeps these.
+from sis_imports.adapters.aws import CLIENT_LIMITS  # noqa: E402
 
 ARCHITECTURES = {"x86_64": lambda_.Architecture.X86_64, "arm64": lambda_.Architecture.ARM_64}
 
@@ -31,10 +36,11 @@ class Functions(Construct):
         self.layer = lambda_.LayerVersion(
             self,
             "Dependencies",
-            code=lambda_.Code.from_asset(str(build_layer(config.architecture))),
+            code=lambda_.Code.from_asset(str(build_layer(config.architecture, botocore_services=tuple(CLIENT_LIMITS)))),
             compatible_runtimes=[lambda_.Runtime.PYTHON_3_13],
             compatible_architectures=[self.architecture],
-            description="Powertools, pydantic-core, PyJWT (pinned in requirements/runtime.txt)",
+            description="Powertools, pydantic-core, PyJWT (pinned in requirements/runtime.txt); botocore's "
+                        "endpoints data cut to the services used",
         )
         self.code = lambda_.Code.from_asset(str(build_code()))
         self._made: list[tuple[lambda_.Function, iam.Role]] = []
@@ -110,6 +116,8 @@ class Functions(Construct):
                 "LOG_LEVEL": "INFO",
                 **({"POWERTOOLS_LOGGER_SAMPLE_RATE": f"{config.event_log_sample_rate:g}"}
                    if config.event_log_sample_rate else {}),
+                # botocore reads its endpoints data from here first: the layer's trimmed copy (bundling.py).
+                "AWS_DATA_PATH": BOTOCORE_DATA_PATH,
                 **(environment or {}),
             },
         )

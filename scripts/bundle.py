@@ -2,17 +2,20 @@
 
 Used by the bundle test and the cold-start benchmark: both import a handler from exactly what
 ships, with only boto3 (which the runtime provides) beside it, under `python3.13 -I`. Every function
-has the shared layer; the reconciler (with `canvas_instances`) has its own second layer too.
+has the shared layer; the reconciler (with `canvas_instances`) has its own second layer too. Each runs
+with the environment the template gives its function (`Bundle.environment`), its paths in Lambda's /opt
+and /var/task mapped to the folders here.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import boto3
 
@@ -44,6 +47,29 @@ class Bundle:
     handler: str  # module.function
     code: Path
     layers: tuple[Path, ...]  # each layer's python/ folder, in the function's order (the shared one first)
+    variables: tuple[tuple[str, str], ...] = ()  # the template's environment: its plain values
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """LAMBDA_ENV with the function's own variables over it (values CloudFormation fills in at deploy,
+        a Ref or a GetAtt, keep LAMBDA_ENV's placeholders), and AWS_DATA_PATH as a folder here."""
+        env = {**LAMBDA_ENV, **dict(self.variables)}
+        if "AWS_DATA_PATH" in env:
+            env["AWS_DATA_PATH"] = os.pathsep.join(str(self.local(p)) for p in env["AWS_DATA_PATH"].split(os.pathsep))
+        return env
+
+    def local(self, deployed: str) -> Path:
+        """The folder here of a path in Lambda: /var/task is the code, /opt what the layers unpack there
+        (the last layer holding it wins, as in Lambda)."""
+        path = PurePosixPath(deployed)
+        if path.is_relative_to("/var/task"):
+            return self.code / path.relative_to("/var/task")
+        if path.is_relative_to("/opt"):
+            rest = path.relative_to("/opt")
+            for layer in reversed(self.layers):
+                if (layer.parent / rest).exists():
+                    return layer.parent / rest
+        raise ValueError(f"{self.handler}: {deployed} is in none of its folders")
 
     @property
     def module(self) -> str:
@@ -74,8 +100,10 @@ def bundles(assembly: Path) -> list[Bundle]:
         props = r["Properties"]
         if r["Type"] != "AWS::Lambda::Function" or not str(props.get("Handler", "")).startswith("handlers."):
             continue
+        variables = props.get("Environment", {}).get("Variables", {})
         out.append(Bundle(name, props["Handler"], folder(props["Code"]["S3Key"]),
-                          tuple(layers[ref["Ref"]] / "python" for ref in props["Layers"])))
+                          tuple(layers[ref["Ref"]] / "python" for ref in props["Layers"]),
+                          tuple((k, v) for k, v in sorted(variables.items()) if isinstance(v, str))))
     return sorted(out, key=lambda b: b.handler)
 
 
@@ -106,9 +134,11 @@ def runtime_dir() -> Path:
     return out
 
 
-def run_isolated(python: str, paths: list[Path], code: str, timeout: int = 60) -> subprocess.CompletedProcess[str]:
-    """Run `code` under `python -I` with sys.path limited to `paths` (plus the stdlib)."""
+def run_isolated(python: str, paths: list[Path], code: str, timeout: int = 60,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `code` under `python -I` with sys.path limited to `paths` (plus the stdlib), in `env`
+    (LAMBDA_ENV unless given: a bundle's `environment`)."""
     prelude = f"import sys; sys.path[:0] = {[str(p) for p in paths]!r}\n"
     # -S as well: not even the interpreter's own site-packages may help.
     return subprocess.run([python, "-I", "-S", "-c", prelude + code], capture_output=True, text=True, timeout=timeout,
-                          env=LAMBDA_ENV, cwd="/")
+                          env=LAMBDA_ENV if env is None else env, cwd="/")

@@ -60,8 +60,10 @@ def batch_store(require_host: bool = False) -> Any:
 def sis_batch_ingest() -> "SisBatchIngest":
     """The core every ingress shares, with the allowed root accounts (fail closed: required)."""
     from .core.admission import Admission
+    from .core.events import validator
     from .usecases.ingest import SisBatchIngest
 
+    validator()  # every event is validated: built now, in Lambda's init phase, not in the first request
     root_accounts = os.environ.get("SIS_ROOT_ACCOUNTS", "").strip()
     if not root_accounts:
         raise ConfigError(

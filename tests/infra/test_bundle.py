@@ -5,7 +5,6 @@ second layer (canvasapi and its dependencies) no other function gets."""
 
 from __future__ import annotations
 
-import json
 import marshal
 import sys
 from importlib.metadata import distribution, distributions
@@ -17,24 +16,18 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from infra.bundling import PROVIDED_BY_RUNTIME, find_python313
-from scripts.bundle import LAMBDA_ENV, bundles, run_isolated, runtime_dir
+from scripts.bundle import bundles, run_isolated, runtime_dir
 
 NOTIFIER = "handlers.notifier.handler"
 RECONCILER = "handlers.reconciler.handler"
+INGEST = "handlers.ingest.handler"
+CHAT = "handlers.chat_webhook.handler"
 PYTHON = find_python313()
 needs_313 = pytest.mark.skipif(PYTHON is None, reason="python3.13 (the Lambda runtime's version) is not installed")
 # What the Lambda Python 3.13 runtime is, for evaluating requirement markers.
 LAMBDA_MARKERS = {**default_environment(), "python_version": "3.13", "python_full_version": "3.13.0",
                   "sys_platform": "linux", "platform_system": "Linux", "implementation_name": "cpython",
                   "platform_python_implementation": "CPython", "platform_machine": "x86_64", "extra": ""}
-
-
-def stack_environment(assembly, logical_id):
-    """The function's environment as the template sets it; values CloudFormation fills in at deploy
-    (a Ref, a GetAtt) keep the placeholders of scripts.bundle.LAMBDA_ENV."""
-    (template,) = assembly.glob("*.template.json")
-    variables = json.loads(template.read_text())["Resources"][logical_id]["Properties"]["Environment"]["Variables"]
-    return {k: v for k, v in variables.items() if isinstance(v, str)}
 
 
 def every_bundle(assembly, variant_assembly):
@@ -45,24 +38,81 @@ def every_bundle(assembly, variant_assembly):
     return [(assembly, b) for b in default] + [(variant_assembly, reconciler)]
 
 
+# Where the clients built at import read botocore's endpoints data from (None: no client built yet).
+ENDPOINTS_SOURCE = ("import boto3; s = boto3.DEFAULT_SESSION; "
+                    "print(s and s._session.get_component('data_loader').load_data_with_path('endpoints')[1])")
+
+
 @needs_313
-def test_every_handler_imports_from_its_bundle(assembly, variant_assembly, monkeypatch):
-    """The reconciler too, with both its layers (until functions/handlers/reconciler.py exists, this fails)."""
+def test_every_handler_imports_from_its_bundle(assembly, variant_assembly):
+    """The reconciler too, with both its layers (until functions/handlers/reconciler.py exists, this fails),
+    each with what the stack sets (SIS_ROOT_ACCOUNTS, SIS_AUTH, AWS_DATA_PATH, …): the clients built at
+    import read the layer's trimmed botocore data, not botocore's own."""
     runtime = runtime_dir()
     for where, bundle in every_bundle(assembly, variant_assembly):
         for layer in bundle.layers:
             assert not (layer / "boto3").exists()  # the runtime provides it
         assert not (bundle.code / "tests").exists()
         module, function = bundle.handler.rsplit(".", 1)
-        with monkeypatch.context() as patch:  # with what the stack sets (SIS_ROOT_ACCOUNTS, SIS_AUTH, …)
-            for key, value in stack_environment(where, bundle.name).items():
-                patch.setitem(LAMBDA_ENV, key, value)
-            result = run_isolated(
-                PYTHON, [*bundle.paths, runtime],
-                f"import {module} as m; import sys; print(callable(m.{function}), sys.version_info[:2])",
-            )
+        result = run_isolated(
+            PYTHON, [*bundle.paths, runtime],
+            f"import {module} as m; import sys; print(callable(m.{function}), sys.version_info[:2])\n"
+            + ENDPOINTS_SOURCE,
+            env=bundle.environment,
+        )
         assert result.returncode == 0, f"{bundle.handler}: {result.stderr[-3000:]}"
-        assert result.stdout.split("\n")[-2] == "True (3, 13)", bundle.handler
+        imported, source = result.stdout.split("\n")[-3:-1]
+        assert imported == "True (3, 13)", bundle.handler
+        if bundle.handler != CHAT:  # the chat function makes its client on its first alert
+            assert source == str(bundle.layers[0].parent / "botocore-data" / "endpoints"), bundle.handler
+
+
+@needs_313
+def test_the_ingest_function_verifies_rs256_without_loading_x509(assembly):
+    """PyJWT imports cryptography.x509 (certificate keys) as it loads; adapters/auth.py puts it in place
+    unloaded. Canvas's RS256 tokens verify, and are refused when they should be, without it; anything
+    that does use it still finds the real module."""
+    (bundle,) = [b for b in bundles(assembly) if b.handler == INGEST]
+    code = """
+import json, sys, time
+import handlers.ingest
+from sis_imports.adapters.auth import JwtAuthenticator, Unauthorized
+import jwt
+from jwt.algorithms import RSAAlgorithm
+from cryptography.hazmat.primitives.asymmetric import rsa
+private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+key = jwt.PyJWK({**json.loads(RSAAlgorithm.to_jwk(private.public_key())), "kid": "k1", "alg": "RS256"})
+class Keys:
+    def get(self, kid):
+        return key
+class Request:
+    def __init__(self, token):
+        self.body, self.query = token.encode(), {}
+auth = JwtAuthenticator(Keys(), ["canvas"])
+now = int(time.time())
+def sign(claims, signer=private):
+    return jwt.encode(claims, signer, algorithm="RS256", headers={"kid": "k1"})
+print(auth.authenticate(Request(sign({"iss": "canvas", "iat": now, "exp": now + 60, "event": 1})))["event"])
+for claims, signer in (({"iss": "canvas", "exp": now - 60}, private), ({"iss": "canvas", "nbf": now + 120}, private),
+                       ({"iss": "other"}, private), ({"iss": "canvas"}, other)):
+    try:
+        auth.authenticate(Request(sign(claims, signer)))
+        print("accepted")
+    except Unauthorized as exc:
+        print(exc)
+print("cryptography.x509.base" in sys.modules)
+from cryptography import x509
+print(callable(x509.load_pem_x509_certificate), "cryptography.x509.base" in sys.modules)
+"""
+    result = run_isolated(PYTHON, [*bundle.paths, runtime_dir()], code, env=bundle.environment)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines() == [
+        "1", "the JWT has expired", "the JWT is not valid yet (nbf)", "the JWT issuer is not allowed",
+        "the JWT signature does not verify",
+        "False",  # verified, refused, and x509 never loaded
+        "True True",  # loads on its first use
+    ]
 
 
 def test_canvasapi_ships_in_the_reconcilers_own_layer_and_nowhere_else(assembly, variant_assembly):

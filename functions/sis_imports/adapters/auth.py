@@ -8,17 +8,42 @@ raises `AuthUnavailable`, so that the sender retries.
 from __future__ import annotations
 
 import hmac
+import importlib.util
 import json
+import sys
 import threading
 import time
 from typing import Any, Callable, Protocol
 
-import jwt
-from jwt import PyJWK, PyJWKClient
-from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError, PyJWTError
 
-from . import http
-from ..core.events import NotJson, decode_json
+def _load_x509_on_first_use() -> None:
+    """PyJWT imports cryptography.x509 as it loads (about 0.12 of the cold-start baseline), for keys given
+    as certificates; keys from a JWKS never are. The module is put in place unloaded (importlib's
+    LazyLoader) and loads on its first attribute, should anything use it: PyJWT itself is unchanged."""
+    if "cryptography.x509" in sys.modules:
+        return
+    import cryptography
+
+    spec = importlib.util.find_spec("cryptography.x509")
+    if spec is None or spec.loader is None:
+        return
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    # `from cryptography import x509` then takes this attribute without asking the import system,
+    # which would load the module (it reads the module's __spec__).
+    cryptography.x509 = module  # type: ignore[attr-defined]
+    spec.loader.exec_module(module)
+
+
+_load_x509_on_first_use()
+
+import jwt  # noqa: E402
+from jwt import PyJWK, PyJWKClient  # noqa: E402
+from jwt.exceptions import PyJWKClientConnectionError, PyJWKClientError, PyJWTError  # noqa: E402
+
+from . import http  # noqa: E402
+from ..core.events import NotJson, decode_json  # noqa: E402
 
 __all__ = ["AuthUnavailable", "JwksKeySource", "JwtAuthenticator", "NoAuthenticator", "NotJson", "TokenAuthenticator",
            "Unauthorized"]

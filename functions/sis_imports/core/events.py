@@ -15,10 +15,12 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from pydantic_core import SchemaValidator, ValidationError
-from pydantic_core import core_schema as cs
+if TYPE_CHECKING:
+    from pydantic_core import SchemaValidator
+    from pydantic_core import core_schema as cs
 
 from .states import WorkflowState
 from .table import ID_PATTERN
@@ -65,46 +67,51 @@ def _hostname(value: str) -> str:
     return value
 
 
-def _id() -> cs.CoreSchema:
-    return cs.no_info_before_validator_function(_id_to_str, cs.str_schema(pattern=ID_PATTERN))
+@cache
+def validator() -> SchemaValidator:
+    """The event validator, built on first call: the reconciler loads this module for its dataclasses and
+    never validates an event (pydantic-core's import and this build cost it about 0.1 of the cold-start
+    baseline); the functions that do call it at init (wiring.sis_batch_ingest)."""
+    from pydantic_core import SchemaValidator
+    from pydantic_core import core_schema as cs
 
+    def _id() -> cs.CoreSchema:
+        return cs.no_info_before_validator_function(_id_to_str, cs.str_schema(pattern=ID_PATTERN))
 
-def _optional(schema: cs.CoreSchema) -> cs.TypedDictField:
-    return cs.typed_dict_field(cs.nullable_schema(schema), required=False)
+    def _optional(schema: cs.CoreSchema) -> cs.TypedDictField:
+        return cs.typed_dict_field(cs.nullable_schema(schema), required=False)
 
+    def _required(schema: cs.CoreSchema) -> cs.TypedDictField:
+        return cs.typed_dict_field(schema, required=True)
 
-def _required(schema: cs.CoreSchema) -> cs.TypedDictField:
-    return cs.typed_dict_field(schema, required=True)
-
-
-_METADATA = cs.typed_dict_schema(
-    {
-        "event_name": _required(cs.literal_schema(sorted(SIS_EVENT_NAMES))),
-        "event_time": _required(cs.no_info_after_validator_function(_event_time, cs.str_schema())),
-        "root_account_uuid": _required(_id()),
-        "root_account_id": _optional(_id()),
-        "hostname": _optional(cs.no_info_after_validator_function(_hostname, cs.str_schema(max_length=8192))),
-        "user_id": _optional(cs.no_info_before_validator_function(_id_to_str, cs.str_schema(max_length=128))),
-        "user_login": _optional(cs.str_schema(max_length=8192)),
-        # Stored only redacted and cut to 2,048 characters (redact.py): a long one is no reason to refuse.
-        "url": _optional(cs.str_schema()),
-        "referrer": _optional(cs.str_schema()),
-        # Only what the core uses is declared. client_ip, user_agent, session_id and the rest are
-        # ignored on purpose: never stored.
-    },
-    extra_behavior="ignore",
-)
-_BODY = cs.typed_dict_schema(
-    {
-        "sis_batch_id": _required(_id()),
-        "account_id": _required(_id()),
-        "workflow_state": _required(cs.enum_schema(WorkflowState, list(WorkflowState), sub_type="str")),
-    },
-    extra_behavior="ignore",
-)
-_VALIDATOR = SchemaValidator(
-    cs.typed_dict_schema({"metadata": _required(_METADATA), "body": _required(_BODY)}, extra_behavior="ignore")
-)
+    _METADATA = cs.typed_dict_schema(
+        {
+            "event_name": _required(cs.literal_schema(sorted(SIS_EVENT_NAMES))),
+            "event_time": _required(cs.no_info_after_validator_function(_event_time, cs.str_schema())),
+            "root_account_uuid": _required(_id()),
+            "root_account_id": _optional(_id()),
+            "hostname": _optional(cs.no_info_after_validator_function(_hostname, cs.str_schema(max_length=8192))),
+            "user_id": _optional(cs.no_info_before_validator_function(_id_to_str, cs.str_schema(max_length=128))),
+            "user_login": _optional(cs.str_schema(max_length=8192)),
+            # Stored only redacted and cut to 2,048 characters (redact.py): a long one is no reason to refuse.
+            "url": _optional(cs.str_schema()),
+            "referrer": _optional(cs.str_schema()),
+            # Only what the core uses is declared. client_ip, user_agent, session_id and the rest are
+            # ignored on purpose: never stored.
+        },
+        extra_behavior="ignore",
+    )
+    _BODY = cs.typed_dict_schema(
+        {
+            "sis_batch_id": _required(_id()),
+            "account_id": _required(_id()),
+            "workflow_state": _required(cs.enum_schema(WorkflowState, list(WorkflowState), sub_type="str")),
+        },
+        extra_behavior="ignore",
+    )
+    return SchemaValidator(
+        cs.typed_dict_schema({"metadata": _required(_METADATA), "body": _required(_BODY)}, extra_behavior="ignore")
+    )
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,7 @@ class SisBatchEvent:
     @classmethod
     def validate(cls, raw: Any) -> SisBatchEvent:
         """Raises pydantic-core's ValidationError, with each error's `loc` naming the field."""
-        valid = _VALIDATOR.validate_python(raw)
+        valid = validator().validate_python(raw)
         return cls(Metadata(**valid["metadata"]), SisBatchBody(**valid["body"]))
 
     @property
@@ -244,6 +251,8 @@ def parse_event(raw: Any) -> SisBatchEvent | IgnoredEvent:
         raise InvalidEvent([FieldError(field="metadata.event_name", message="is required and must be a string")])
     if event_name not in SIS_EVENT_NAMES:
         return IgnoredEvent(event_name=event_name[:64])
+    from pydantic_core import ValidationError
+
     try:
         return SisBatchEvent.validate(raw)
     except ValidationError as exc:
