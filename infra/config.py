@@ -306,7 +306,7 @@ def load_config(get: Callable[[str], Any], keys: Iterable[str] = ()) -> StackCon
 
 
 def _expected_every(value: Any) -> str:
-    from sis_imports.core.rhythm import parse_expected
+    from sis_imports.core.expected_every import parse_expected
 
     raw = str(value or "").strip()
     try:

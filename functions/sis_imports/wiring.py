@@ -101,7 +101,7 @@ def reconciler() -> "Reconciler":
 
 def school_history(store: Any) -> Any:
     """The school's baselines and rhythm (issue 17): MISSING_IMPORTS, EXPECTED_IMPORT_EVERY, ANOMALY_MIN_HISTORY."""
-    from .core.rhythm import parse_expected
+    from .core.expected_every import parse_expected
     from .usecases.school_history import HistoryOptions, SchoolHistory
 
     try:

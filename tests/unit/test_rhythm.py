@@ -9,6 +9,7 @@ property's oracle is that promise on drawn schedules, checked by passes at drawn
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -95,3 +96,13 @@ def test_a_silence_is_alerted_once_and_its_end_once_and_nothing_else(drawn):
     _, owed = passes(Rhythm("u"), creations, moments)
     expected = ["missing", "resumed"] if silent and rounds - 1 >= MIN_HISTORY else []
     assert owed == expected
+
+
+def test_expected_import_every_is_read_or_refused_by_name():
+    from sis_imports.core.expected_every import parse_expected
+
+    assert parse_expected("") == {}
+    assert parse_expected("abc=90m, def=6h,ghi=1d,jkl=off") == {"abc": 5400, "def": 21600, "ghi": 86400, "jkl": 0}
+    for bad in ("abc", "abc=6", "abc=h", "=6h", "abc=6w", "abc=-1h"):
+        with pytest.raises(ValueError, match="expected_import_every: .* is not <root_account_uuid>="):
+            parse_expected(bad)

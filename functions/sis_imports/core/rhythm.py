@@ -18,16 +18,17 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from statistics import median
 from typing import Any, Iterable, Mapping
 
 from .alerts import Alert, _printable
+from .unusual import median
 
 ROUND_SECONDS = 15 * 60
 KEEP = 41  # rounds kept: 40 intervals
 MIN_HISTORY = 10
 GRACE_FRACTION = 0.25
 GRACE_MIN_SECONDS = 30 * 60
+
 
 
 @dataclass(frozen=True)
@@ -214,19 +215,3 @@ def rhythm_from_item(root_account_uuid: str, item: Mapping[str, Any] | None) -> 
     return Rhythm(root_account_uuid, created, plain(item.get("gap")), plain(item.get("resumed")),
                   item.get("hostname"), int(item.get("version") or 0))
 
-
-_UNITS = {"m": 60, "h": 3600, "d": 86400}
-
-
-def parse_expected(raw: str) -> dict[str, int]:
-    """`expected_import_every`: "<root_account_uuid>=<n>m|h|d" or "=off", comma-separated. 0 means off."""
-    expected: dict[str, int] = {}
-    for part in (p.strip() for p in raw.split(",")):
-        if not part:
-            continue
-        uuid, _, every = part.partition("=")
-        every = every.strip().lower()
-        if not uuid.strip() or not (every == "off" or (every[:-1].isdigit() and every[-1:] in _UNITS)):
-            raise ValueError(f"expected_import_every: {part!r} is not <root_account_uuid>=<n>m, <n>h, <n>d or off")
-        expected[uuid.strip()] = 0 if every == "off" else int(every[:-1]) * _UNITS[every[-1]]
-    return expected

@@ -33,7 +33,6 @@ from ..adapters.publisher import CHAT, TOPIC, ChatPublishFailed
 from ..core import delivery
 from ..core.alerts import Alert, end_alert, owed, stuck_alert_for
 from ..core.batch import Batch
-from ..core.rhythm import missing_alert, missing_owed, resumed_alert, resumed_owed, rhythm_from_item
 
 # Worst cases, in seconds, with every call at its client's limits (adapters/aws.py). The why of an
 # end: the Canvas token's secret, then one read of Canvas (3 s deadline, adapters/alert_details.py) and, when
@@ -138,6 +137,8 @@ class Notifier:
 
     def _rhythm(self, record: DynamoDBRecord, key: tuple[str, str]) -> str:
         """A root account's rhythm item changed: a missing-import gap was found, or one ended (core/rhythm.py)."""
+        from ..core.rhythm import missing_alert, missing_owed, resumed_alert, resumed_owed, rhythm_from_item
+
         stream = record.dynamodb
         try:
             old = rhythm_from_item(key[0], stream.old_image) if stream and stream.old_image else None

@@ -12,12 +12,13 @@ not reported on the first pass, the next pass reports it).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-from ..core.reconcile import CanvasImport
-from ..core.rhythm import MIN_HISTORY, Rhythm, step
 from ..core.states import WorkflowState
-from ..core.unusual import End, figures_of, shape_of
+
+if TYPE_CHECKING:  # loaded by the first pass, not at the reconciler's cold start (its budget, README "Cold start")
+    from ..core.reconcile import CanvasImport
+    from ..core.rhythm import Rhythm
 
 SEED_DAYS = 35
 SEED_IMPORTS = 100
@@ -28,7 +29,7 @@ SUCCESS_ENDS = frozenset({WorkflowState.IMPORTED, WorkflowState.IMPORTED_WITH_ME
 class HistoryOptions:
     missing_imports: bool = True
     expected_every: dict[str, int] = field(default_factory=dict)  # per root account; 0: no missing alerts
-    min_history: int = MIN_HISTORY
+    min_history: int = 10  # core/rhythm.py MIN_HISTORY, core/unusual.py MIN_HISTORY
 
 
 class SchoolHistory:
@@ -42,6 +43,9 @@ class SchoolHistory:
     def record(self, root_account_uuid: str, hostname: str | None, listed: Iterable[tuple[CanvasImport, dict[str, Any]]],
                rhythm: Rhythm | None, now: float, previous: dict[str, WorkflowState] | None = None) -> dict[str, int]:
         """Returns what was written: ends added to baselines, rhythm writes, gaps found."""
+        from ..core.rhythm import Rhythm, step
+        from ..core.unusual import End, figures_of, shape_of
+
         ends: dict[str, list[End]] = {}
         creations = []
         for answer, raw in listed:

@@ -7,11 +7,13 @@ with them, the query route cannot ask for them, and no index holds them."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ...core.rhythm import Rhythm, rhythm_from_item, rhythm_item
-from ...core.unusual import Baseline, baseline_from_item, baseline_item
 from .items import Table, _stored_item, from_attributes, to_attributes
+
+if TYPE_CHECKING:  # loaded on first use: every function has the store, only the reconciler and notifier this
+    from ...core.rhythm import Rhythm
+    from ...core.unusual import Baseline
 
 BASELINE_PREFIX = "#baseline#"
 RHYTHM_ID = "#rhythm"
@@ -50,18 +52,26 @@ class History(Table):
             return False
 
     def baseline(self, root_account_uuid: str, shape: str) -> Baseline:
+        from ...core.unusual import baseline_from_item
+
         return baseline_from_item(root_account_uuid, shape, self._read(root_account_uuid, BASELINE_PREFIX + shape))
 
     def save_baseline(self, baseline: Baseline) -> bool:
+        from ...core.unusual import baseline_item
+
         return self._write(baseline.root_account_uuid, BASELINE_PREFIX + baseline.shape, baseline_item(baseline),
                            baseline.version)
 
     def rhythm(self, root_account_uuid: str) -> Rhythm | None:
         """None when the root account has none yet (its first pass seeds it from a longer listing)."""
+        from ...core.rhythm import rhythm_from_item
+
         item = self._read(root_account_uuid, RHYTHM_ID)
         return rhythm_from_item(root_account_uuid, item) if item else None
 
     def save_rhythm(self, rhythm: Rhythm) -> bool:
+        from ...core.rhythm import rhythm_item
+
         return self._write(rhythm.root_account_uuid, RHYTHM_ID, rhythm_item(rhythm), rhythm.version)
 
     def mark_unusual(self, root_account_uuid: str, sis_batch_id: str, figures: list[str]) -> None:
