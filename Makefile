@@ -87,7 +87,7 @@ alerts: $(STAMP)      ## the local run's recent alerts, as an email shows them; 
 	@$(PY) -m local.alerts $(ARGS)
 
 bench: $(CDK_STAMP)   ## cold-start figures of each handler's bundle (ARGS go to that script), then a reconcile pass's cost
-	$(CDK) synth --quiet -c root_account_uuids=bench-placeholder -c canvas_instances=https://canvas.example.edu
+	$(CDK) synth --quiet -c root_account_uuids=bench-placeholder -c canvas_instances=https://canvas.example.edu -c canvas_sqs=true
 	$(PY) -m scripts.bench_cold_start $(ARGS)
 	$(PY) -m scripts.bench_reconcile
 	$(PY) -m scripts.bench_alert_size
