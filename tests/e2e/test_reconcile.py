@@ -72,7 +72,7 @@ def test_make_simulate_alerts_what_live_events_cannot_tell(sim_run):
     assert set(ids) == {"normal", "failure", "silent abort", "stuck", "lost events", "long import", "queued"}, (
         out.stdout)
     assert "expect: alerted within one pass as aborted, outcome failure, detected_by sis_import_api" in out.stdout
-    assert out.stdout.count(": as expected") == 7, out.stdout
+    assert out.stdout.count(": as expected") == 8, out.stdout  # the seven scenarios, then the school
     assert "queued behind a running import (not stuck): 3" in out.stdout
 
     # What the notifications file shows, read here rather than taken from make simulate's word.
