@@ -119,6 +119,7 @@ def baseline_per_end(meter: Meter, store: Any) -> list[str]:
 
     for raw in raws[:30]:  # 30 ends kept: the item at its full size
         record(raw)
+    rhythm_size = item_size([i for i in meter.items if i["sis_batch_id"]["S"] == "#rhythm"][-1])
     history._store = _OnlyBaseline(store)  # the rhythm's read and write are the pass's (measured below)
     meter.clear()
     record(raws[30])
@@ -128,7 +129,7 @@ def baseline_per_end(meter: Meter, store: Any) -> list[str]:
     size = item_size([i for i in meter.items if i["sis_batch_id"]["S"].startswith("#baseline#")][-1])
     lines = [f"  reconciler, a new successful end: {calls}, {meter.sent} bytes sent, {meter.received} received; "
              f"the baseline item with 30 ends: {size} bytes ({math.ceil(size / 4096)} RCU strongly consistent, "
-             f"{math.ceil(size / 1024)} WCU)"]
+             f"{math.ceil(size / 1024)} WCU); the rhythm item (30 creations): {rhythm_size} bytes"]
 
     unusual = UnusualEnds(store, sensitivity=5, min_history=10)
     batch = _Batch(uuid, str(ids[30]))
