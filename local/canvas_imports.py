@@ -228,6 +228,10 @@ class ImportLives:
         self.advance(sis_id, "imported", at=ended, counts=counts)
         return sis_id
 
+    def last_created(self) -> datetime | None:
+        with self._lock:
+            return max((i.created_at for i in self.imports.values()), default=None)
+
     def history(self, imports: int = 24, *, last_at: datetime, every: timedelta = timedelta(hours=1)) -> list[int]:
         """`imports` of the school's imports, `every` apart (a minute or two of jitter) up to `last_at`,
         ended long before anyone listened: no Live Event, as a new deployment finds a school. A few

@@ -221,7 +221,7 @@ def serve(gateway: LocalGateway, port: int, auth: str, root_accounts: list[str] 
         gateway.controls = {RECONCILE_CONTROL: reconciler.control, OUTAGE_CONTROL: outage.control}
         if school_simulator is not None:
             gateway.controls[school.SCHOOL_CONTROL] = school.School(school_simulator, reconciler,
-                                                                    handlers.reconciler.app()).control
+                                                                    handlers.reconciler.app(), stop).control
         gateway.control_key = control_key
         workers += [
             StreamPoller(stop, aws.stream_arn, handlers.notifier.handler, failures_url=aws.notifier_failures_url),

@@ -12,6 +12,8 @@ with its Live Events timed then. The notifier knows the school from the start (C
 reads each end's figures from it.
 
 Once per run: the school's history is the table's (moto's memory); a second `make simulate` says so.
+Once its story has come to the import that resumed the rhythm, the school goes on importing hourly for
+as long as the run lasts (each end alerted as routine), as a school does: no gap is claimed again.
 """
 
 from __future__ import annotations
@@ -47,8 +49,10 @@ def instance_url(simulator: Any) -> str:
 class School:
     """The school's simulator and its reconciler instance, held back until `make simulate` opens it."""
 
-    def __init__(self, simulator: Any, reconciler: Any, app: Any):
+    def __init__(self, simulator: Any, reconciler: Any, app: Any, stop: threading.Event | None = None):
         self.simulator, self.reconciler = simulator, reconciler
+        self._stop = stop or threading.Event()
+        self.check_seconds = 60.0
         url = instance_url(simulator)
         # Built with the others from CANVAS_INSTANCES; the passes leave it out until the story starts.
         self.instance = next(i for i in app.instances if i.url == url)
@@ -72,7 +76,18 @@ class School:
             self._opened = {"root_account_uuid": self.simulator.root_account_uuid, "hostname": SCHOOL_HOST,
                             "history": [str(i) for i in history], "unusual": str(unusual),
                             "first_pass": mine[0] if mine else None, "opened_at": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            threading.Thread(target=self._hourly, args=(now,), name="school", daemon=True).start()
             return 200, self._opened
+
+    def _hourly(self, opened: datetime) -> None:
+        """An import an hour after the last, once the story's resuming import has come (made after `opened`)."""
+        while not self._stop.wait(self.check_seconds):
+            now, last = datetime.now(timezone.utc), self.simulator.last_created()
+            if last is not None and opened < last <= now - timedelta(hours=1):
+                try:
+                    self.simulator.school_import(now)
+                except ValueError:
+                    pass  # one of its imports still runs (driven by hand): the next check tries again
 
     def control(self, body: bytes) -> tuple[int, Any]:
         return self.open()
