@@ -91,6 +91,7 @@ bench: $(CDK_STAMP)   ## cold-start figures of each handler's bundle (ARGS go to
 	$(PY) -m scripts.bench_cold_start $(ARGS)
 	$(PY) -m scripts.bench_reconcile
 	$(PY) -m scripts.bench_alert_size
+	$(PY) -m scripts.bench_unusual
 
 clean:
 	rm -rf $(VENV) cdk.out .build .local .pytest_cache .hypothesis node_modules

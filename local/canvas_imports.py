@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 NOT_STARTED = ("initializing", "created")
@@ -71,6 +71,7 @@ class SimImport:
     errors_attachment: dict[str, Any] | None = None
     request_id: str = ""
     lose: set[str] = field(default_factory=set)
+    unheard: bool = False  # from before anyone listened (history): its events reach no one and count as none
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -96,7 +97,7 @@ class ImportLives:
     # -- driving imports ----------------------------------------------------------------------
 
     def create_import(self, *, strand: bool = False, lose: Iterable[str] = (), at: datetime | None = None,
-                      import_type: str = "instructure_csv", **options: Any) -> int:
+                      import_type: str = "instructure_csv", unheard: bool = False, **options: Any) -> int:
         """A new import, announced (sis_batch_created), then `created` in the same request and
         millisecond, unless `strand` leaves it in initializing for good. `options`: batch_mode,
         batch_mode_term_id, change_threshold, diffing_data_set_identifier, skip_deletes, ..."""
@@ -109,7 +110,7 @@ class ImportLives:
                 "diffing_data_set_identifier": None, "diffing_remaster": False, "diffed_against_import_id": None,
                 "diffing_drop_status": None, "skip_deletes": False, "change_threshold": None,
                 "diff_row_count_threshold": None, **options}, updated_at=at, data={"import_type": import_type},
-                request_id=self._hex(8, 4, 4, 4, 12), lose=set(lose))
+                request_id=self._hex(8, 4, 4, 4, 12), lose=set(lose), unheard=unheard)
             self.imports[sis.id] = sis
         self._announce(sis, "initializing", at)
         if not strand:
@@ -208,6 +209,41 @@ class ImportLives:
         if finish:
             self.advance(sis_id, "partially_restored" if partial else "restored")
 
+    # -- a school on an hourly rhythm (issue 17's story) ----------------------------------------
+
+    def school_import(self, at: datetime, *, deleted: int = 0, unheard: bool = False) -> int:
+        """One of the school's hourly imports, as its SIS uploads it: batch mode for the term, terms,
+        courses, sections, users and enrollments (about 340, a little variance), created at `at`, run at
+        once (a minute's wait, 2-4 minutes' work, cleanup_batch) to `imported`, deleting `deleted`
+        enrollments. Its Live Events are timed then; `unheard`: none at all (history)."""
+        sis_id = self.create_import(at=at, unheard=unheard, batch_mode=True, batch_mode_term_id="1")
+        started = at + timedelta(seconds=self._rng.randint(30, 90))
+        ended = started + timedelta(seconds=self._rng.randint(120, 240))
+        self.advance(sis_id, "importing", at=started)
+        self.advance(sis_id, "cleanup_batch", at=ended - timedelta(seconds=10))
+        enrollments = self._rng.randint(325, 355)
+        counts = {"terms": 1, "courses": 12, "sections": 14, "users": enrollments // 2, "enrollments": enrollments}
+        if deleted:
+            counts["batch_enrollments_deleted"] = deleted  # Canvas leaves a zero out
+        self.advance(sis_id, "imported", at=ended, counts=counts)
+        return sis_id
+
+    def last_created(self) -> datetime | None:
+        with self._lock:
+            return max((i.created_at for i in self.imports.values()), default=None)
+
+    def history(self, imports: int = 24, *, last_at: datetime, every: timedelta = timedelta(hours=1)) -> list[int]:
+        """`imports` of the school's imports, `every` apart (a minute or two of jitter) up to `last_at`,
+        ended long before anyone listened: no Live Event, as a new deployment finds a school. A few
+        delete a handful of enrollments (students who left), most none."""
+        ids = []
+        for n in range(imports):
+            at = last_at - every * (imports - 1 - n) + timedelta(seconds=self._rng.randint(-90, 90) if n < imports - 1
+                                                                   else 0)
+            deleted = self._rng.choice((0, 0, 0, 0, 1, 2, 3, 5))
+            ids.append(self.school_import(at, deleted=deleted, unheard=True))
+        return ids
+
     def lose(self, sis_id: int, *states: str) -> None:
         """The events of `states` for this import will be dropped inside Canvas, never delivered."""
         with self._lock:
@@ -258,6 +294,8 @@ class ImportLives:
                 "created_at": api_time(at), "updated_at": api_time(at), "locked": False, "hidden": False}
 
     def _announce(self, sis: SimImport, state: str, at: datetime, *, lose: bool = False) -> None:
+        if sis.unheard:
+            return
         name = "sis_batch_created" if state == "initializing" else "sis_batch_updated"
         metadata: dict[str, Any] = {
             "root_account_uuid": self.root_account_uuid, "root_account_id": self.root_account_id,

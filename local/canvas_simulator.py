@@ -38,6 +38,9 @@ With a `control_key`, the same driving is open over HTTP (`make simulate` uses i
   POST /_simulator/imports/:id/lose          {"states": [...]}
   POST /_simulator/abort_all_pending         {"at"}
   POST /_simulator/throttle                  {"count"}: the next `count` API requests answer 403
+  POST /_simulator/history                   {"imports", "at", "every_minutes"}: the school's past hourly
+                                             imports, ended, no Live Event (a new deployment finds them)
+  POST /_simulator/school_import             {"at", "deleted"}: one of the school's imports, run to imported
 `at` is an ISO-8601 time (backdating an import, say). `on_event` is called with the simulator's
 lock held: it must not block (the local run queues the event for a delivery thread).
 """
@@ -51,7 +54,7 @@ import string
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -289,6 +292,20 @@ class CanvasSimulator(ImportLives):
             return 200, self.status()
         if route == ("POST", "abort_all_pending", 1):
             return 200, {"aborted": self.abort_all_pending(at=at())}
+        if route == ("POST", "history", 1):
+            last_at = at()
+            if last_at is None:
+                raise ValueError("`at` (the last import's creation time) is required")
+            every, imports = float(args.get("every_minutes") or 60), int(args.get("imports", 24))
+            if not 0 < every <= 7 * 24 * 60:
+                raise ValueError("`every_minutes` must be above 0 and at most a week")
+            if not 1 <= imports <= 200:
+                raise ValueError("`imports` must be 1 to 200")
+            return 201, {"ids": self.history(imports, last_at=last_at,
+                                             every=timedelta(minutes=every))}
+        if route == ("POST", "school_import", 1):
+            sis_id = self.school_import(at() or self.clock(), deleted=int(args.get("deleted") or 0))
+            return 201, {"id": sis_id, "sis_import": self.sis_import(sis_id)}
         if route == ("POST", "start_next", 1):
             started = self.start_next(at=at())
             return 200, {"id": started, "sis_import": None if started is None else self.sis_import(started)}

@@ -114,12 +114,14 @@ class LocalReconciler(threading.Thread):
         self.stop_event, self.handler, self.interval = stop, handler, interval
         self.last: dict[str, Any] | None = None
         self.first_pass_now = False  # a pass as soon as the thread starts, then every interval
+        self.lock = threading.RLock()  # held by a pass; local/school.py holds it across its first pass too
 
     def run_pass(self, why: str, quiet: bool = False) -> dict[str, Any]:
         from local.invoke import invoke
 
         try:
-            summary = invoke(self.handler, scheduled_event(), "reconciler")
+            with self.lock:
+                summary = invoke(self.handler, scheduled_event(), "reconciler")
         except Exception as exc:  # in AWS: a failed invocation, retried by the next schedule
             if not self.stop_event.is_set():  # on shutdown moto goes away under it: not worth a word
                 print(f"[reconcile] ({why}) the function raised {type(exc).__name__}: {exc}", flush=True)

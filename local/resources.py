@@ -104,6 +104,6 @@ def create(token: str | None) -> LocalAws:
                     eventbridge_url, BUS_NAME, secret_arn, retry_url, retry_arn, failures_url)
 
 
-def canvas_token_secret(token: str) -> str:
+def canvas_token_secret(token: str, name: str = CANVAS_TOKEN_SECRET) -> str:
     """The reconciler's Canvas API token in the emulated Secrets Manager, as the stack's secret holds it; its ARN."""
-    return boto3.client("secretsmanager").create_secret(Name=CANVAS_TOKEN_SECRET, SecretString=token)["ARN"]
+    return boto3.client("secretsmanager").create_secret(Name=name, SecretString=token)["ARN"]

@@ -12,9 +12,11 @@
   handlers.reconciler at start, every RECONCILE_SECONDS, and on `make reconcile` (POST /_local/reconcile,
       a local-only control route), against the simulator or CANVAS_API_URL
   POST /_local/outage {"seconds": N}: SNS and SQS sends fail for N seconds (local-only; local/outage.py)
+  a second simulator, the school (local/school.py): hourly imports; POST /_local/school (local-only)
+      places its past and starts reading it, for `make simulate`
 
 Environment: PORT (3000), SIS_AUTH (jwt | token | none), SIS_ROOT_ACCOUNTS (uuid,...; unset: * = any,
-said at start; the simulator takes the first uuid listed), SIS_HOSTNAMES (hostname,...; unset: any),
+said at start; the simulator takes the first uuid listed, the school (local/school.py) the second), SIS_HOSTNAMES (hostname,...; unset: any),
 NOTIFICATIONS_FILE (.local/notifications.jsonl), LOCAL_STATE_DIR (.local), RECONCILE_SECONDS (60),
 CANVAS_API_URL and CANVAS_API_TOKEN (reconcile against that Canvas instead; no simulator),
 RECONCILE_LOOKBACK_HOURS and STUCK_MINUTES (the function's defaults).
@@ -39,7 +41,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "functions"))  # the Lambda code root, as in the deployed bundle
 
-from local import settings  # noqa: E402
+from local import school, settings  # noqa: E402
 from local.gateway import (BATCH_ROUTE, EVENTS_ROUTE, JWKS_PATH, LIST_ROUTE, RECONCILE_CONTROL,  # noqa: E402
                            LocalGateway)
 
@@ -112,7 +114,8 @@ def serve(gateway: LocalGateway, port: int, auth: str, root_accounts: list[str] 
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     workers: list[threading.Thread] = []
-    simulator = None
+    simulator = school_simulator = None
+    school_line = None
     try:
         moto_url = "http://127.0.0.1:%d" % moto.get_host_and_port()[1]
         aws_environment(moto_url)
@@ -163,9 +166,21 @@ def serve(gateway: LocalGateway, port: int, auth: str, root_accounts: list[str] 
             simulator.pending_events = delivery.pending
             simulator.start()
             workers.append(delivery)
+            has_school, school_uuid, school_line = school.account(root_accounts, hostnames)
+            if has_school:  # issue 17's story in `make simulate` (local/school.py)
+                school_simulator = CanvasSimulator(
+                    token=secrets.token_urlsafe(32), control_key=control_key, on_event=delivery.enqueue,
+                    root_account_uuid=school_uuid, account_name="Hourly School", hostname=school.SCHOOL_HOST,
+                    throttle_probability=SIMULATOR_THROTTLE, seed=secrets.randbits(32))
+                school_simulator.pending_events = delivery.pending
+                school_simulator.start()
         canvas_url = canvas.url or simulator.base_url
         canvas_secret = resources.canvas_token_secret(canvas.token or simulator.token)
-        os.environ["CANVAS_INSTANCES"] = json.dumps([{"url": canvas_url, "token_secret": canvas_secret}])
+        instances = [{"url": canvas_url, "token_secret": canvas_secret}]
+        if school_simulator is not None:
+            instances.append({"url": school.instance_url(school_simulator), "token_secret": resources.canvas_token_secret(
+                school_simulator.token, f"{resources.CANVAS_TOKEN_SECRET}-school")})
+        os.environ["CANVAS_INSTANCES"] = json.dumps(instances)
         os.environ.setdefault("RECONCILE_LOOKBACK_HOURS", DEFAULT_LOOKBACK_HOURS)
         os.environ.setdefault("STUCK_MINUTES", DEFAULT_STUCK_MINUTES)
 
@@ -204,6 +219,9 @@ def serve(gateway: LocalGateway, port: int, auth: str, root_accounts: list[str] 
         gateway.function_names = {EVENTS_ROUTE: "ingest", BATCH_ROUTE: "query", LIST_ROUTE: "query"}
         reconciler = LocalReconciler(stop, handlers.reconciler.handler, canvas.reconcile_seconds)
         gateway.controls = {RECONCILE_CONTROL: reconciler.control, OUTAGE_CONTROL: outage.control}
+        if school_simulator is not None:
+            gateway.controls[school.SCHOOL_CONTROL] = school.School(school_simulator, reconciler,
+                                                                    handlers.reconciler.app(), stop).control
         gateway.control_key = control_key
         workers += [
             StreamPoller(stop, aws.stream_arn, handlers.notifier.handler, failures_url=aws.notifier_failures_url),
@@ -223,10 +241,12 @@ def serve(gateway: LocalGateway, port: int, auth: str, root_accounts: list[str] 
             "notifications_file": str(notifications), "control_key": control_key,
             "simulator_url": simulator.base_url if simulator else None, "canvas_url": canvas_url,
             "root_account_uuid": simulator.root_account_uuid if simulator else None,
+            "school_url": school_simulator.base_url if school_simulator else None,
+            "school_root_account_uuid": school_simulator.root_account_uuid if school_simulator else None,
             "reconcile_seconds": canvas.reconcile_seconds, "stuck_minutes": os.environ["STUCK_MINUTES"],
         })
         print(banner(port, auth, aws, notifications, token, moto_url, root_accounts, hostnames,
-                     canvas_lines(canvas, simulator, resources.CANVAS_TOKEN_SECRET),
+                     canvas_lines(canvas, simulator, resources.CANVAS_TOKEN_SECRET, school_simulator, school_line),
                      urlsplit(canvas.url).netloc if canvas.url else None), flush=True)
         # The first pass before anything else: it records, without alerting, what had ended before (a
         # new deployment pages nobody for last week's imports); every end after it alerts. Against the
@@ -249,8 +269,9 @@ def serve(gateway: LocalGateway, port: int, auth: str, root_accounts: list[str] 
         for worker in workers:
             if worker.ident is not None:  # started
                 worker.join(timeout=5)
-        if simulator is not None:
-            simulator.stop()
+        for one in (simulator, school_simulator):
+            if one is not None:
+                one.stop()
         moto.stop()
         settings.remove_state(os.getpid())
         print("stopped.", flush=True)

@@ -138,7 +138,8 @@ def aws_environment(moto_url: str) -> None:
     )
 
 
-def canvas_lines(canvas: CanvasConfig, simulator: Any, secret_name: str) -> list[str]:
+def canvas_lines(canvas: CanvasConfig, simulator: Any, secret_name: str, school: Any = None,
+                 school_line: str | None = None) -> list[str]:
     """What the banner says about the Canvas the reconciler reads and how often."""
     every = f"every {canvas.reconcile_seconds:g} s (RECONCILE_SECONDS) and at start; `make reconcile` runs one pass now"
     stuck = os.environ.get("STUCK_MINUTES", DEFAULT_STUCK_MINUTES)
@@ -160,7 +161,11 @@ def canvas_lines(canvas: CanvasConfig, simulator: Any, secret_name: str) -> list
         f"               lookback {os.environ.get('RECONCILE_LOOKBACK_HOURS', DEFAULT_LOOKBACK_HOURS)} h, "
         f"stuck after (minutes) {stuck}",
         "  simulate     make simulate   (a normal import, a failure, a silent abort, one stuck in initializing, one "
-        "whose events are all lost; then one pass)",
+        "whose events are all lost; then one pass;",
+        "               then the school's hourly imports: one deleting 4,800 enrollments, three silent hours)",
+        (f"  school       simulator at {school.base_url} (host {school.hostname}): {school_line}, "
+         f"{school.root_account_uuid}; read by the reconciler from `make simulate` on") if school is not None
+        else f"  school       {school_line or 'none'}",
     ]
 
 

@@ -396,3 +396,57 @@ def test_the_control_routes_drive_the_queue_and_the_threshold_abort(clock):
     assert out["sis_import"]["processing_warnings"] == [
         [None, "99 enrollments would be deleted and exceeds the set threshold of 10%"]]
     assert drive("start_next")[1]["sis_import"]["workflow_state"] == "importing"
+
+
+def test_the_schools_history_is_hourly_ended_unheard_and_of_one_shape(sim, clock):
+    from sis_imports.core.unusual import figures_of, shape_of
+
+    last = clock.now - timedelta(hours=4)
+    history = sim.history(24, last_at=last)
+    assert sim.delivered == [] and sim.lost == []  # before anyone listened: no event, none lost either
+    imports = [sim.sis_import(n) for n in history]
+    created = [datetime.fromisoformat(i["created_at"].replace("Z", "+00:00")) for i in imports]
+    assert created[-1] == last and created == sorted(created)
+    assert all(abs((b - a) - timedelta(hours=1)) <= timedelta(minutes=3) for a, b in zip(created, created[1:]))
+    assert {i["workflow_state"] for i in imports} == {"imported"} and len({shape_of(i) for i in imports}) == 1
+    figures = [figures_of(i) for i in imports]
+    assert all(320 <= i["data"]["counts"]["enrollments"] <= 360 for i in imports)
+    assert max(f["enrollments_deleted"] for f in figures) < 50  # a handful at most: under the figure's floor
+    assert all(0 < f["duration_seconds"] < 300 for f in figures)
+
+    status, _, body = sim.handle("GET", "/api/v1/accounts/self/sis_imports?per_page=100", AUTH)
+    assert status == 200 and len(json.loads(body)["sis_imports"]) == 24  # the API lists them as any others
+
+
+def test_a_school_import_is_announced_timed_then_and_its_deletions_counted(sim, clock):
+    from sis_imports.core.unusual import figures_of, shape_of
+
+    earlier = sim.history(2, last_at=clock.now - timedelta(hours=5))
+    at = clock.now - timedelta(hours=3)
+    sis_id = sim.school_import(at, deleted=4800)
+    one = sim.sis_import(sis_id)
+    assert shape_of(one) == shape_of(sim.sis_import(earlier[0]))
+    assert figures_of(one)["enrollments_deleted"] == 4800 and one["data"]["counts"]["batch_enrollments_deleted"] == 4800
+    assert states(sim.delivered) == ["initializing", "created", "importing", "imported"]  # cleanup_batch: silent
+    times = [e["metadata"]["event_time"] for e in sim.delivered]
+    assert times[0] == at.strftime("%Y-%m-%dT%H:%M:%S.000Z") and times == sorted(times)
+    assert times[-1] < clock.now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def test_the_school_control_routes_and_what_they_refuse(clock):
+    sim = CanvasSimulator(token=TOKEN, clock=clock, control_key="k")
+
+    def drive(path: str, body: dict) -> tuple[int, dict]:
+        status, _, out = sim.handle("POST", f"/_simulator/{path}", {"X-Simulator-Control": "k"},
+                                    json.dumps(body).encode())
+        return status, json.loads(out)
+
+    status, out = drive("history", {"imports": 3, "at": "2031-05-04T08:00:00Z", "every_minutes": 1440})
+    assert status == 201 and len(out["ids"]) == 3
+    assert sim.sis_import(out["ids"][0])["created_at"].startswith("2031-05-02T")  # a day apart, give or take
+    assert drive("history", {"imports": 3}) == (400, {"error": "`at` (the last import's creation time) is required"})
+    assert drive("history", {"at": "2031-05-04T08:00:00Z", "imports": 0})[1] == {"error": "`imports` must be 1 to 200"}
+    assert drive("history", {"at": "2031-05-04T08:00:00Z", "every_minutes": -5})[0] == 400
+    status, out = drive("school_import", {"deleted": 7})
+    assert status == 201 and out["sis_import"]["data"]["counts"]["batch_enrollments_deleted"] == 7
+    assert out["sis_import"]["created_at"] == "2031-05-04T12:00:00Z"  # now, by the simulator's clock
