@@ -33,6 +33,10 @@ def stuck_minutes(config: StackConfig) -> str:
     return ",".join(f"{state}={minutes}" for state, minutes in config.stuck_minutes)
 
 
+TARGETS_PER_RULE = 5  # EventBridge's limit of targets per rule
+MAX_PARALLEL = 20  # reserved concurrency at most: 100 instances, passes under 60 s, fit a 5-minute interval
+
+
 def rhythm_env(config: StackConfig) -> dict[str, str]:
     """The school's baselines and rhythm (sis_imports/usecases/school_history.py): the reconciler keeps them,
     the query route shows the rhythm as the reconciler judges it."""
@@ -106,8 +110,9 @@ class Reconciler(Construct):
             },
             timeout=TIMEOUT,
             memory_size=MEMORY_MB,
-            # 1: two passes never overlap (both would read Canvas and write the same batches).
-            reserved_concurrency=config.reconciler_concurrency,
+            # One slot per Canvas instance (the schedule invokes once per instance), at most MAX_PARALLEL: an
+            # instance's passes never overlap while each ends within its interval; 0: no reservation.
+            reserved_concurrency=min(len(self.tokens), MAX_PARALLEL) if config.reconciler_concurrency else 0,
             layers=[layer],
         )
         grant_items(self.function, table, "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem",
@@ -127,10 +132,19 @@ class Reconciler(Construct):
         # Lambda's queue, then is dropped, so that passes never pile up behind a slow Canvas.
         max_age = Duration.seconds(min(max(interval.to_seconds(), 60), 6 * 3600))
         self.function.configure_async_invoke(retry_attempts=0, max_event_age=max_age)
-        self.schedule = events.Rule(
-            self,
-            "Schedule",
-            description=f"A reconcile pass every {config.reconcile_minutes} min",
-            schedule=events.Schedule.rate(interval),
-            targets=[targets.LambdaFunction(self.function, retry_attempts=0, max_event_age=max_age)],
-        )
+        # Fan-out: one invocation per instance, naming it ({"instance": <base URL>}), so that a consortium's
+        # instances are reconciled side by side, each pass on its own clock (timeout, throttling) rather than
+        # one after another in one function. A rule takes at most 5 targets.
+        urls = [token.url for token in self.tokens]
+        self.schedules = [
+            events.Rule(
+                self,
+                "Schedule" if start == 0 else f"Schedule{start // TARGETS_PER_RULE + 1}",
+                description=f"A reconcile pass every {config.reconcile_minutes} min, one per Canvas instance",
+                schedule=events.Schedule.rate(interval),
+                targets=[targets.LambdaFunction(self.function, event=events.RuleTargetInput.from_object({"instance": url}),
+                                                retry_attempts=0, max_event_age=max_age)
+                         for url in urls[start:start + TARGETS_PER_RULE]],
+            )
+            for start in range(0, len(urls), TARGETS_PER_RULE)
+        ]

@@ -71,7 +71,14 @@ class School:
             with self.reconciler.lock:  # no scheduled pass between the first pass and the unusual import
                 self._app.instances.append(self.instance)
                 first = self.reconciler.run_pass("the school's first pass")
-                unusual = self.simulator.school_import(now - timedelta(hours=UNUSUAL_HOURS_AGO), deleted=DELETED)
+                placed = now - timedelta(hours=UNUSUAL_HOURS_AGO)
+                unusual = self.simulator.school_import(placed, deleted=DELETED)
+                # Placed in the past, after a first pass made now: a pass lists only what was created since the
+                # last one began (its high-water mark), so the mark goes back to when that import was created, as
+                # if the first pass had run then.
+                self.instance.listed_through = placed.timestamp()
+                if self.instance.root_account_uuid:
+                    self._app._store.mark_listed(self.instance.root_account_uuid, placed.timestamp())
             mine = [i for i in first.get("instances") or [] if i.get("url") == self.instance.url]
             self._opened = {"root_account_uuid": self.simulator.root_account_uuid, "hostname": SCHOOL_HOST,
                             "history": [str(i) for i in history], "unusual": str(unusual),

@@ -24,7 +24,9 @@ def app() -> Reconciler:
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    summary = app().run()
+    # The schedule invokes once per Canvas instance, naming it; without a name, every instance in turn.
+    only = event.get("instance") if isinstance(event, dict) else None
+    summary = app().run(only=only if isinstance(only, str) else None)
     for instance in summary["instances"]:
         logger.info("reconcile pass", extra={k: v for k, v in instance.items() if k != "changes"})
     return summary

@@ -385,3 +385,14 @@ def test_an_import_created_before_the_high_water_mark_is_still_followed(world):
     summary = world.reconcile()
     assert summary["listed_from"] > iso(NOW - timedelta(hours=10))  # not the 48-hour window
     assert world.state(sis_id) == "aborted"
+
+
+def test_the_schedule_names_one_instance_per_invocation_and_an_unknown_one_is_refused(world):
+    """Issue 18's fan-out: the event names the instance; the pass reads that one alone."""
+    other = Instance("https://other.example.edu", world.api)  # never asked: its pass would fail loudly
+    world.reconciler.instances.append(other)
+    (summary,) = world.reconciler.run(only=world.canvas.base_url + "/")["instances"]
+    assert summary["ok"] and summary["url"] == world.canvas.base_url
+    (refused,) = world.reconciler.run(only="https://elsewhere.example.edu")["instances"]
+    assert not refused["ok"] and refused["error"] == "not one of CANVAS_INSTANCES"
+    assert [s["url"] for s in world.reconciler.run()["instances"]] == [world.canvas.base_url, other.url]

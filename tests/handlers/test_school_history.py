@@ -81,6 +81,10 @@ def test_the_issue_story_unusual_then_missing_then_resumed(world):
     assert text.startswith("Unusual against this school's own imports, though Canvas calls it a success:\n"
                            "  - deleted 4,800 enrollments; usually 0–12 over the last 24 imports\n")
     assert world.store.get(ROOT_ACCOUNT_UUID, str(sis_id)).unusual == ("enrollments_deleted", "changes")
+    # Recorded into its baseline by the notifier, before any pass: a long import, created before the last pass
+    # began, is never listed again, and its end would otherwise be missing from the school's history.
+    kept = world.store.baseline(ROOT_ACCOUNT_UUID, end["details"]["import_shape"]).ends
+    assert [e.sis_batch_id for e in kept][-1] == str(sis_id) and kept[-1].figures["enrollments_deleted"] == 4800
 
     owed = []
     for _ in range(18):  # three silent hours, a pass every 10 minutes

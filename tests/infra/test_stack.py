@@ -625,19 +625,22 @@ def test_without_canvas_instances_there_is_no_reconciler_schedule_secret_or_seco
     assert not [a for a in actions if a.startswith("secretsmanager:")]
 
 
-def test_the_reconciler_runs_every_reconcile_minutes_one_pass_at_a_time(variant):
+def test_the_reconciler_runs_every_reconcile_minutes_one_invocation_per_instance(variant):
     reconciler = reconciler_id(variant)
     props = function(variant, RECONCILER)
     assert props["Timeout"] == 120 and props["MemorySize"] == 512
     assert props["Runtime"] == "python3.13" and "TracingConfig" not in props  # tracing is opt-in
-    assert props["ReservedConcurrentExecutions"] == 1  # passes never overlap
+    assert props["ReservedConcurrentExecutions"] == 2  # one slot per instance: an instance's passes never overlap
     (rule,) = [r["Properties"] for r in resources(variant, "AWS::Events::Rule").values()
                if "ScheduleExpression" in r["Properties"]]
     assert rule["ScheduleExpression"] == "rate(10 minutes)"  # reconcile_minutes
     assert rule["State"] == "ENABLED" and "EventBusName" not in rule  # the default bus: AWS's schedule
-    (target,) = rule["Targets"]
-    assert ref_name(target["Arn"]) == reconciler
-    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 0  # a failed pass: the next one tries again
+    # Fan-out: each instance its own invocation, named in the event the handler reads.
+    assert [json.loads(t["Input"]) for t in rule["Targets"]] == [
+        {"instance": "https://oxana.instructure.com"}, {"instance": "https://oxana.beta.instructure.com:8443"}]
+    for target in rule["Targets"]:
+        assert ref_name(target["Arn"]) == reconciler
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] == 0  # a failed pass: the next one tries again
     (invoke,) = [c["Properties"] for c in resources(variant, "AWS::Lambda::EventInvokeConfig").values()
                  if ref_name(c["Properties"]["FunctionName"]) == reconciler]
     # A pass waiting behind a running one is dropped after one interval: passes never pile up.
@@ -761,3 +764,18 @@ def test_the_schools_history_is_read_where_it_is_checked_and_kept_where_it_is_le
     assert reconciler["MISSING_IMPORTS"] == "true" and reconciler["EXPECTED_IMPORT_EVERY"] == ""
     # Without a reconciler there are no details to compare: the notifier does not touch the table's items.
     assert "TABLE_NAME" not in function(template, "handlers.notifier.handler")["Environment"]["Variables"]
+
+
+def test_a_consortium_gets_a_rule_per_five_instances_and_at_most_twenty_parallel_passes(tmp_path):
+    from infra.reconciler import MAX_PARALLEL, TARGETS_PER_RULE
+    from tests.infra.conftest import DEFAULT, synthesize
+
+    urls = [f"https://school{n}.instructure.com" for n in range(12)]
+    synth = synthesize({**DEFAULT, "canvas_instances": ",".join(urls)}, tmp_path)
+    rules = [r["Properties"] for r in resources(synth.template, "AWS::Events::Rule").values()
+             if "ScheduleExpression" in r["Properties"]]
+    assert sorted(len(r["Targets"]) for r in rules) == [2, 5, 5] and TARGETS_PER_RULE == 5
+    named = sorted(json.loads(t["Input"])["instance"] for r in rules for t in r["Targets"])
+    assert named == sorted(urls)  # each instance exactly once
+    assert function(synth.template, RECONCILER)["ReservedConcurrentExecutions"] == min(12, MAX_PARALLEL)
+

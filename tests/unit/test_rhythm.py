@@ -106,3 +106,13 @@ def test_expected_import_every_is_read_or_refused_by_name():
     for bad in ("abc", "abc=6", "abc=h", "=6h", "abc=6w", "abc=-1h"):
         with pytest.raises(ValueError, match="expected_import_every: .* is not <root_account_uuid>="):
             parse_expected(bad)
+
+
+def test_seeing_older_creations_again_keeps_the_same_rhythm():
+    """A cold pass that lists the whole window again learns nothing new, so it must write nothing: the kept
+    creations do not depend on how far back a listing went."""
+    every_5_minutes = [(str(i), START + 300 * i) for i in range(600)]
+    recent = Rhythm("u").with_creations(every_5_minutes[-30:])
+    seeded = Rhythm("u").with_creations(every_5_minutes[:-30]).with_creations(every_5_minutes[-30:])
+    assert seeded.with_creations(every_5_minutes) == seeded
+    assert recent.with_creations(every_5_minutes[-200:]).created == seeded.created

@@ -5,7 +5,7 @@ truth: a Live Event can be lost) and asks `step` what is owed; the stream of the
 the rest (`missing_owed`, `resumed_owed`), so each gap is alerted once, and its end once.
 
 The rule: creations less than `ROUND_SECONDS` apart are one *round* (an SIS that uploads five files a
-night imports once a night). The usual interval is learnt from the last `KEEP` rounds, once
+night imports once a night). The usual interval is learnt from the rounds of the last `KEEP` creations, once
 `min_history` intervals are known, or given (`expected_import_every`). A gap is owed when nothing has
 been created for longer than the longest usual interval (leaving out the longest one in twenty
 of them: a past outage does not widen it) plus a quarter of it, and at least 30 minutes more. So a school
@@ -24,7 +24,7 @@ from .alerts import Alert, _printable
 from .unusual import median
 
 ROUND_SECONDS = 15 * 60
-KEEP = 41  # rounds kept: 40 intervals
+KEEP = 120  # creations kept: 120 hourly rounds, or 24 nights of five files
 MIN_HISTORY = 10
 GRACE_FRACTION = 0.25
 GRACE_MIN_SECONDS = 30 * 60
@@ -59,10 +59,10 @@ class Rhythm:
         known = dict(self.created)
         for sis_batch_id, at in creations:
             known.setdefault(sis_batch_id, at)
+        # The newest KEEP creations, not rounds: rounds depend on where the list starts, and the same
+        # creations seen again must keep the same list (a pass that learns nothing writes nothing).
         ordered = sorted(known.items(), key=lambda c: (c[1], c[0]))
-        starts = _round_starts(ordered)[-KEEP:]
-        kept = tuple(c for c in ordered if not starts or c[1] >= starts[0])
-        return replace(self, created=kept)
+        return replace(self, created=tuple(ordered[-KEEP:]))
 
     def expectation(self, expected_every: int | None = None, min_history: int = MIN_HISTORY) -> Expectation | None:
         if expected_every:

@@ -88,9 +88,18 @@ class Reconciler:
         self._clock = clock
         self._history = history
 
-    def run(self) -> dict[str, Any]:
+    def run(self, only: str | None = None) -> dict[str, Any]:
+        """A pass over every instance, or over the one whose base URL is `only` (the schedule's fan-out:
+        one invocation per instance). An `only` no instance has is refused and counted, never guessed."""
         summaries = []
-        for instance in self.instances:
+        chosen = [i for i in self.instances if only is None or i.url.rstrip("/") == only.rstrip("/")]
+        if only is not None and not chosen:
+            count("ReconcileFailures")
+            logger.error("reconcile pass asked for an instance that is not in CANVAS_INSTANCES",
+                         extra={"canvas": only[:300]})
+            return {"instances": [vars(InstanceSummary(only[:300], ok=False,
+                                                       error="not one of CANVAS_INSTANCES"))]}
+        for instance in chosen:
             summary = InstanceSummary(instance.url)
             instance.api.reset_counters()
             try:

@@ -1,8 +1,9 @@
 """An import's end against the school's own history, when its alert goes out (core/unusual.py has the rule).
 
 One GetItem of the shape's baseline per import end; one UpdateItem on the batch when the end is unusual (the
-list route and `make status` show it). The baseline is the reconciler's to write (usecases/school_history.py):
-the end itself is left out of what it is compared with, so a retry says the same.
+list route and `make status` show it); a successful end is recorded into the baseline (one UpdateItem guarded by
+its version), as the reconciler records what it lists (usecases/school_history.py). The end itself is left
+out of what it is compared with, so a retry says the same.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from typing import Any
 
 from ..core.alerts import Alert
 from ..core.batch import Batch
-from ..core.unusual import Check, annotate, check
+from ..core.unusual import Baseline, Check, End, _epoch, annotate, check
+
+SUCCESS_ENDS = ("imported", "imported_with_messages")  # what a baseline is made of (as usecases/school_history.py)
+RECORD_ATTEMPTS = 2
 
 
 class UnusualEnds:
@@ -25,9 +29,22 @@ class UnusualEnds:
             return alert  # a restore is not an import: nothing to compare
         if not isinstance(details, dict) or not isinstance(details.get("figures"), dict):
             return annotate(alert, Check((), 0, "no figures: Canvas's details of this import were not read"))
-        baseline = self._store.baseline(batch.root_account_uuid, str(details.get("import_shape")))
+        shape = str(details.get("import_shape"))
+        baseline = self._store.baseline(batch.root_account_uuid, shape)
         result = check(details["figures"], baseline.history_for(batch.sis_batch_id, None),
                        sensitivity=self._sensitivity, min_history=self._min_history)
         if result.anomalies:
             self._store.mark_unusual(batch.root_account_uuid, batch.sis_batch_id, [a.figure for a in result.anomalies])
+        if alert.message.get("workflow_state") in SUCCESS_ENDS:
+            self._record(baseline, End(batch.sis_batch_id, int(_epoch(alert.message.get("finished_at")) or 0),
+                                       details["figures"]))
         return annotate(alert, result)
+
+    def _record(self, baseline: Baseline, end: End) -> None:
+        """The end into its shape's baseline, as the reconciler records what it lists: an import created before
+        the reconciler's last pass (a long one) is not listed again, and its end would be missing."""
+        for _ in range(RECORD_ATTEMPTS):
+            updated = baseline.with_ends([end])
+            if updated.ends == baseline.ends or self._store.save_baseline(updated):
+                return
+            baseline = self._store.baseline(baseline.root_account_uuid, baseline.shape)  # lost a race: again

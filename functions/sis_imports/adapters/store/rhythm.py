@@ -1,5 +1,5 @@
 """The school's own history: one baseline item per root account and import shape, one rhythm item per
-root account. Each is read with one GetItem and written, only when it changed, with one PutItem guarded
+root account. Each is read with one GetItem and written, only when it changed, with one UpdateItem guarded
 by its `version` (a concurrent pass loses the race and tries again next pass: nothing is lost, since
 both are rebuilt from Canvas's listing). Outside the id alphabet (table.ID_PATTERN): no batch collides
 with them, the query route cannot ask for them, and no index holds them."""
@@ -36,16 +36,27 @@ class History(Table):
         item = response.get("Item")
         return _plain(from_attributes(item)) if item else None
 
-    def _write(self, root_account_uuid: str, sis_batch_id: str, item: dict[str, Any], version: int) -> bool:
-        """False when another writer got there first (its version is newer)."""
-        condition = "attribute_not_exists(sis_batch_id)" if version == 0 else "#version = :expected"
-        kwargs: dict[str, Any] = {}
+    def _write(self, root_account_uuid: str, sis_batch_id: str, item: dict[str, Any], version: int,
+               optional: tuple[str, ...] = ()) -> bool:
+        """The whole item, with UpdateItem (what the notifier may do to the table's items: no PutItem), guarded by
+        its version; `optional` attributes absent from `item` are removed. False when another writer got there
+        first (its version is newer)."""
+        names = {f"#a{i}": name for i, name in enumerate(item)}
+        values = {f":v{i}": value for i, value in enumerate(to_attributes(item).values())}
+        gone = [name for name in optional if name not in item]
+        names.update({f"#r{i}": name for i, name in enumerate(gone)})
+        expression = "SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(item)))
+        if gone:
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(gone)))
         if version:
-            kwargs = {"ExpressionAttributeNames": {"#version": "version"},
-                      "ExpressionAttributeValues": {":expected": {"N": str(version)}}}
+            condition, values[":expected"] = "#a_version = :expected", {"N": str(version)}
+            names["#a_version"] = "version"
+        else:
+            condition = "attribute_not_exists(sis_batch_id)"
         try:
-            self._client.put_item(TableName=self._table, ConditionExpression=condition, Item={
-                **self.key(root_account_uuid, sis_batch_id), **to_attributes(item)}, **kwargs)
+            self._client.update_item(TableName=self._table, Key=self.key(root_account_uuid, sis_batch_id),
+                                     UpdateExpression=expression, ConditionExpression=condition,
+                                     ExpressionAttributeNames=names, ExpressionAttributeValues=values)
             return True
         except Exception as exc:
             _stored_item(exc)  # re-raises anything but a lost race
@@ -72,7 +83,8 @@ class History(Table):
     def save_rhythm(self, rhythm: Rhythm) -> bool:
         from ...core.rhythm import rhythm_item
 
-        return self._write(rhythm.root_account_uuid, RHYTHM_ID, rhythm_item(rhythm), rhythm.version)
+        return self._write(rhythm.root_account_uuid, RHYTHM_ID, rhythm_item(rhythm), rhythm.version,
+                           optional=("gap", "resumed", "hostname"))
 
     def mark_unusual(self, root_account_uuid: str, sis_batch_id: str, figures: list[str]) -> None:
         """The figures an end was unusual in, on its batch (the list route and `make status` show them)."""
