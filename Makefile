@@ -86,12 +86,13 @@ status: $(STAMP)      ## recent imports and the pipeline's health: the local run
 alerts: $(STAMP)      ## the local run's recent alerts, as an email shows them; ARGS="--last 5", "--all", "--json"
 	@$(PY) -m local.alerts $(ARGS)
 
-bench: $(CDK_STAMP)   ## cold-start figures of each handler's bundle (ARGS go to that script), then a reconcile pass's cost
+bench: $(CDK_STAMP)   ## cold-start figures of each handler's bundle (ARGS go to that script), then what reconcile passes, alerts and the school's history cost
 	$(CDK) synth --quiet -c root_account_uuids=bench-placeholder -c canvas_instances=https://canvas.example.edu -c canvas_sqs=true
 	$(PY) -m scripts.bench_cold_start $(ARGS)
 	$(PY) -m scripts.bench_reconcile
 	$(PY) -m scripts.bench_alert_size
 	$(PY) -m scripts.bench_unusual
+	$(PY) -m scripts.bench_fanout
 
 clean:
 	rm -rf $(VENV) cdk.out .build .local .pytest_cache .hypothesis node_modules

@@ -2,7 +2,9 @@
 
 The real reconciler, the real store on moto (in-process) and the Canvas simulator on 127.0.0.1.
 Pass 1 is a cold start (accounts/self, every answer a candidate); pass 2 has nothing to change;
-pass 3 follows one abort and 10 old open batches. Prints figures; asserts nothing.
+pass 3 follows one abort and 10 old open batches; pass 4 is a cold container listing the whole window
+again (its high-water mark lost), which compares with our table before it writes. Prints figures;
+asserts nothing.
 
     python -m scripts.bench_reconcile [--imports 1000]
 """
@@ -75,6 +77,20 @@ def main() -> int:
                 rows.append((label, summary["seen"], summary["requests"], summary["throttled"], dict(calls),
                              summary["corrected"], summary["stuck"], took))
                 now[0] += timedelta(minutes=5)
+            # A cold container (nothing remembered) whose marker has no high-water mark: the whole window listed
+            # again, every ended import compared with our table before any write.
+            store._client.update_item(TableName=resources.TABLE_NAME, Key=store.key(canvas.root_account_uuid,
+                                                                                      "#reconciler"),
+                                      UpdateExpression="REMOVE listed_through")
+            cold = Reconciler(store, [Instance(canvas.base_url, api)], allowed_root_accounts=None,
+                              lookback_hours=48, stuck_minutes=dict(DEFAULT_STUCK_MINUTES),
+                              clock=lambda: now[0].timestamp())
+            calls.clear()
+            started = time.perf_counter()
+            (summary,) = cold.run()["instances"]
+            took = time.perf_counter() - started
+            rows.append(("pass 4 (cold container, whole window)", summary["seen"], summary["requests"],
+                         summary["throttled"], dict(calls), summary["corrected"], summary["stuck"], took))
     print(f"reconcile pass, {args.imports} imports in the window (+10 stranded), Canvas simulator, moto DynamoDB")
     print(f"{'pass':38} {'seen':>5} {'canvas':>7} {'403/429':>7} {'corrected':>9} {'stuck':>5} {'s':>6}  dynamodb")
     for label, seen, requests, throttled, dynamo, corrected, stuck, took in rows:

@@ -287,7 +287,9 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
 
     # Lambda, logs and traces per function.
     invocations = {"ingest": https, "sqs_consumer": events * a.via_sqs / 10, "eventbridge": events * a.via_eventbridge,
-                   "notifier": alerts, "reconciler": passes, "query": 0.0, "alert_retry": 0.0,
+                   # One invocation per Canvas instance and pass (the schedule's fan-out).
+                   "notifier": alerts, "reconciler": passes * max(d.canvas_instances, 1), "query": 0.0,
+                   "alert_retry": 0.0,
                    "chat_webhook": alerts * (1 - a.outcome_mix.get("success", 0))}
     requests = 0.0
     durations: list[Line] = []
@@ -300,9 +302,12 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
                              f"(add it in scripts/cost_model.py)")
         n = invocations[f.role]
         if f.role == "reconciler":
-            in_window = imports / max(d.canvas_instances, 1) * d.reconcile_lookback_hours / HOURS_PER_MONTH
+            # A pass lists what its instance created since the last pass began, less 15 minutes (its high-water
+            # mark), at most the lookback window.
+            listed_hours = min((d.reconcile_minutes + 15) / 60, d.reconcile_lookback_hours)
+            in_window = imports / max(d.canvas_instances, 1) * listed_hours / HOURS_PER_MONTH
             pages = max(1, math.ceil(in_window / 100))  # 100 imports a page
-            seconds = d.canvas_instances * (a.reconcile_pass_base_seconds + (pages - 1) * a.reconcile_page_seconds)
+            seconds = a.reconcile_pass_base_seconds + (pages - 1) * a.reconcile_page_seconds
             if seconds > f.timeout_seconds:
                 notes.append(f"a reconcile pass would need {seconds:,.0f} s ({pages:,} listing pages): over its "
                              f"{f.timeout_seconds} s timeout; billed at the timeout")
