@@ -4,7 +4,8 @@ The promise (README, "Unusual and missing imports"): once at least MIN_HISTORY e
 imports of a shape are known, an end whose figure is far outside them (above twice their usual level
 and above the figure's floor, or unchanged when changes are usual) is flagged with a sentence naming the
 figure and the usual range; routine ends are never flagged; no claim is made before; one outlier
-does not move the baseline (a second one is flagged as well). The property test's oracle is that promise on drawn routines: it never
+does not move the baseline (a second one is flagged as well). The property test's oracle is that
+promise on drawn routines: it never
 computes a median.
 """
 
@@ -78,7 +79,8 @@ def test_no_claim_without_history_and_none_when_turned_off():
 
 def test_an_unchanged_import_is_unusual_only_when_changes_are_usual():
     busy = _baseline([{"changes": 300 + i} for i in range(12)])
-    assert check({"changes": 0}, busy.ends).anomalies[0].sentence == "changed nothing; usually 300–311 over the last 12 imports"
+    assert check({"changes": 0}, busy.ends).anomalies[0].sentence == (
+        "changed nothing; usually 300–311 over the last 12 imports")
     quiet = _baseline([{"changes": 300}] * 10 + [{"changes": 0}] * 2)
     assert check({"changes": 0}, quiet.ends).anomalies == ()
 
@@ -164,7 +166,8 @@ def test_a_failure_that_is_also_unusual_says_both_and_subscribers_can_filter_on_
     assert alert.subject.endswith(" (unusual)") and len(alert.subject) == SUBJECT_LIMIT
     text = email_text(alert.message)
     assert text.startswith("The SIS import 9 on canvas.example.edu ended: failed_with_messages (failure).")
-    assert "Also unusual against this school's own imports:\n  - reported 900 errors; usually 0–2 over the last 12 imports" in text
+    assert ("Also unusual against this school's own imports:\n"
+            "  - reported 900 errors; usually 0–2 over the last 12 imports") in text
     routine = annotate(Alert("S", message, {"outcome": "failure"}), check({"error_count": 1}, baseline.ends))
     assert routine.attributes == {"outcome": "failure"} and routine.message["unusual"] is False
     assert "unusual" not in email_text(routine.message).lower()

@@ -1,4 +1,5 @@
-"""`expected_import_every`: a rhythm given per root account rather than learnt (core/rhythm.py measures gaps against it).
+"""`expected_import_every`: a rhythm given per root account rather than learnt (core/rhythm.py measures
+gaps against it).
 
 Its own module: the reconciler and the query route check it at their cold start, without core/rhythm's weight."""
 

@@ -180,7 +180,8 @@ def resumed_alert(rhythm: Rhythm) -> Alert:
     message = _message(rhythm, "resumed", gap)
     resumed_at, last = gap.get("resumed_at"), gap.get("last_import_at")
     message.update(resumed_at=_iso(resumed_at), sis_batch_id=gap.get("sis_batch_id"),
-                   gap_seconds=int(resumed_at - last) if isinstance(resumed_at, int) and isinstance(last, int) else None)
+                   gap_seconds=int(resumed_at - last) if isinstance(resumed_at, int) and isinstance(last, int)
+                   else None)
     message["summary"] = (f"SIS imports resumed {_where(rhythm)}: import {gap.get('sis_batch_id')} was created at "
                           f"{_when(resumed_at)}, {_span(message['gap_seconds'] or 0)} after the one before it.")
     subject = f"SIS imports resumed {_where(rhythm)} after {_span(message['gap_seconds'] or 0)}"

@@ -66,7 +66,7 @@ def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def _epoch(value: Any) -> float | None:
+def epoch_seconds(value: Any) -> float | None:
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -101,7 +101,7 @@ def figures_of(sis_import: Mapping[str, Any]) -> dict[str, int]:
     for name in ("error_count", "warning_count"):
         if _count(counts.get(name)) is not None:
             figures[name] = counts[name]
-    started, ended = _epoch(sis_import.get("started_at")), _epoch(sis_import.get("ended_at"))
+    started, ended = epoch_seconds(sis_import.get("started_at")), epoch_seconds(sis_import.get("ended_at"))
     if started is not None and ended is not None and ended >= started:
         figures["duration_seconds"] = int(round(ended - started))
     return figures

@@ -40,7 +40,8 @@ class SchoolHistory:
     def rhythm(self, root_account_uuid: str) -> Rhythm | None:
         return self._store.rhythm(root_account_uuid)
 
-    def record(self, root_account_uuid: str, hostname: str | None, listed: Iterable[tuple[CanvasImport, dict[str, Any]]],
+    def record(self, root_account_uuid: str, hostname: str | None,
+               listed: Iterable[tuple[CanvasImport, dict[str, Any]]],
                rhythm: Rhythm | None, now: float, previous: dict[str, WorkflowState] | None = None) -> dict[str, int]:
         """Returns what was written: ends added to baselines, rhythm writes, gaps found."""
         from ..core.rhythm import Rhythm, step

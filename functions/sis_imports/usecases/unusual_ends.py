@@ -2,8 +2,8 @@
 
 One GetItem of the shape's baseline per import end; one UpdateItem on the batch when the end is unusual (the
 list route and `make status` show it); a successful end is recorded into the baseline (one UpdateItem guarded by
-its version), as the reconciler records what it lists (usecases/school_history.py). The end itself is left
-out of what it is compared with, so a retry says the same.
+its version), as the reconciler records what it lists (usecases/school_history.py). An end is compared with
+the kept ends before it (never itself, nor later ones), so a retry says the same.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from ..core.alerts import Alert
 from ..core.batch import Batch
-from ..core.unusual import Baseline, Check, End, _epoch, annotate, check
+from ..core.unusual import Baseline, Check, End, annotate, check, epoch_seconds
 
 SUCCESS_ENDS = ("imported", "imported_with_messages")  # what a baseline is made of (as usecases/school_history.py)
 RECORD_ATTEMPTS = 2
@@ -31,13 +31,13 @@ class UnusualEnds:
             return annotate(alert, Check((), 0, "no figures: Canvas's details of this import were not read"))
         shape = str(details.get("import_shape"))
         baseline = self._store.baseline(batch.root_account_uuid, shape)
-        result = check(details["figures"], baseline.history_for(batch.sis_batch_id, None),
+        ended = epoch_seconds(alert.message.get("finished_at"))  # compared with the ends before it, not later ones
+        result = check(details["figures"], baseline.history_for(batch.sis_batch_id, ended),
                        sensitivity=self._sensitivity, min_history=self._min_history)
         if result.anomalies:
             self._store.mark_unusual(batch.root_account_uuid, batch.sis_batch_id, [a.figure for a in result.anomalies])
         if alert.message.get("workflow_state") in SUCCESS_ENDS:
-            self._record(baseline, End(batch.sis_batch_id, int(_epoch(alert.message.get("finished_at")) or 0),
-                                       details["figures"]))
+            self._record(baseline, End(batch.sis_batch_id, int(ended or 0), details["figures"]))
         return annotate(alert, result)
 
     def _record(self, baseline: Baseline, end: End) -> None:
