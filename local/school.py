@@ -77,8 +77,9 @@ class School:
                 # last one began (its high-water mark), so the mark goes back to when that import was created, as
                 # if the first pass had run then.
                 self.instance.listed_through = placed.timestamp()
-                if self.instance.root_account_uuid:
-                    self._app._store.mark_listed(self.instance.root_account_uuid, placed.timestamp())
+                uuid, store = getattr(self.instance, "root_account_uuid", None), getattr(self._app, "_store", None)
+                if uuid and store is not None:
+                    store.mark_listed(uuid, placed.timestamp())
             mine = [i for i in first.get("instances") or [] if i.get("url") == self.instance.url]
             self._opened = {"root_account_uuid": self.simulator.root_account_uuid, "hostname": SCHOOL_HOST,
                             "history": [str(i) for i in history], "unusual": str(unusual),

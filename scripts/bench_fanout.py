@@ -50,6 +50,7 @@ def main() -> int:
     from local import resources
     from local.canvas_simulator import CanvasSimulator
     from sis_imports.adapters.canvas_api import CanvasApi
+    from sis_imports.adapters.observability import metrics
     from sis_imports.adapters.store import BatchStore
     from sis_imports.core.reconcile import DEFAULT_STUCK_MINUTES
     from sis_imports.usecases.reconcile_pass import Instance, Reconciler
@@ -91,6 +92,7 @@ def main() -> int:
                     began = time.perf_counter()
                     (summary,) = reconciler.run(only=api.base_url)["instances"]
                     durations.append(time.perf_counter() - began)
+                    metrics.clear_metrics()  # each invocation's own, as Lambda's flush would leave them
                     canvas_requests.append(summary["requests"])
                     dynamo.append(sum(calls.values()))
                     writes.append(sum(calls[w] for w in WRITES))
