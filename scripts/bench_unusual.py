@@ -40,7 +40,7 @@ class Meter:
     def __init__(self, session: Any):
         self.calls: collections.Counter[str] = collections.Counter()
         self.sent = self.received = 0
-        self.items: list[dict[str, Any]] = []  # PutItem's items, as sent
+        self.items: list[dict[str, Any]] = []  # the items written whole, as sent
         session.events.register("before-parameter-build.dynamodb", self._params)
         session.events.register("before-send.dynamodb", self._send)
         session.events.register("after-call.dynamodb", self._answer)
@@ -49,6 +49,11 @@ class Meter:
         self.calls[model.name] += 1
         if model.name == "PutItem":
             self.items.append(params["Item"])
+        elif model.name == "UpdateItem" and str(params.get("UpdateExpression", "")).startswith("SET #a0 "):
+            # A whole history item (adapters/store/rhythm.py): `#aN` names the attribute `:vN` holds.
+            names, values = params["ExpressionAttributeNames"], params["ExpressionAttributeValues"]
+            self.items.append({**params["Key"], **{name: values[":v" + key[2:]] for key, name in names.items()
+                                                   if key.startswith("#a") and ":v" + key[2:] in values}})
 
     def _send(self, request: Any, **_: Any) -> None:
         self.sent += len(request.body or b"")

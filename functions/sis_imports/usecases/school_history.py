@@ -3,7 +3,7 @@ lost): each successful end into its shape's baseline (what the notifier compares
 creation into the root account's rhythm (what a missing import is measured against).
 
 Per pass and root account: one GetItem of the rhythm item, one GetItem per shape that has a new end, and a
-version-guarded PutItem only for an item that changed. A root account's first pass (no rhythm item yet)
+version-guarded UpdateItem only for an item that changed. A root account's first pass (no rhythm item yet)
 lists further back (SEED_DAYS, at most SEED_IMPORTS beyond the lookback window) so that a new deployment
 learns the rhythm and the baselines at once; it claims no gap (a gap that began before we watched is
 not reported on the first pass, the next pass reports it).
