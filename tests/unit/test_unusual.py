@@ -171,3 +171,13 @@ def test_a_failure_that_is_also_unusual_says_both_and_subscribers_can_filter_on_
     routine = annotate(Alert("S", message, {"outcome": "failure"}), check({"error_count": 1}, baseline.ends))
     assert routine.attributes == {"outcome": "failure"} and routine.message["unusual"] is False
     assert "unusual" not in email_text(routine.message).lower()
+
+
+def test_deletions_that_explain_the_changes_are_said_once():
+    """Canvas's statistics count deletions among the state changes: one damage, one sentence; changes beyond
+    what the deletions explain are said as well."""
+    baseline = _baseline([{"enrollments_deleted": i % 4, "changes": 520 + i} for i in range(20)])
+    (only,) = check({"enrollments_deleted": 4800, "changes": 5330}, baseline.ends).anomalies
+    assert only.figure == "enrollments_deleted"
+    both = check({"enrollments_deleted": 4800, "changes": 12_000}, baseline.ends).anomalies
+    assert [a.figure for a in both] == ["enrollments_deleted", "changes"]
