@@ -110,16 +110,8 @@ class Notifier:
             stuck = stuck_alert_for(old, new)
         except Exception as exc:
             return self._fail_record(record, key, f"the record could not be read: {type(exc).__name__}: {exc}")
-        # A record owing more than a whole invocation could ever fit is started only first in one.
-        needed = min(needed_ms(len(occurrences), stuck is not None, self._details is not None,
-                               self._unusual is not None), self._fresh_ms - 500)
-        if (occurrences or stuck) and self._remaining_ms() < needed:
-            self._failed = True
-            raise EarlierRecordFailed("too little time left to publish safely; delivered again")
-        created = stream.approximate_creation_date_time if stream else None
-        age = time.time() - created if created is not None else 0.0
-        self._near_age_limit = age >= delivery.STREAM_MAX_RECORD_AGE_SECONDS - delivery.PARK_WITHIN_SECONDS
-        self._sequence_number = stream.sequence_number if stream else None
+        self._begin(stream, bool(occurrences or stuck), needed_ms(len(occurrences), stuck is not None,
+                                                                 self._details is not None, self._unusual is not None))
         if occurrences and self._details is not None:  # its time is in `needed` (DETAILS_WORST_S)
             host = self._details.host_for(new)
             if host and host != new.hostname:  # the alert names the instance's own host, not an alias
@@ -136,6 +128,17 @@ class Notifier:
             self._deliver(key, stuck)
         return "ok"
 
+    def _begin(self, stream: Any, owes: bool, needed: int) -> None:
+        """Start a record that `owes` alerts needing `needed` ms, or hand it back to Lambda (a record owing more
+        than a whole invocation could ever fit is started only first in one); note its age and sequence."""
+        if owes and self._remaining_ms() < min(needed, self._fresh_ms - 500):
+            self._failed = True
+            raise EarlierRecordFailed("too little time left to publish safely; delivered again")
+        created = stream.approximate_creation_date_time if stream else None
+        age = time.time() - created if created is not None else 0.0
+        self._near_age_limit = age >= delivery.STREAM_MAX_RECORD_AGE_SECONDS - delivery.PARK_WITHIN_SECONDS
+        self._sequence_number = stream.sequence_number if stream else None
+
     def _rhythm(self, record: DynamoDBRecord, key: tuple[str, str]) -> str:
         """A root account's rhythm item changed: a missing-import gap was found, or one ended (core/rhythm.py)."""
         from ..core.rhythm import missing_alert, missing_owed, resumed_alert, resumed_owed, rhythm_from_item
@@ -147,13 +150,7 @@ class Notifier:
             alerts = [missing_alert(new)] * missing_owed(old, new) + [resumed_alert(new)] * resumed_owed(old, new)
         except Exception as exc:
             return self._fail_record(record, key, f"the rhythm record could not be read: {type(exc).__name__}: {exc}")
-        if alerts and self._remaining_ms() < min(needed_ms(0, len(alerts)), self._fresh_ms - 500):
-            self._failed = True
-            raise EarlierRecordFailed("too little time left to publish safely; delivered again")
-        created = stream.approximate_creation_date_time if stream else None
-        age = time.time() - created if created is not None else 0.0
-        self._near_age_limit = age >= delivery.STREAM_MAX_RECORD_AGE_SECONDS - delivery.PARK_WITHIN_SECONDS
-        self._sequence_number = stream.sequence_number if stream else None
+        self._begin(stream, bool(alerts), needed_ms(0, len(alerts)))
         for alert in alerts:
             self._deliver(key, alert)
         return "ok" if alerts else "nothing owed"
