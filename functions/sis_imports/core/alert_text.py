@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable
 
-from .unusual import figures_of, shape_of
+from .unusual import duration_words, figures_of, shape_of
 from .untrusted import one_line
 
 FIRST_ROWS = 10
@@ -81,14 +81,7 @@ def details_of(sis_import: dict[str, Any]) -> dict[str, Any]:
 
 
 def _duration(seconds: Any) -> str:
-    if not isinstance(seconds, (int, float)):
-        return "unknown"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{hours} h"] * bool(hours) + [f"{minutes} min"] * bool(minutes) + \
-        [f"{secs} s"] * (not hours and (bool(secs) or not minutes))  # "10 min", not "10 min 0 s"
-    return " ".join(parts) or "0 s"
+    return duration_words(seconds) if isinstance(seconds, (int, float)) else "unknown"
 
 
 def _when(moment: Any) -> str:

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 from .batch import Batch
 from .events import Metadata, SisBatchBody, SisBatchEvent
+from .moments import epoch_seconds
 from .states import API_EVENT_NAME, WorkflowState, is_terminal
 DEFAULT_STUCK_MINUTES = {
     WorkflowState.INITIALIZING: 60,
@@ -33,16 +34,6 @@ def event_time(epoch: float) -> str:
     """Our clock's moment in Canvas's event_time format."""
     moment = datetime.fromtimestamp(epoch, timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def _epoch(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def parse_stuck_minutes(raw: str) -> dict[WorkflowState, int]:
@@ -79,8 +70,8 @@ class CanvasImport:
         sis_id = str(raw["id"])
         if not sis_id.isdigit():
             raise ValueError("the import's id is not a Canvas id")
-        return cls(sis_id, WorkflowState(raw["workflow_state"]), read_at, _epoch(raw.get("created_at")),
-                   _epoch(raw.get("started_at")), _epoch(raw.get("ended_at")), _epoch(raw.get("updated_at")),
+        return cls(sis_id, WorkflowState(raw["workflow_state"]), read_at, epoch_seconds(raw.get("created_at")),
+                   epoch_seconds(raw.get("started_at")), epoch_seconds(raw.get("ended_at")), epoch_seconds(raw.get("updated_at")),
                    read_at if asked_at is None else asked_at)
 
     @property
@@ -179,7 +170,7 @@ def entered_at(answer: CanvasImport, ours: Batch | None) -> float | None:
             if entry.workflow_state is not answer.workflow_state:
                 break
             first = entry.event_time
-        moment = _epoch(first)
+        moment = epoch_seconds(first)
         if moment is not None:
             return moment
     return answer.in_state_since()

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Iterable, Mapping
+
+from .moments import epoch_seconds
 
 KEEP = 30  # successful ends kept per shape: a month of nightly imports, a day and a bit of hourly ones
 MIN_HISTORY = 10  # earlier ends of the shape a claim needs
@@ -66,15 +67,6 @@ _WORD = re.compile(r"[^A-Za-z0-9_]")
 
 def _count(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-def epoch_seconds(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def _data(sis_import: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -177,14 +169,17 @@ class Check:
     not_checked: str | None = None  # why no claim is made (too little history, turned off, no figures)
 
 
+def duration_words(seconds: float) -> str:
+    """`1 h 10 min`, `4 min 5 s`, `10 min` (not `10 min 0 s`), `0 s`: what an alert's reader sees."""
+    hours, rest = divmod(int(round(seconds)), 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours} h"] * bool(hours) + [f"{minutes} min"] * bool(minutes) + \
+        [f"{secs} s"] * (not hours and (bool(secs) or not minutes))
+    return " ".join(parts) or "0 s"
+
+
 def words(figure: str, value: float) -> str:
-    if FIGURES[figure].unit == "seconds":
-        hours, rest = divmod(int(round(value)), 3600)
-        minutes, secs = divmod(rest, 60)
-        parts = [f"{hours} h"] * bool(hours) + [f"{minutes} min"] * bool(minutes) + \
-            [f"{secs} s"] * (not hours and (bool(secs) or not minutes))
-        return " ".join(parts)
-    return f"{int(value):,}"
+    return duration_words(value) if FIGURES[figure].unit == "seconds" else f"{int(value):,}"
 
 
 def _usual(values: list[int], sensitivity: float, floor: int) -> tuple[float, float, list[int]]:

@@ -12,7 +12,8 @@ from typing import Any
 
 from ..core.alerts import Alert
 from ..core.batch import Batch
-from ..core.unusual import Baseline, Check, End, annotate, check, epoch_seconds
+from ..core.moments import epoch_seconds
+from ..core.unusual import Baseline, Check, End, annotate, check
 
 SUCCESS_ENDS = ("imported", "imported_with_messages")  # what a baseline is made of (as usecases/school_history.py)
 RECORD_ATTEMPTS = 2
