@@ -17,21 +17,14 @@ from __future__ import annotations
 import argparse
 import collections
 import math
-import os
 import statistics
 import sys
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "functions"))
-sys.path.insert(0, str(ROOT))
+from scripts.bench_env import prepare
 
-os.environ.update(AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
-                  POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="ERROR")
-for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
-    os.environ.pop(name, None)
+prepare()
 
 WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem")
 
@@ -96,8 +89,6 @@ def main() -> int:
                     canvas_requests.append(summary["requests"])
                     dynamo.append(sum(calls.values()))
                     writes.append(sum(calls[w] for w in WRITES))
-                    if os.environ.get("BENCH_DEBUG"):
-                        print(label, dict(calls))
                     if not summary["ok"]:
                         raise SystemExit(f"{label}: {summary['error']}")
                 waves = math.ceil(len(apis) / min(len(apis), MAX_PARALLEL))

@@ -13,19 +13,13 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import sys
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "functions"))
+from scripts.bench_env import prepare
 
-os.environ.update(AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
-                  POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="ERROR")
-for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
-    os.environ.pop(name, None)
+prepare()
 
 
 def main() -> int:
