@@ -74,11 +74,11 @@ class CanvasSisImportsStack(Stack):
             description="GET /batches/{root_account_uuid}[/{sis_batch_id}]: one batch, or the recent ones",
             environment={"TABLE_NAME": table.table_name, **rhythm_env(config)},
             reserved_concurrency=config.query_concurrency,
-            timeout=Duration.seconds(15),  # a list: two index queries and the rhythm's GetItem, each 4 s at worst
+            timeout=Duration.seconds(15),  # a list: an index query, its items and the rhythm's GetItem, 4 s at worst each
         )
-        grant_items(query, table, "dynamodb:GetItem", "dynamodb:BatchGetItem")  # a batch, #rhythm; the open batches
-        grant_index_query(query, table, shape.ACTIVITY_INDEX)
-        grant_index_query(query, table, shape.OPEN_INDEX)  # which listed batches are stuck; outcome=stuck
+        grant_items(query, table, "dynamodb:GetItem", "dynamodb:BatchGetItem")  # a batch, #rhythm; a page's batches
+        grant_index_query(query, table, shape.LIST_INDEX)
+        grant_index_query(query, table, shape.OPEN_INDEX)  # outcome=stuck
 
         api = IngestApi(self, "Ingress", config=config, ingest=ingest, query=query)
         alerts = Alerts(self, "Alerts", functions=functions, table=table, notify_emails=config.notify_emails,

@@ -1,5 +1,5 @@
 """The batch table: one item per SIS batch, streamed to the notifier, with a sparse index of open batches
-and an index of every batch by last activity (the list route)."""
+and an index of every batch by its first event (the list route)."""
 
 from __future__ import annotations
 
@@ -56,15 +56,14 @@ class BatchTable(Construct):
                 "non_key_attributes": list(shape.OPEN_INDEX_PROJECTION)}
                if shape.OPEN_INDEX_PROJECTION else {"projection_type": dynamodb.ProjectionType.KEYS_ONLY}),
         )
-        # Every batch of a root account by last activity, newest first for the list route: every batch
-        # item has last_event_at, the reconciler's marker item has not (so it is not listed). The
-        # projection is the batch view without its history, which stays out of the index's storage.
+        # Every batch of a root account by its first event, newest first for the list route: every batch
+        # item has first_event_at, the reconciler's and the history's items have not (so they are not
+        # listed). Keys only, on a key that does not change: one index write per batch (core/table.py).
         self.table.add_global_secondary_index(
-            index_name=shape.ACTIVITY_INDEX,
+            index_name=shape.LIST_INDEX,
             partition_key=_key("HASH"),
-            sort_key=dynamodb.Attribute(name=shape.ACTIVITY_SORT_KEY, type=dynamodb.AttributeType.STRING),
-            projection_type=dynamodb.ProjectionType.INCLUDE,
-            non_key_attributes=list(shape.ACTIVITY_INDEX_PROJECTION),
+            sort_key=dynamodb.Attribute(name=shape.LIST_SORT_KEY, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
         )
 
 

@@ -9,8 +9,7 @@ from typing import Any
 import boto3
 
 from sis_imports.core.events import SIS_EVENT_NAMES
-from sis_imports.core.table import (ACTIVITY_INDEX, ACTIVITY_INDEX_PROJECTION, ACTIVITY_SORT_KEY, ATTRIBUTE_DEFINITIONS,
-                               KEY_SCHEMA, OPEN_INDEX, OPEN_INDEX_PROJECTION, OPEN_SINCE, PARTITION_KEY,
+from sis_imports.core.table import (ATTRIBUTE_DEFINITIONS, KEY_SCHEMA, LIST_INDEX, LIST_SORT_KEY, OPEN_INDEX, OPEN_INDEX_PROJECTION, OPEN_SINCE, PARTITION_KEY,
                                STREAM_VIEW_TYPE, TTL_ATTRIBUTE)
 
 STAGE = "local"
@@ -30,12 +29,12 @@ OPEN_BATCHES_INDEX = {
     "Projection": ({"ProjectionType": "INCLUDE", "NonKeyAttributes": list(OPEN_INDEX_PROJECTION)}
                    if OPEN_INDEX_PROJECTION else {"ProjectionType": "KEYS_ONLY"}),
 }
-# Every batch by last activity (the list route), as the stack declares it.
-ACTIVITY_BATCHES_INDEX = {
-    "IndexName": ACTIVITY_INDEX,
+# Every batch by its first event (the list route), keys only, as the stack declares it.
+LIST_BATCHES_INDEX = {
+    "IndexName": LIST_INDEX,
     "KeySchema": [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
-                  {"AttributeName": ACTIVITY_SORT_KEY, "KeyType": "RANGE"}],
-    "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(ACTIVITY_INDEX_PROJECTION)},
+                  {"AttributeName": LIST_SORT_KEY, "KeyType": "RANGE"}],
+    "Projection": {"ProjectionType": "KEYS_ONLY"},
 }
 
 
@@ -68,8 +67,8 @@ def create(token: str | None) -> LocalAws:
         TableName=TABLE_NAME,
         KeySchema=KEY_SCHEMA,
         AttributeDefinitions=[*ATTRIBUTE_DEFINITIONS, {"AttributeName": OPEN_SINCE, "AttributeType": "S"},
-                              {"AttributeName": ACTIVITY_SORT_KEY, "AttributeType": "S"}],
-        GlobalSecondaryIndexes=[OPEN_BATCHES_INDEX, ACTIVITY_BATCHES_INDEX],
+                              {"AttributeName": LIST_SORT_KEY, "AttributeType": "S"}],
+        GlobalSecondaryIndexes=[OPEN_BATCHES_INDEX, LIST_BATCHES_INDEX],
         BillingMode="PAY_PER_REQUEST",
         StreamSpecification={"StreamEnabled": True, "StreamViewType": STREAM_VIEW_TYPE},
     )["TableDescription"]

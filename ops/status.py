@@ -327,7 +327,7 @@ def fetch_all(accounts: list[str], query: dict[str, str], get: Any, base: str) -
         batches += page.get("batches", [])
         cursors.append(page.get("next"))
         rhythms[account] = page.get("rhythm")
-    batches.sort(key=lambda b: b.get("last_event_at") or "", reverse=True)
+    batches.sort(key=lambda b: b.get("first_event_at") or "", reverse=True)
     limit = int(query.get("limit", DEFAULT_LIMIT))
     more = len(batches) > limit or any(cursors)
     return Page(batches[:limit], cursors[0] if len(accounts) == 1 else None, more, rhythms)
@@ -345,7 +345,7 @@ def parser() -> argparse.ArgumentParser:
                         help="only batches that ended so, or are stuck: " + ", ".join(OUTCOMES))
     parser.add_argument("--unusual", action="store_true", help="only the ends the notifier found unusual")
     parser.add_argument("--since", type=since_argument,
-                        help="last activity at or after: 2026-11-28, 2026-11-28T09:00:00Z, or 24h / 7d / 30m")
+                        help="first event at or after: 2026-11-28, 2026-11-28T09:00:00Z, or 24h / 7d / 30m")
     parser.add_argument("--limit", type=limit_argument,
                         help=f"at most this many batches in all, newest first (1-{MAX_LIMIT}; default {DEFAULT_LIMIT})")
     parser.add_argument("--next", help="the cursor a previous page printed (with one root account)")

@@ -42,9 +42,10 @@ class Page:
     rhythms: dict[str, Any] = field(default_factory=dict)  # root account -> the list route's `rhythm` (or None)
 
 
-COLUMNS = (("last activity", "last_event_at"), ("root account", "root_account_uuid"), ("batch", "sis_batch_id"),
+# Newest first event first, as the list route answers (its order does not move while an import runs).
+COLUMNS = (("first event", "first_event_at"), ("root account", "root_account_uuid"), ("batch", "sis_batch_id"),
            ("state", "workflow_state"), ("outcome", "outcome"), ("unusual", "unusual"),
-           ("first event", "first_event_at"), ("host", "hostname"))
+           ("last activity", "last_event_at"), ("host", "hostname"))
 
 
 def cell(batch: dict[str, Any], key: str) -> str:

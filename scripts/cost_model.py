@@ -88,8 +88,10 @@ ASSUMPTIONS = Assumptions()
 
 # When a table attribute that keys an index changes, per the store's UpdateItem (functions/sis_imports/store.py):
 # "fixed" never, "every_event" on every event, "while_open" set at a batch's first event and removed at its end.
+# first_event_at is set by a batch's first write and kept (if_not_exists); only an event older than the
+# first one seen, which out-of-order delivery makes rare, moves it.
 KEY_LIFECYCLE = {"root_account_uuid": "fixed", "sis_batch_id": "fixed", "last_event_at": "every_event",
-                 "open_since": "while_open"}
+                 "first_event_at": "fixed", "open_since": "while_open"}
 OPEN_KEY = "open_since"  # the sparse index of open batches, which the reconciler reads every pass
 # Attributes every event's write changes (the store's SET list): an index projecting one is rewritten.
 CHANGED_BY_EVERY_EVENT = frozenset({"workflow_state", "event_time", "order_key", "last_event_at", "history", "version",

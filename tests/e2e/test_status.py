@@ -80,15 +80,15 @@ def test_lists_what_send_and_simulate_made_newest_first_and_says_healthy(run, se
     simulator_root = json.loads((run.state / "run.json").read_text())["root_account_uuid"]
     simulated = [b for b in listed if b["root_account_uuid"] == simulator_root]
     assert len(simulated) >= 4, listed  # make simulate's imports (the one whose events were all lost included)
-    assert [b["last_event_at"] for b in listed] == sorted((b["last_event_at"] for b in listed), reverse=True)
+    assert [b["first_event_at"] for b in listed] == sorted((b["first_event_at"] for b in listed), reverse=True)
     assert got.index(sent["body"]["sis_batch_id"]) < got.index("8003") < got.index("8002") < got.index("8001")
     assert all("history" not in b for b in listed)
 
     text = status(run)
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()
-    assert lines[0].split() == ["last", "activity", "root", "account", "batch", "state", "outcome", "unusual", "first",
-                                "event", "host"]
+    assert lines[0].split() == ["first", "event", "root", "account", "batch", "state", "outcome", "unusual", "last",
+                                "activity", "host"]
     assert any(" 8001 " in line and "failed_with_messages" in line and "failure" in line for line in lines)
     assert lines[-2].startswith("pipeline: healthy (local run; dead letters: ")
     assert "canvas-live-events-local-dlq 0" in lines[-2] and "alarms: none locally" in lines[-2]

@@ -17,7 +17,7 @@ from tests.conftest import http_event
 from tests.factories import ROOT_ACCOUNT_UUID, T0, at, canvas_event
 
 OTHER = "OtherInstanceUuid"
-# 6 batches of the root account, each with a last activity of its own (minutes apart), and their ends.
+# 6 batches of the root account, each created ten minutes after the one before, and their ends.
 PLAN = {
     "101": ["initializing", "created", "importing", "imported"],
     "102": ["initializing", "created", "importing", "failed"],
@@ -28,9 +28,13 @@ PLAN = {
 }
 
 
-def last_activity(batch_id: str) -> str:
+def first_event(batch_id: str) -> str:
     """Batch 101 is the oldest, 106 the newest: newest first is 106, 105, ..., 101."""
-    return at(T0, 600 * (int(batch_id) - 100) + 3 * (len(PLAN[batch_id]) - 1))
+    return at(T0, 600 * (int(batch_id) - 100))
+
+
+def last_activity(batch_id: str) -> str:
+    return at(first_event(batch_id), 3 * (len(PLAN[batch_id]) - 1))
 
 
 @pytest.fixture
@@ -49,7 +53,7 @@ def batches(aws, none_mode, handlers_fresh):
     # Another root account's batch, newer than all: never in this account's list.
     event = canvas_event("initializing", at(T0, 9000), "101", root_account_uuid=OTHER)
     assert ingest(http_event(event), LambdaContext(function_name="ingest"))["statusCode"] == 200
-    # The reconciler's marker item (no last_event_at): never listed.
+    # The reconciler's marker item (no first_event_at): never listed.
     from sis_imports.wiring import batch_store
 
     batch_store().mark_reconciled(ROOT_ACCOUNT_UUID, at(T0, 9999))
@@ -67,7 +71,7 @@ def ids(body: dict) -> list[str]:
     return [b["sis_batch_id"] for b in body["batches"]]
 
 
-def test_newest_activity_first_each_as_the_batch_view_without_history(batches):
+def test_newest_first_event_first_each_as_the_batch_view_without_history(batches):
     status, body = listing(batches)
     assert status == 200
     assert ids(body) == ["106", "105", "104", "103", "102", "101"]  # not the marker, not the other account
@@ -78,9 +82,9 @@ def test_newest_activity_first_each_as_the_batch_view_without_history(batches):
                           "last_event_at"}
     assert first["unusual"] == []
     assert (first["workflow_state"], first["terminal"], first["outcome"]) == ("failed_with_messages", True, "failure")
-    assert first["last_event_at"] == last_activity("105") and first["first_event_at"] == at(T0, 3000)
+    assert first["last_event_at"] == last_activity("105") and first["first_event_at"] == first_event("105")
     assert first["hostname"] == "oxana.instructure.com" and first["root_account_id"] == "21070000000000001"
-    assert [b["last_event_at"] for b in body["batches"]] == sorted((last_activity(i) for i in PLAN), reverse=True)
+    assert [b["first_event_at"] for b in body["batches"]] == sorted((first_event(i) for i in PLAN), reverse=True)
     assert body["batches"][0]["outcome"] is None and body["batches"][0]["terminal"] is False
     # The single-batch route answers as before, history included.
     response = batches["query"].handler(http_event(None, method="GET", path=f"/batches/{ROOT_ACCOUNT_UUID}/105",
@@ -98,10 +102,12 @@ def test_filters_state_outcome_and_since(batches):
     assert ids(listing(batches, outcome="warning")[1]) == ["104"]
     assert ids(listing(batches, outcome="success")[1]) == ["101"]
     assert ids(listing(batches, outcome="failure", state="failed")[1]) == ["102"]
-    # since: last activity at or after, as a Canvas time, a time with Z or an offset, or a date.
-    assert ids(listing(batches, since=last_activity("104"))[1]) == ["106", "105", "104"]
-    assert ids(listing(batches, since=at(last_activity("104"), 0.001))[1]) == ["106", "105"]
-    whole = last_activity("104")[:19]  # 2026-...T09:40:09, to the second
+    # since: first event at or after, as a Canvas time, a time with Z or an offset, or a date.
+    assert ids(listing(batches, since=first_event("104"))[1]) == ["106", "105", "104"]
+    assert ids(listing(batches, since=at(first_event("104"), 0.001))[1]) == ["106", "105"]
+    # 104's last activity is 9 s after its first event: since= is not about last activity.
+    assert ids(listing(batches, since=at(first_event("104"), 1))[1]) == ["106", "105"]
+    whole = first_event("104")[:19]  # 2026-...T09:40:00, to the second
     assert ids(listing(batches, since=whole + "Z")[1]) == ["106", "105", "104"]
     assert ids(listing(batches, since=whole + "+00:00")[1]) == ["106", "105", "104"]
     hour = int(whole[11:13])
@@ -109,7 +115,7 @@ def test_filters_state_outcome_and_since(batches):
     assert ids(listing(batches, since=shifted)[1]) == ["106", "105", "104"]
     assert ids(listing(batches, since=T0[:10])[1]) == ["106", "105", "104", "103", "102", "101"]
     assert listing(batches, since="2999-01-01")[1] == {"batches": [], "next": None, "rhythm": None}
-    assert ids(listing(batches, since=last_activity("103"), outcome="failure")[1]) == ["105"]
+    assert ids(listing(batches, since=first_event("103"), outcome="failure")[1]) == ["105"]
     assert listing(batches, uuid="NobodysUuid")[1] == {"batches": [], "next": None, "rhythm": None}
 
 
@@ -130,21 +136,41 @@ def test_pages_of_limit_with_a_cursor_give_every_batch_once(batches, query):
         assert seen == expected, (query, limit)
 
 
-def test_the_list_is_one_query_of_the_activity_index_never_a_scan(batches, monkeypatch):
+def test_a_page_is_one_query_of_the_keys_only_list_index_and_one_read_of_its_items(batches, monkeypatch):
     calls = []
     boto3.setup_default_session()
     boto3.DEFAULT_SESSION.events.register("before-parameter-build.dynamodb", lambda model, params, **_: calls.append(
-        (model.name, params.get("IndexName"), params.get("ScanIndexForward"), params.get("Limit"))))
+        (model.name, params.get("IndexName"), params.get("ScanIndexForward"), params.get("Limit"),
+         len(next(iter(params.get("RequestItems", {}).values()), {}).get("Keys", [])))))
     batches["query"].app.cache_clear()  # a client on the hooked session
     assert listing(batches, limit="3", state="imported")[0] == 200
-    # A page of ends only: nothing more to ask but the root account's rhythm (one item).
-    assert calls == [("Query", "batches-by-activity", False, 100), ("GetItem", None, None, None)]
+    # Filtered: a fuller page of keys (some will not match), their items, then the root account's rhythm.
+    assert calls == [("Query", "batches-by-creation", False, 100, 0), ("BatchGetItem", None, None, None, 6),
+                     ("GetItem", None, None, None, 0)]
     calls.clear()
     assert listing(batches, limit="3")[0] == 200
-    # 106 is open: which of the page's open batches are stuck is one query of the (sparse, keys-only)
-    # open-batches index, and one read of those items; then the root account's rhythm.
-    assert calls == [("Query", "batches-by-activity", False, 3), ("Query", "open-batches", None, None),
-                     ("BatchGetItem", None, None, None), ("GetItem", None, None, None)]
+    # Unfiltered: exactly the page's keys. The items carry their stuck marks: no other index is asked.
+    assert calls == [("Query", "batches-by-creation", False, 3, 0), ("BatchGetItem", None, None, None, 3),
+                     ("GetItem", None, None, None, 0)]
+
+
+def test_the_order_holds_while_batches_move_so_pages_give_each_batch_once(batches):
+    """The list is by first event, which a batch's later events do not move: a batch that changes
+    between two pages neither comes back on the next page nor is skipped (an order by last activity
+    would move it to the top, past the cursor)."""
+    first = listing(batches, limit="3")[1]
+    assert ids(first) == ["106", "105", "104"]
+    ingest = batches["ingest"].handler
+    for batch_id, state in (("103", "imported"), ("106", "created")):  # one on each side of the cursor
+        event = canvas_event(state, at(last_activity("106"), 60), batch_id)
+        assert ingest(http_event(event), LambdaContext(function_name="ingest"))["statusCode"] == 200
+    second = listing(batches, limit="3", next=first["next"])[1]
+    assert ids(second) == ["103", "102", "101"] and second["next"] is None
+    assert second["batches"][0]["workflow_state"] == "imported"  # read from the table: the current state
+    # A batch whose first event (by Canvas's clock) is older than the one first seen moves to its place.
+    late = canvas_event("initializing", at(first_event("101"), -60), "106")
+    assert ingest(http_event(late), LambdaContext(function_name="ingest"))["statusCode"] == 200
+    assert ids(listing(batches)[1]) == ["105", "104", "103", "102", "101", "106"]
 
 
 def test_a_filtered_page_stops_after_so_many_entries_and_says_where_to_go_on(aws):
@@ -174,7 +200,7 @@ def cursor(data) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-GOOD = {"root_account_uuid": ROOT_ACCOUNT_UUID, "sis_batch_id": "104", "last_event_at": "2026-11-20T09:40:09.000Z"}
+GOOD = {"root_account_uuid": ROOT_ACCOUNT_UUID, "sis_batch_id": "104", "first_event_at": "2026-11-20T09:40:00.000Z"}
 
 
 @pytest.mark.parametrize(
@@ -206,7 +232,9 @@ GOOD = {"root_account_uuid": ROOT_ACCOUNT_UUID, "sis_batch_id": "104", "last_eve
         ({"next": cursor({k: v for k, v in GOOD.items() if k != "sis_batch_id"})}, "next"),
         ({"next": cursor({**GOOD, "sis_batch_id": 104})}, "next"),
         ({"next": cursor({**GOOD, "sis_batch_id": "bad id!"})}, "next"),
-        ({"next": cursor({**GOOD, "last_event_at": "yesterday"})}, "next"),
+        ({"next": cursor({**GOOD, "first_event_at": "yesterday"})}, "next"),
+        ({"next": cursor({**{k: v for k, v in GOOD.items() if k != "first_event_at"},
+                          "last_event_at": GOOD["first_event_at"]})}, "next"),  # the old index's cursor
         ({"next": cursor({**GOOD, "root_account_uuid": OTHER})}, "next"),  # another account's cursor
         ({"next": cursor(GOOD) + "="}, "next"),  # not as this route writes it
         ({"next": cursor(json.dumps(GOOD, indent=1).encode())}, "next"),
@@ -221,7 +249,7 @@ def test_a_bad_parameter_is_400_naming_it(aws, none_mode, handlers_fresh, query,
 
 
 def test_a_good_cursor_of_this_account_is_taken(batches):
-    assert listing(batches, next=cursor({**GOOD, "last_event_at": last_activity("104")}))[1]["batches"][0][
+    assert listing(batches, next=cursor({**GOOD, "first_event_at": first_event("104")}))[1]["batches"][0][
         "sis_batch_id"] == "103"
 
 
@@ -240,7 +268,7 @@ def test_a_bad_root_account_is_400_and_a_failing_table_503(batches, monkeypatch)
 
 def test_stuck_batches_are_marked_and_listed_by_outcome_stuck_page_by_page(batches):
     """What the reconciler marks stuck (store.mark_stuck, in the state the batch is still in) shows as
-    `stuck` in the list and the batch view; `outcome=stuck` lists only those, newest activity first."""
+    `stuck` in the list and the batch view; `outcome=stuck` lists only those, newest first event first."""
     from sis_imports.wiring import batch_store
 
     store = batch_store()
@@ -254,7 +282,7 @@ def test_stuck_batches_are_marked_and_listed_by_outcome_stuck_page_by_page(batch
     assert status == 200 and ids(body) == ["106", "103"] and body["next"] is None
     assert body["batches"][1]["hostname"] == "oxana.instructure.com"  # the whole view, not the index's part
     assert ids(listing(batches, outcome="stuck", state="importing")[1]) == ["103"]
-    assert ids(listing(batches, outcome="stuck", since=last_activity("104"))[1]) == ["106"]
+    assert ids(listing(batches, outcome="stuck", since=first_event("104"))[1]) == ["106"]
     first = listing(batches, outcome="stuck", limit="1")[1]
     assert ids(first) == ["106"] and first["next"]
     second = listing(batches, outcome="stuck", limit="1", next=first["next"])[1]
@@ -283,7 +311,7 @@ def test_unusual_ends_show_their_figures_and_are_listed_by_unusual(batches):
     assert ids(listing(batches, unusual="false")[1]) == ["106", "105", "103", "102"]
     assert ids(listing(batches, unusual="true", outcome="warning")[1]) == ["104"]
     assert ids(listing(batches, unusual="true", outcome="failure")[1]) == []
-    assert ids(listing(batches, unusual="true", since=last_activity("102"))[1]) == ["104"]
+    assert ids(listing(batches, unusual="true", since=first_event("102"))[1]) == ["104"]
     first = listing(batches, unusual="true", limit="1")[1]
     assert ids(first) == ["104"] and ids(listing(batches, unusual="true", limit="1", next=first["next"])[1]) == ["101"]
     view = json.loads(batches["query"].handler(http_event(None, method="GET", path=f"/batches/{ROOT_ACCOUNT_UUID}/104",

@@ -241,6 +241,7 @@ def test_a_metric_is_billed_for_the_hours_it_is_emitted_in():
     (("root_account_uuid", "open_since"), "KEYS_ONLY", (), 1 + 1),  # put and delete only
     (("root_account_uuid", "open_since"), "INCLUDE", ("account_id",), 1 + 1),  # account_id never changes
     (("root_account_uuid", "sis_batch_id"), "ALL", (), 1 + 3),  # key never changes: a rewrite per event
+    (("root_account_uuid", "first_event_at"), "KEYS_ONLY", (), 1),  # the list index: one put per batch
 ])
 def test_index_writes_follow_dynamodbs_rules(keys, projection, attributes, writes):
     assert cost_model.index_writes_per_import(Index("i", keys, projection, attributes), 4) == writes

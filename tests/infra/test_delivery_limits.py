@@ -46,7 +46,7 @@ def test_every_functions_timeout_covers_its_calls_at_their_worst(template):
     # Canvas's 15 s, so that it reads our 503 rather than its own timeout.
     assert max(jwks, secrets) + 2 * ddb < timeout["ingest"] < 15
     assert 2 * ddb < timeout["eventbridge"]  # two DynamoDB calls at most
-    # A list page with an open batch: the activity index, the open-batches index, the rhythm item.
+    # A list page: the list index, its items (BatchGetItem), the rhythm item.
     assert 3 * ddb < timeout["query"] < 30  # within API Gateway's integration timeout
     assert 2 * ddb < timeout["sqs_consumer"]  # per message; a batch left unfinished comes back whole
     # The notifier starts a record only with its worst case left: a record with one end (asking Canvas

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from infra.monitoring import ENTRIES
-from sis_imports.core.table import (ACTIVITY_INDEX, ACTIVITY_INDEX_PROJECTION, ACTIVITY_SORT_KEY, PARTITION_KEY)
+from sis_imports.core.table import LIST_INDEX, PARTITION_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK = ROOT / "docs" / "runbook.md"
@@ -261,20 +261,17 @@ def test_import_durations_are_drawn_against_the_band_of_a_declared_anomaly_model
         assert "ImportsFinished" in json.dumps(finished) and ", 3600)" in json.dumps(finished)  # per hour
 
 
-def test_the_list_route_reads_an_index_on_last_activity(template, variant):
+def test_the_list_route_reads_a_keys_only_index_on_the_first_event(template, variant):
     for t in (template, variant):
         (table,) = resources(t, "AWS::DynamoDB::Table").values()
         props = table["Properties"]
-        (index,) = [i for i in props["GlobalSecondaryIndexes"] if i["IndexName"] == ACTIVITY_INDEX]
+        (index,) = [i for i in props["GlobalSecondaryIndexes"] if i["IndexName"] == LIST_INDEX]
         assert index["KeySchema"] == [{"AttributeName": PARTITION_KEY, "KeyType": "HASH"},
-                                      {"AttributeName": ACTIVITY_SORT_KEY, "KeyType": "RANGE"}]
-        assert ACTIVITY_SORT_KEY == "last_event_at"
-        assert {"AttributeName": "last_event_at", "AttributeType": "S"} in props["AttributeDefinitions"]
-        # The batch view without its history: the history (up to 50 entries) stays out of the index.
-        assert index["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ACTIVITY_INDEX_PROJECTION}
-        assert "history" not in ACTIVITY_INDEX_PROJECTION
-        assert {"workflow_state", "outcome", "first_event_at", "event_time", "account_id"} <= set(
-            ACTIVITY_INDEX_PROJECTION)
+                                      {"AttributeName": "first_event_at", "KeyType": "RANGE"}]
+        assert {"AttributeName": "first_event_at", "AttributeType": "S"} in props["AttributeDefinitions"]
+        # Keys only, on a key no later event changes: one index write per batch (issue 18).
+        assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+        assert not any(i["IndexName"] == "batches-by-activity" for i in props["GlobalSecondaryIndexes"])
     outputs = template.to_json()["Outputs"]
     assert outputs["RootAccountUuids"]["Value"] == "VicYj3cu5BIFpoZhDVU4DZumnlBrWi1grgJEzADs"
     assert variant.to_json()["Outputs"]["RootAccountUuids"]["Value"] == (

@@ -13,7 +13,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Annotations, Match
 from cdk_nag import AwsSolutionsChecks
 
-from sis_imports.core.table import (ACTIVITY_INDEX, KEY_SCHEMA, OPEN_INDEX, OPEN_INDEX_PROJECTION, OPEN_SINCE,
+from sis_imports.core.table import (KEY_SCHEMA, LIST_INDEX, OPEN_INDEX, OPEN_INDEX_PROJECTION, OPEN_SINCE,
                                PARTITION_KEY, STREAM_VIEW_TYPE, TTL_ATTRIBUTE)
 
 # AWS offers no resource-level permission for these; cdk-nag's IAM5 is acknowledged for them alone.
@@ -217,11 +217,11 @@ def test_writers_may_only_write_and_the_query_only_read(template):
     for writer in ("Ingest", "SqsConsumer", "EventBridgeConsumer"):
         assert table_actions(writer) == {"dynamodb:UpdateItem", "dynamodb:PutItem"}, writer
     assert table_actions("Query") == {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}
-    # Query on the activity index (the list route) and the open-batches index (which listed batches are
-    # stuck), each named: never a scan, never the table's other indexes by wildcard.
+    # Query on the list index (the list route) and the open-batches index (outcome=stuck), each named:
+    # never a scan, never the table's other indexes by wildcard.
     query_on = [r for s in role_statements(template, "Query") if "dynamodb:Query" in as_list(s["Action"])
                 for r in as_list(s["Resource"])]
-    assert sorted(r["Fn::Join"][1][1] for r in query_on) == sorted([f"/index/{ACTIVITY_INDEX}", f"/index/{OPEN_INDEX}"])
+    assert sorted(r["Fn::Join"][1][1] for r in query_on) == sorted([f"/index/{LIST_INDEX}", f"/index/{OPEN_INDEX}"])
     assert table_actions("Notifier") == set()  # it reads the stream, never the table
 
 

@@ -41,8 +41,8 @@ def batch(sis_batch_id: str, unusual: list[str]) -> dict:
 
 def test_each_batch_shows_the_figures_its_end_was_unusual_in():
     lines = table([batch("1", ["enrollments_deleted", "duration_seconds"]), batch("2", [])]).splitlines()
-    assert lines[0].split()[:9] == ["last", "activity", "root", "account", "batch", "state", "outcome", "unusual",
-                                    "first"]
+    assert lines[0].split()[:9] == ["first", "event", "root", "account", "batch", "state", "outcome", "unusual",
+                                    "last"]
     assert lines[1].split()[5] == "enrollments_deleted,duration_seconds"
     assert lines[2].split()[5] == "-"
 

@@ -16,13 +16,13 @@ OPEN_INDEX = "open-batches"
 OPEN_SINCE = "open_since"
 OPEN_INDEX_PROJECTION: list[str] = []  # KEYS_ONLY
 
-# Every batch by last activity (issue 11's list route, `GET /batches/{root_account_uuid}`): every batch
-# item carries last_event_at; the reconciler's marker item does not, so it stays out. The projection is
-# what the batch view shows without its history (and `outcome` and `unusual`, which the route filters on).
-ACTIVITY_INDEX = "batches-by-activity"
-ACTIVITY_SORT_KEY = "last_event_at"
-ACTIVITY_INDEX_PROJECTION = ["workflow_state", "event_time", "first_event_at", "account_id", "root_account_id",
-                             "hostname", "terminal", "outcome", "unusual"]
+# Every batch by its first event, newest first (issue 11's list route, `GET /batches/{root_account_uuid}`):
+# every batch item carries first_event_at; the reconciler's and the history's items do not, so they stay
+# out. Keyed on a time that does not change (an event older than the first seen is rare) and keys only
+# (issue 18): each batch costs the index one write, at its first event, not a delete and a put at every
+# event as a key of last activity did. The route reads the page's items from the table (BatchGetItem).
+LIST_INDEX = "batches-by-creation"
+LIST_SORT_KEY = "first_event_at"
 
 KEY_SCHEMA = [
     {"AttributeName": PARTITION_KEY, "KeyType": "HASH"},

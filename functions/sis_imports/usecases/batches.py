@@ -1,9 +1,10 @@
 """GET /batches/{root_account_uuid}/{sis_batch_id}: the current state of one SIS import.
-GET /batches/{root_account_uuid}: the root account's recent imports, newest activity first.
+GET /batches/{root_account_uuid}: the root account's recent imports, newest first (by
+their first event, as Canvas lists its imports by creation).
 
 The list takes `state=`, `outcome=` (an end's outcome, or `stuck`: open imports the reconciler found
 stuck in their current state), `unusual=` (`true`: the ends the notifier found unusual; `false`: the
-others), `since=` (last activity at or after: `2026-11-28`,
+others), `since=` (first event at or after: `2026-11-28`,
 `2026-11-28T09:00:00Z`, or with an offset), `limit=` (1 to 200, 50 by default) and `next=` (the
 cursor a previous page answered). It answers `{"batches": [<batch view without history>, ...],
 "next": <cursor or null>, "rhythm": <the root account's rhythm, or null>}`; an unknown or bad parameter
@@ -27,7 +28,7 @@ from ..adapters.observability import count, logger
 from ..core.batch import Batch
 from ..core.rhythm import MIN_HISTORY, Rhythm
 from ..core.states import Outcome, WorkflowState
-from ..core.table import ACTIVITY_SORT_KEY, ID_PATTERN, PARTITION_KEY, SORT_KEY
+from ..core.table import LIST_SORT_KEY, ID_PATTERN, PARTITION_KEY, SORT_KEY
 
 ID = re.compile(ID_PATTERN)
 DEFAULT_LIMIT = 50
@@ -114,14 +115,14 @@ def decode_cursor(text: str, root_account_uuid: str, since: str | None) -> dict[
         key = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8"))
     except (binascii.Error, ValueError):
         raise BadParameter("next", "not a cursor this route answered") from None
-    names = (PARTITION_KEY, SORT_KEY, ACTIVITY_SORT_KEY)
+    names = (PARTITION_KEY, SORT_KEY, LIST_SORT_KEY)
     if (not isinstance(key, dict) or set(key) != set(names) or not all(isinstance(key[n], str) for n in names)
-            or not ID.fullmatch(key[SORT_KEY]) or not EVENT_TIME.fullmatch(key[ACTIVITY_SORT_KEY])
+            or not ID.fullmatch(key[SORT_KEY]) or not EVENT_TIME.fullmatch(key[LIST_SORT_KEY])
             or encode_cursor(key) != text):
         raise BadParameter("next", "not a cursor this route answered")
     if key[PARTITION_KEY] != root_account_uuid:
         raise BadParameter("next", "a cursor of another root account")
-    if since is not None and key[ACTIVITY_SORT_KEY] < since:
+    if since is not None and key[LIST_SORT_KEY] < since:
         raise BadParameter("next", "a cursor from before since=: give the since of the first page")
     return key
 
@@ -228,7 +229,6 @@ class QueryApi:
                 batches, after = self.stuck(root_account_uuid, **arguments)
             else:
                 batches, after = self._store.recent(root_account_uuid, **arguments)
-                batches = self.with_stuck(root_account_uuid, batches)
             rhythm = rhythm_view(self._store.rhythm(root_account_uuid), self._rhythm)
         except Exception:
             logger.exception("the batches could not be listed")
@@ -236,31 +236,21 @@ class QueryApi:
         return response(200, {"batches": [summary_view(b) for b in batches],
                               "next": encode_cursor(after) if after else None, "rhythm": rhythm})
 
-    def with_stuck(self, root_account_uuid: str, batches: list[Batch]) -> list[Batch]:
-        """The activity index does not hold `stuck_state`; the open-batches index does: one more query,
-        only when the page has an open batch."""
-        if all(b.terminal for b in batches):
-            return batches
-        marks = {b.sis_batch_id: b.stuck_state for b in self._store.open_batches(root_account_uuid)}
-        return [b if b.terminal else replace(b, stuck_state=marks.get(b.sis_batch_id)) for b in batches]
-
     def stuck(self, root_account_uuid: str, *, state: str | None, outcome: str, unusual: bool | None,
               since: str | None, limit: int, start: dict[str, str] | None) -> tuple[list[Batch], dict[str, str] | None]:
         """`outcome=stuck`: the open batches (one query of the sparse index: open imports are few) that
-        are stuck, newest activity first, paged with the same cursor as the activity index's. An open
+        are stuck, newest first event first, paged with the same cursor as the list index's. An open
         import has no end, so none is unusual: `unusual=true` finds none of them."""
         if unusual:
             return [], None
         found = [b for b in self._store.open_batches(root_account_uuid) if is_stuck(b)
-                 and (state is None or b.workflow_state.value == state) and (since is None or b.last_event_at >= since)]
-        found.sort(key=lambda b: (b.last_event_at, b.sis_batch_id), reverse=True)
+                 and (state is None or b.workflow_state.value == state) and (since is None or b.first_event_at >= since)]
+        found.sort(key=lambda b: (b.first_event_at, b.sis_batch_id), reverse=True)
         if start is not None:
-            after = (start[ACTIVITY_SORT_KEY], start[SORT_KEY])
-            found = [b for b in found if (b.last_event_at, b.sis_batch_id) < after]
+            after = (start[LIST_SORT_KEY], start[SORT_KEY])
+            found = [b for b in found if (b.first_event_at, b.sis_batch_id) < after]
         page = found[:limit]
         more = len(found) > limit
-        # The index holds what the reconciler compares; the view wants the rest (host, root account id).
-        full = [self._store.get(root_account_uuid, b.sis_batch_id) or b for b in page]
         cursor = ({PARTITION_KEY: root_account_uuid, SORT_KEY: page[-1].sis_batch_id,
-                   ACTIVITY_SORT_KEY: page[-1].last_event_at} if more else None)
-        return full, cursor
+                   LIST_SORT_KEY: page[-1].first_event_at} if more else None)
+        return page, cursor

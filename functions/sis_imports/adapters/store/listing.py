@@ -1,4 +1,5 @@
-"""Reading many batches: the open ones (the reconciler's), and a root account's recent ones (the query API's)."""
+"""Reading many batches: the open ones (the reconciler's), and a root account's recent ones (the query API's).
+Both indexes are keys only: the items come from the table, 100 to a BatchGetItem."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import time
 from typing import Any
 
 from ...core.batch import Batch
-from ...core.table import ACTIVITY_INDEX, ACTIVITY_SORT_KEY, OPEN_INDEX, OPEN_SINCE, PARTITION_KEY, SORT_KEY
+from ...core.table import LIST_INDEX, LIST_SORT_KEY, OPEN_INDEX, OPEN_SINCE, PARTITION_KEY, SORT_KEY
 from .items import Table, from_attributes, to_attributes
 
 BATCH_GET_KEYS = 100  # DynamoDB's most keys in one BatchGetItem
@@ -49,8 +50,10 @@ class Listing(Table):
                 batches.append(Batch.from_item(plain))
         return batches
 
-    def _batch_get(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _batch_get(self, keys: list[dict[str, Any]], what: str = "open batches") -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
+        if not keys:
+            return items
         wanted = {self._table: {"Keys": keys}}
         for attempt in range(BATCH_GET_ATTEMPTS):
             response = self._client.batch_get_item(RequestItems=wanted)
@@ -59,7 +62,7 @@ class Listing(Table):
             if not wanted:
                 return items
             time.sleep(0.05 * 2**attempt)  # DynamoDB's advice for unprocessed keys: back off, ask again
-        raise UnreadBatches(f"DynamoDB left {len(wanted[self._table]['Keys'])} open batches unread after "
+        raise UnreadBatches(f"DynamoDB left {len(wanted[self._table]['Keys'])} {what} unread after "
                             f"{BATCH_GET_ATTEMPTS} attempts (throttled?)")
 
     def recent(
@@ -74,57 +77,62 @@ class Listing(Table):
         start: dict[str, str] | None = None,
         max_evaluated: int = 1000,
     ) -> tuple[list[Batch], dict[str, str] | None]:
-        """The root account's batches, newest activity first: up to `limit` of them, and the key to go
-        on from (None when there are no more). One query of the activity index per page, never a scan.
+        """The root account's batches, newest first event first: up to `limit` of them, and the key to go
+        on from (None when there are no more). Queries of the list index (keys only, never a scan), then
+        the items themselves, 100 to a BatchGetItem.
 
-        `since` (Canvas's event_time format) bounds the index key: last activity at or after it.
-        `state`, `outcome` and `unusual` (the end was found unusual in some figure, or not) filter what
-        the index returns, so a page may take several queries; after
-        `max_evaluated` index entries the batches found so far come back with the key to go on from
-        (fewer than `limit`, and more may follow). The key is the index's own (root account, batch id,
-        last_event_at), as plain strings. Each Batch holds what the index projects: no history.
+        `since` (Canvas's event_time format) bounds the index key: first event at or after it.
+        `state`, `outcome` and `unusual` (the end was found unusual in some figure, or not) filter the
+        items read, so a page may take several queries; after `max_evaluated` index entries the batches
+        found so far come back with the key to go on from (fewer than `limit`, and more may follow). The
+        key is the index's own (root account, batch id, first_event_at), as plain strings. A batch that
+        expired since the index answered is left out, as the index would soon leave it out.
         """
         names = {"#pk": PARTITION_KEY}
         values: dict[str, Any] = {":pk": root_account_uuid}
         condition = "#pk = :pk"
         if since is not None:
             condition += " AND #at >= :since"
-            names["#at"] = ACTIVITY_SORT_KEY
+            names["#at"] = LIST_SORT_KEY
             values[":since"] = since
-        filters = []
-        for name, value in (("workflow_state", state), ("outcome", outcome)):
-            if value is not None:
-                filters.append(f"#{name} = :{name}")
-                names[f"#{name}"] = name
-                values[f":{name}"] = value
-        if unusual is not None:  # the notifier stores a non-empty list of figures, or nothing
-            names["#unusual"] = "unusual"
-            filters.append("attribute_exists(#unusual)" if unusual else "attribute_not_exists(#unusual)")
+        filtered = state is not None or outcome is not None or unusual is not None
+
+        def wanted(batch: Batch) -> bool:
+            return ((state is None or batch.workflow_state.value == state)
+                    and (outcome is None or batch.outcome == outcome)
+                    and (unusual is None or bool(batch.unusual) == unusual))
+
         batches: list[Batch] = []
         evaluated, key = 0, start
         while True:
-            wanted = limit - len(batches)
+            room = limit - len(batches)
             kwargs: dict[str, Any] = {"ExclusiveStartKey": to_attributes(key)} if key else {}
-            if filters:
-                kwargs["FilterExpression"] = " AND ".join(filters)
             page = self._client.query(
-                TableName=self._table, IndexName=ACTIVITY_INDEX, KeyConditionExpression=condition,
+                TableName=self._table, IndexName=LIST_INDEX, KeyConditionExpression=condition,
                 ExpressionAttributeNames=names, ExpressionAttributeValues=to_attributes(values),
                 ScanIndexForward=False,
                 # Unfiltered, exactly what is wanted; filtered, a fuller page, since some will not match.
-                Limit=max(wanted, min(100, max_evaluated)) if filters else wanted, **kwargs,
+                Limit=min(BATCH_GET_KEYS, max(room, min(100, max_evaluated)) if filtered else room), **kwargs,
             )
-            items = page.get("Items", [])
-            evaluated += int(page.get("ScannedCount", len(items)))
+            entries = [from_attributes(e) for e in page.get("Items", [])]
+            evaluated += len(entries)
             last = page.get("LastEvaluatedKey")
-            for position, item in enumerate(items, start=1):
+            found = {str(item[SORT_KEY]["S"]): item for item in self._batch_get(
+                [{PARTITION_KEY: {"S": root_account_uuid}, SORT_KEY: {"S": str(e[SORT_KEY])}} for e in entries], "listed batches")}
+            for position, entry in enumerate(entries, start=1):
+                item = found.get(str(entry[SORT_KEY]))
+                if item is None or LIST_SORT_KEY not in item:
+                    continue
                 plain = from_attributes(item)
                 plain.setdefault("account_id", "")
-                batches.append(Batch.from_item(plain))
+                batch = Batch.from_item(plain)
+                if not wanted(batch):
+                    continue
+                batches.append(batch)
                 if len(batches) == limit:
-                    more = position < len(items) or last is not None
-                    return batches, ({PARTITION_KEY: plain[PARTITION_KEY], SORT_KEY: plain[SORT_KEY],
-                                      ACTIVITY_SORT_KEY: plain[ACTIVITY_SORT_KEY]} if more else None)
+                    more = position < len(entries) or last is not None
+                    return batches, ({PARTITION_KEY: root_account_uuid, SORT_KEY: str(entry[SORT_KEY]),
+                                      LIST_SORT_KEY: str(entry[LIST_SORT_KEY])} if more else None)
             if not last:
                 return batches, None
             key = {name: str(value) for name, value in from_attributes(last).items()}
