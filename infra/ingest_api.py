@@ -62,7 +62,7 @@ class IngestApi(Construct):
             throttle=apigwv2.ThrottleSettings(rate_limit=config.throttle_rate, burst_limit=config.throttle_burst),
         )
         cfn_stage: apigwv2.CfnStage = self.stage.node.default_child  # type: ignore[assignment]
-        # A line per request (~250 bytes: $1.25 a month at 10M events), which says little that the function's
+        # A line per request (~250 bytes: $1.23 a month at 10M events), which says little that the function's
         # own lines, its metrics and the API's 4xx/5xx/latency metrics do not: asked for (api_access_logs).
         self.access_logs: logs.LogGroup | None = None
         if config.api_access_logs:
