@@ -50,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "auth_mode": "jwt",
     "jwks_url": CANVAS_JWKS_URL,
     "jwt_issuers": "",
-    "retention_days": 90,
+    "retention_days": 30,
     "notify_emails": "",
     "throttle_rate": 50,
     "throttle_burst": 100,
@@ -101,6 +101,8 @@ DEFAULTS: dict[str, Any] = {
     "ops_topic_key": False,
     "system_log_level": "WARN",
     "event_log_sample_rate": 0,
+    "api_access_logs": False,
+    "detailed_metrics": False,
 }
 
 
@@ -162,6 +164,8 @@ class StackConfig:
     ops_topic_key: bool = False  # a customer managed KMS key encrypting the operations topic ($1 a month)
     system_log_level: str = "WARN"  # Lambda's platform lines (START, END, REPORT are INFO)
     event_log_sample_rate: float = 0.0  # share of invocations that log at DEBUG (the per-event line)
+    api_access_logs: bool = False  # the HTTP API stage's access log (a line per request)
+    detailed_metrics: bool = False  # the custom metrics no alarm reads (observability.DETAILED_ONLY)
 
     @property
     def any_root_account(self) -> bool:
@@ -252,6 +256,15 @@ def load_config(get: Callable[[str], Any], keys: Iterable[str] = ()) -> StackCon
                 f"({retention_days * 24 * 60}): a batch expires retention_days after its last event, before it "
                 "could count as stuck"
             )
+    lookback_hours = _int("reconcile_lookback_hours", value("reconcile_lookback_hours"), 1, 720)
+    # An import listed further back than retention_days may have expired from the table: the reconciler
+    # would write it again as one it never heard of, and its end would be alerted a second time.
+    if instances and lookback_hours > retention_days * 24:
+        raise ConfigError(
+            f"context reconcile_lookback_hours ({lookback_hours}) must not exceed retention_days in hours "
+            f"({retention_days * 24}): an import listed beyond retention_days may have expired from the table, and "
+            "the reconciler would record it again as new and alert its end again"
+        )
     return StackConfig(
         stage=stage,
         auth_mode=auth_mode,
@@ -278,7 +291,7 @@ def load_config(get: Callable[[str], Any], keys: Iterable[str] = ()) -> StackCon
         **concurrency,
         canvas_instances=instances,
         reconcile_minutes=_int("reconcile_minutes", value("reconcile_minutes"), 1, 60),
-        reconcile_lookback_hours=_int("reconcile_lookback_hours", value("reconcile_lookback_hours"), 1, 720),
+        reconcile_lookback_hours=lookback_hours,
         stuck_minutes=stuck,
         # More than one would let two passes overlap (each reads Canvas and writes the same batches).
         reconciler_concurrency=_int("reconciler_concurrency", value("reconciler_concurrency"), 0, 1),
@@ -302,6 +315,8 @@ def load_config(get: Callable[[str], Any], keys: Iterable[str] = ()) -> StackCon
         system_log_level=_choice("system_log_level", value("system_log_level"),
                                  tuple(x.lower() for x in SYSTEM_LOG_LEVELS)).upper(),
         event_log_sample_rate=_sample_rate(value("event_log_sample_rate")),
+        api_access_logs=_bool("api_access_logs", value("api_access_logs")),
+        detailed_metrics=_bool("detailed_metrics", value("detailed_metrics")),
     )
 
 

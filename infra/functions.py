@@ -116,6 +116,8 @@ class Functions(Construct):
                 "LOG_LEVEL": "INFO",
                 **({"POWERTOOLS_LOGGER_SAMPLE_RATE": f"{config.event_log_sample_rate:g}"}
                    if config.event_log_sample_rate else {}),
+                # The custom metrics no alarm reads (adapters/observability.py DETAILED_ONLY) only when asked for.
+                **({"DETAILED_METRICS": "true"} if config.detailed_metrics else {}),
                 # botocore reads its endpoints data from here first: the layer's trimmed copy (bundling.py).
                 "AWS_DATA_PATH": BOTOCORE_DATA_PATH,
                 **(environment or {}),

@@ -124,7 +124,7 @@ def serve(gateway: LocalGateway, port: int, auth: str, root_accounts: list[str] 
 
         token = secrets.token_urlsafe(24) if auth == "token" else None
         aws = resources.create(token)
-        os.environ.update(TABLE_NAME=aws.table_name, TOPIC_ARN=aws.topic_arn, RETENTION_DAYS="90", SIS_AUTH=auth,
+        os.environ.update(TABLE_NAME=aws.table_name, TOPIC_ARN=aws.topic_arn, RETENTION_DAYS="30", SIS_AUTH=auth,
                           ALERT_RETRY_QUEUE_URL=aws.alert_retry_queue_url,
                           NOTIFIER_FAILURE_QUEUE_URL=aws.notifier_failures_url, ALERT_RETRY_DELAY_SECONDS="2")
         # The functions refuse to start without SIS_ROOT_ACCOUNTS; unset here means any (the banner says so).

@@ -3,8 +3,8 @@
 Synthesizes the app in-process as the infrastructure tests do (infra.application.build with cdk.json's
 context; no CDK CLI), reads what costs money from the template (functions' memory, architecture, tracing
 and log levels; log groups' retention; alarms; dashboards; KMS keys; SQS event sources; the table's
-indexes and projections; secrets; the reconciler's schedule), then prices it with scripts/cost_model.py
-at the prices of scripts/prices.py.
+indexes and projections; secrets; the reconciler's schedule; the API's access log; whether the functions
+emit the detailed metrics), then prices it with scripts/cost_model.py at the prices of scripts/prices.py.
 
     python -m scripts.cost                                   # 0, 100k and 10M events a month, 1 email subscriber
     python -m scripts.cost --events-per-month 100000 --emails 1
@@ -156,6 +156,7 @@ def read_template(template: dict[str, Any]) -> Deployment:
         reconcile_lookback_hours=float(reconciler.get("RECONCILE_LOOKBACK_HOURS", 48)),
         retention_days=int(ingest.get("RETENTION_DAYS", 90)),
         access_log_retention_days=access_days,
+        detailed_metrics=any(str(env.get("DETAILED_METRICS", "")).lower() == "true" for env in envs.values()),
         alert_topic_kms_publishers=publishers if topic.get("KmsMasterKeyId") else 0,
         email_subscriptions=tuple(_outcomes(policy) for policy in emails))
 

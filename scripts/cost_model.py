@@ -45,10 +45,12 @@ class Assumptions:
     # measured under test names), logged at DEBUG (usecases/ingest.py): only by invocations sampled at DEBUG
     # (POWERTOOLS_LOGGER_SAMPLE_RATE), and only when Lambda's application log level lets DEBUG through.
     # Each EMF metrics blob ~300 bytes; Lambda's platform lines in JSON (platform.start, platform.report)
-    # ~500 bytes, INFO. The notifier writes one INFO line and two EMF blobs per alert; the reconciler one
-    # summary line and one blob per pass. The event functions' INFO lines (refusals) are left out (rare).
+    # ~500 bytes, INFO. The notifier writes two EMF blobs and one line per alert (usecases/notify.py): at INFO
+    # for an alert that is not a plain success (see plain_success_share), at DEBUG for a plain success; the
+    # reconciler one summary line and one blob per pass. The event functions' INFO lines (refusals) are left
+    # out (rare).
     debug_log_bytes: dict[str, int] = field(default_factory=lambda: {
-        "ingest": 740, "sqs_consumer": 740, "eventbridge": 740})
+        "ingest": 740, "sqs_consumer": 740, "eventbridge": 740, "notifier": 740})
     app_log_bytes: dict[str, int] = field(default_factory=lambda: {
         "notifier": 740, "query": 600, "alert_retry": 600, "chat_webhook": 600, "reconciler": 1000})
     emf_bytes: dict[str, int] = field(default_factory=lambda: {
@@ -116,6 +118,10 @@ CUSTOM_METRICS: tuple[tuple[str, str, str], ...] = (
     ("ImportsFinished outcome=failure", "notifier", "alerts_failure"),
 )
 
+# Emitted only with the context setting detailed_metrics=true (the functions' DETAILED_METRICS; the code's
+# observability.DETAILED_ONLY, which a test holds equal): priced only when the template sets it.
+DETAILED_METRICS = frozenset({"EventsApplied", "AlertsPublished", "ImportsSeen", "CanvasRequests"})
+
 # Emitted only when something goes wrong or someone asks (refusals, late or duplicate events, failures, the
 # query route, chat): not priced. A test checks that these and CUSTOM_METRICS are every name the code emits.
 UNPRICED_METRICS = frozenset({
@@ -173,6 +179,7 @@ class Deployment:
     reconcile_lookback_hours: float = 48
     retention_days: int = 90
     access_log_retention_days: int | None = None  # None: the API logs no access lines
+    detailed_metrics: bool = False  # DETAILED_METRICS emitted too (the functions' DETAILED_METRICS=true)
     # Functions publishing to the alert topic when it is KMS-encrypted (0: not encrypted).
     alert_topic_kms_publishers: int = 0
     # One entry per email subscription to the alert topic: the outcomes its filter admits, with "unusual" when
@@ -221,6 +228,12 @@ def _admitted(outcomes: frozenset[str], a: Assumptions) -> float:
     return share
 
 
+def plain_success_share(a: Assumptions) -> float:
+    """The share of end alerts that are a success whose figures are not unusual: the notifier logs their
+    line at DEBUG, every other alert's at INFO."""
+    return a.outcome_mix.get("success", 0) * (1 - a.unusual_share)
+
+
 def sampled_traces(invocations: float, a: Assumptions) -> float:
     reservoir = a.xray_reservoir_per_second * SECONDS_PER_MONTH
     return min(invocations, reservoir) + a.xray_rate * max(0.0, invocations - reservoir)
@@ -259,7 +272,8 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
         + high * p["cloudwatch_alarm_metric_high_resolution"] + composite * p["cloudwatch_alarm_composite"],
         f"{len(d.alarms)} alarms: {standard} standard-resolution and {high} high-resolution alarm metrics, "
         f"{composite} composite")
-    metric_months = sum(hours_emitted(per[rate]) for _, role, rate in CUSTOM_METRICS if role in roles)
+    metric_months = sum(hours_emitted(per[rate]) for name, role, rate in CUSTOM_METRICS
+                        if role in roles and (d.detailed_metrics or name.split()[0] not in DETAILED_METRICS))
     add("CloudWatch", "custom metrics", metric_months * p["cloudwatch_custom_metric"],
         f"{metric_months:.1f} metric-months (name x dimensions, by hours emitted)")
     add("KMS", "customer managed keys", d.kms_keys * p["kms_key_month"], f"{d.kms_keys} key(s)")
@@ -323,11 +337,14 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
                               f"{gbs:,.0f} GB-s at {f.memory_mb} MB {f.architecture}, {seconds:g} s a call, "
                               f"{cold:,.0f} inits"))
         per_call = a.emf_bytes.get(f.role, 0)
+        # the notifier's line per alert: INFO but for a plain success, whose line is DEBUG
+        info_share, debug_share = ((1 - plain_success_share(a), plain_success_share(a)) if f.role == "notifier"
+                                   else (1.0, 1.0))
         if _level(f.app_log_level) <= _level("INFO") and _level(f.code_log_level) <= _level("INFO"):
-            per_call += a.app_log_bytes.get(f.role, 0)
+            per_call += info_share * a.app_log_bytes.get(f.role, 0)
         if _level(f.app_log_level) <= _level("DEBUG"):
             share = 1.0 if _level(f.code_log_level) <= _level("DEBUG") else f.log_sample_rate
-            per_call += share * a.debug_log_bytes.get(f.role, 0)
+            per_call += share * debug_share * a.debug_log_bytes.get(f.role, 0)
         if _level(f.system_log_level) <= _level("INFO"):
             per_call += a.platform_log_bytes
         log_bytes[f.log_retention_days] = log_bytes.get(f.log_retention_days, 0.0) + n * per_call

@@ -130,3 +130,18 @@ def test_a_rhythm_write_that_owes_nothing_alerts_nothing_and_a_retry_owes_the_sa
     published = [a["message"] for a in world.aws.alerts()]
     assert [m["outcome"] for m in published] == ["missing", "missing"]
     assert published[0]["alert_id"] == published[1]["alert_id"]  # the same id: a subscriber can tell a repeat
+
+
+def test_the_schools_history_does_not_expire_with_the_batches(world):
+    """A batch expires retention_days (30 by default) after its last event (DynamoDB TTL on expires_at); the
+    baselines and the rhythm, learnt over weeks of imports, carry no expiry: each keeps its own length."""
+    from sis_imports.core.table import TTL_ATTRIBUTE
+
+    hourly_history(world, 12)
+    world.reconcile()
+    items = world.aws.scan()
+    history = [i for i in items if i.get("kind", {}).get("S") in ("baseline", "rhythm")]
+    batches = [i for i in items if "workflow_state" in i]
+    assert {i["kind"]["S"] for i in history} == {"baseline", "rhythm"} and len(batches) == 12
+    assert all(TTL_ATTRIBUTE in b for b in batches)
+    assert [i for i in history if TTL_ATTRIBUTE in i] == []

@@ -30,7 +30,8 @@ for _name in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION"):
 # tested; BARE is the configuration as it comes, which `make cost` prices (tests/infra/test_cost_levers.py).
 BARE: dict[str, Any] = {"root_account_uuids": "VicYj3cu5BIFpoZhDVU4DZumnlBrWi1grgJEzADs"}
 DEFAULT: dict[str, Any] = {**BARE, "canvas_sqs": "true", "dashboard": "true", "tracing": "true",
-                           "ops_topic_key": "true", "email_outcomes": "all"}
+                           "ops_topic_key": "true", "email_outcomes": "all", "api_access_logs": "true",
+                           "detailed_metrics": "true"}
 
 VARIANT: dict[str, Any] = {
     "root_account_uuids": "VicYj3cu5BIFpoZhDVU4DZumnlBrWi1grgJEzADs, SecondRootAccountUuid0000000000000000000",
@@ -51,7 +52,7 @@ VARIANT: dict[str, Any] = {
     "throttle_burst": "40",
     "removal_policy": "destroy",
     "log_retention_days": "90",
-    "retention_days": "30",
+    "retention_days": "60",
     "stage": "staging",
     # The reconciler (default: none of it): two instances, as typed (case, a trailing slash, a port),
     # whose hosts are in canvas_hostnames; thresholds off their defaults, two of them left as they are.

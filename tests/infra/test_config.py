@@ -17,10 +17,11 @@ def config(**context):
 def test_defaults():
     c = config()
     assert (c.stage, c.auth_mode, c.architecture, c.retention_days, c.canvas_sqs) == \
-        ("prod", "jwt", "x86_64", 90, False)
+        ("prod", "jwt", "x86_64", 30, False)
     # What costs money without being needed by default is asked for (issue 18).
     assert (c.tracing, c.dashboard, c.ops_topic_key, c.system_log_level, c.event_log_sample_rate) == \
         (False, False, False, "WARN", 0.0)
+    assert (c.api_access_logs, c.detailed_metrics) == (False, False)
     assert c.email_outcomes == ("failure", "stuck", "missing", "resumed", "unusual")
     assert c.canvas_account_id == "636161780776"
     assert c.jwks_url == "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/jwks"
@@ -46,10 +47,11 @@ def test_lists_and_booleans_from_the_command_line():
 
 def test_cost_settings_from_the_command_line():
     c = config(email_outcomes="All", tracing="true", dashboard="yes", ops_topic_key="1", system_log_level="info",
-               event_log_sample_rate="0.01")
+               event_log_sample_rate="0.01", api_access_logs="on", detailed_metrics="TRUE")
     assert c.email_outcomes is None  # every alert
     assert (c.tracing, c.dashboard, c.ops_topic_key, c.system_log_level, c.event_log_sample_rate) == \
         (True, True, True, "INFO", 0.01)
+    assert (c.api_access_logs, c.detailed_metrics) == (True, True)
     # in the documented order, whatever the order given
     assert config(email_outcomes="unusual, Warning,failure").email_outcomes == ("failure", "warning", "unusual")
 
@@ -126,6 +128,8 @@ def test_cost_settings_from_the_command_line():
         ({"reconciler_concurrency": "2"}, "reconciler_concurrency"),
         ({"reconciler_concurrency": "-1"}, "reconciler_concurrency"),
         ({"auth_mode": "none", "allow_unauthenticated": "perhaps"}, "allow_unauthenticated"),
+        ({"api_access_logs": "maybe"}, "api_access_logs"),
+        ({"detailed_metrics": "2"}, "detailed_metrics"),
     ],
 )
 def test_bad_context_is_refused_naming_the_key(context, named):
@@ -169,13 +173,26 @@ def test_the_root_account_alphabet_is_the_id_alphabet_of_the_store():
 
 
 def test_the_archive_is_opt_in_and_never_outlives_the_batches():
-    assert config(eventbridge_archive_days="90").eventbridge_archive_days == 90  # = retention_days: allowed
+    assert config(eventbridge_archive_days="30").eventbridge_archive_days == 30  # = retention_days: allowed
     assert config(eventbridge_archive_days="7", retention_days="7").eventbridge_archive_days == 7
+    assert config(eventbridge_archive_days="90", retention_days="90").eventbridge_archive_days == 90
     with pytest.raises(ConfigError) as refused:
-        config(eventbridge_archive_days="120")
+        config(eventbridge_archive_days="31")
     message = str(refused.value)
-    assert "eventbridge_archive_days (120)" in message and "retention_days (90)" in message
+    assert "eventbridge_archive_days (31)" in message and "retention_days (30)" in message
     assert "ignored" in message and "resurrect" in message
+
+
+def test_the_reconciler_never_lists_further_back_than_the_batches_are_kept():
+    """An import listed beyond retention_days may have expired from the table: it would be recorded as new."""
+    canvas = "https://canvas.example.edu"
+    assert config(canvas_instances=canvas, reconcile_lookback_hours="720").reconcile_lookback_hours == 720  # 30 days
+    assert config(canvas_instances=canvas, retention_days="2").reconcile_lookback_hours == 48  # the default, = 2 days
+    with pytest.raises(ConfigError) as refused:
+        config(canvas_instances=canvas, retention_days="1")
+    message = str(refused.value)
+    assert "reconcile_lookback_hours (48)" in message and "retention_days in hours (24)" in message
+    assert config(retention_days="1").retention_days == 1  # no reconciler: nothing lists
 
 
 def test_concurrency_zero_means_no_reservation_and_the_sqs_reservation_covers_its_maximum():

@@ -27,7 +27,7 @@ P = {name: float(i + 2) for i, name in enumerate(sorted(PRICES))}
 SIMPLE = Assumptions(
     events_per_import=4, outcome_mix={"success": 0.5, "warning": 0.25, "failure": 0.25},
     duration_ms={"ingest": 100, "notifier": 200}, init_seconds=1.0, cold_starts_per_hour=1.0,
-    debug_log_bytes={"ingest": 1000}, app_log_bytes={"notifier": 1000}, emf_bytes={"ingest": 100, "notifier": 100},
+    debug_log_bytes={"ingest": 1000, "notifier": 800}, app_log_bytes={"notifier": 1000}, emf_bytes={"ingest": 100, "notifier": 100},
     unusual_share=0.1, open_hours_per_import=0.5,
     platform_log_bytes=500, access_log_bytes=50, item_bytes=1000, index_entry_overhead_bytes=100,
     index_projected_bytes=200, via_https=1.0, via_sqs=0.0, via_eventbridge=0.0)
@@ -111,6 +111,7 @@ def test_the_template_is_read_as_deployed():
         ("by-activity", ("root_account_uuid", "last_event_at"), "KEYS_ONLY"),
         ("open", ("root_account_uuid", "open_since"), "INCLUDE")]
     assert (d.root_accounts, d.retention_days, d.access_log_retention_days, d.canvas_instances) == (2, 30, 7, 0)
+    assert d.detailed_metrics is False  # no function has DETAILED_METRICS=true
     # the ops topic's subscriber gets no alert
     assert sorted(d.email_subscriptions, key=lambda x: (x is not None, len(x or ()))) == [
         None, frozenset({"failure"}), frozenset({"failure", "stuck", "unusual"})]
@@ -152,12 +153,43 @@ def test_each_line_is_its_quantity_times_its_price():
         (ingest * 30 + notifier * 60 + access * 7) / MONTH_DAYS / GB * P["cloudwatch_logs_storage_gb_month"])
     # only ingest is traced, and 400,000 a month is under the 1-a-second reservoir
     assert lines[("X-Ray", "traces recorded")] == pytest.approx(events * P["xray_trace_recorded"])
-    # no reconciler: EventsAccepted, EventsApplied, AlertsPublished, ImportDuration, 3 x ImportsFinished,
-    # each emitted every hour at this rate
-    assert lines[("CloudWatch", "custom metrics")] == pytest.approx(7 * P["cloudwatch_custom_metric"], rel=1e-6)
+    # no reconciler, no detailed metrics: EventsAccepted, ImportDuration, 3 x ImportsFinished, each emitted
+    # every hour at this rate
+    assert lines[("CloudWatch", "custom metrics")] == pytest.approx(5 * P["cloudwatch_custom_metric"], rel=1e-6)
     assert lines[("Secrets Manager", "secrets")] == 0
     assert cost_model.total(monthly_bill(read_template(fixture_template()), events, None, P, SIMPLE)) == \
         pytest.approx(sum(lines.values()))
+
+
+def test_the_detailed_metrics_are_priced_only_when_a_function_is_told_to_emit_them():
+    template = fixture_template()
+    template["Resources"]["Ingest"]["Properties"]["Environment"]["Variables"]["DETAILED_METRICS"] = "true"
+    d = read_template(template)
+    assert d.detailed_metrics is True
+    lines = lines_by_item(monthly_bill(d, 400_000, None, P, SIMPLE))
+    # EventsApplied (ingest) and AlertsPublished (notifier) join the 5, each every hour at this rate
+    assert lines[("CloudWatch", "custom metrics")] == pytest.approx(7 * P["cloudwatch_custom_metric"], rel=1e-6)
+
+
+def test_the_notifiers_line_is_info_for_an_alert_that_needs_a_person_and_debug_for_a_plain_success():
+    def notifier_log_bytes(env, logging):
+        template = fixture_template()
+        template["Resources"]["Notifier"]["Properties"]["Environment"]["Variables"] = env
+        template["Resources"]["Notifier"]["Properties"]["LoggingConfig"] = {
+            "LogGroup": {"Ref": "NotifierLogs"}, "SystemLogLevel": "WARN", **logging}
+        lines = lines_by_item(monthly_bill(read_template(template), 400_000, None, P, SIMPLE))
+        ingest, access = 400_000 * (250 + 100 + 500), 400_000 * 50  # as in the line-by-line test
+        return lines[("CloudWatch Logs", "ingestion")] / P["cloudwatch_logs_ingestion_gb"] * GB - ingest - access
+
+    alerts, emf = 100_000, 100_000 * 100
+    # SIMPLE: half the alerts are successes, a tenth of those unusual: 45% plain successes
+    quiet = notifier_log_bytes({"LOG_LEVEL": "INFO"}, {"ApplicationLogLevel": "INFO"})
+    assert quiet == pytest.approx(emf + alerts * 0.55 * 1000)
+    # a plain success's line is DEBUG: written by the calls sampled at DEBUG, when Lambda lets DEBUG through
+    assert notifier_log_bytes({"LOG_LEVEL": "INFO", "POWERTOOLS_LOGGER_SAMPLE_RATE": "0.5"},
+                              {"ApplicationLogLevel": "DEBUG"}) == pytest.approx(quiet + alerts * 0.45 * 0.5 * 800)
+    assert notifier_log_bytes({"LOG_LEVEL": "DEBUG"}, {"ApplicationLogLevel": "DEBUG"}) == \
+        pytest.approx(quiet + alerts * 0.45 * 800)
 
 
 def test_email_subscribers_given_replace_the_templates_and_get_every_alert():
@@ -193,18 +225,21 @@ def test_the_reconcilers_metrics_are_billed_only_for_hours_they_are_not_zero():
     reconciler = cost_model.Function(name="R", role="reconciler", memory_mb=512, architecture="x86_64",
                                      tracing=False, timeout_seconds=120, app_log_level="INFO",
                                      system_log_level="WARN", log_retention_days=30)
-    d = cost_model.Deployment(functions=(reconciler,), canvas_instances=1, reconcile_lookback_hours=48)
-
-    def metric_months(events):
+    def metric_months(events, detailed):
+        d = cost_model.Deployment(functions=(reconciler,), canvas_instances=1, reconcile_lookback_hours=48,
+                                  detailed_metrics=detailed)
         lines = lines_by_item(monthly_bill(d, events, 0, P, SIMPLE))
         return lines[("CloudWatch", "custom metrics")] / P["cloudwatch_custom_metric"]
 
-    # no traffic: only CanvasRequests (every pass asks Canvas), in every hour (12 passes an hour)
-    assert metric_months(0) == pytest.approx(1 - math.exp(-12))
-    # 73 imports a month (0.1 an hour): ImportsSeen in the hours whose 48-hour window holds an import,
-    # ImportsOpen in those an import overlaps (an hour, plus its half hour open)
+    # no traffic: only CanvasRequests (every pass asks Canvas), in every hour (12 passes an hour), and only
+    # with detailed metrics
+    assert metric_months(0, detailed=True) == pytest.approx(1 - math.exp(-12))
+    assert metric_months(0, detailed=False) == 0
+    # 73 imports a month (0.1 an hour): ImportsSeen (detailed) in the hours whose 48-hour window holds an
+    # import, ImportsOpen in those an import overlaps (an hour, plus its half hour open)
     seen, open_ = 1 - math.exp(-0.1 * 48), 1 - math.exp(-0.1 * 1.5)
-    assert metric_months(4 * 73) == pytest.approx(1 - math.exp(-12) + seen + open_)
+    assert metric_months(4 * 73, detailed=True) == pytest.approx(1 - math.exp(-12) + seen + open_)
+    assert metric_months(4 * 73, detailed=False) == pytest.approx(open_)
 
 
 def test_zero_traffic_costs_only_what_stands():
@@ -331,6 +366,10 @@ def test_every_metric_the_code_emits_is_priced_or_named_as_unpriced():
     priced = {name.split()[0] for name, _, _ in cost_model.CUSTOM_METRICS}
     assert "EventsApplied" in emitted and "ImportsFinished" in emitted  # the search finds the code's metrics
     assert emitted == priced | cost_model.UNPRICED_METRICS
+    # the model's opt-in metrics are the code's: priced, and only with detailed_metrics
+    from sis_imports.adapters.observability import DETAILED_ONLY
+
+    assert cost_model.DETAILED_METRICS == DETAILED_ONLY and DETAILED_ONLY <= priced
 
 
 @pytest.mark.parametrize(("projection", "read_items"), [("KEYS_ONLY", True), ("INCLUDE", False)])

@@ -118,6 +118,46 @@ def test_a_zero_count_is_not_emitted(monkeypatch):
     added = []
     monkeypatch.setattr(observability.metrics, "add_metric", lambda **kw: added.append((kw["name"], kw["value"])))
     observability.count("StatesCorrected", 0)
-    observability.count("CanvasRequests", 3)
+    observability.count("EventsMissed", 3)
     observability.count("EventsAccepted")
-    assert added == [("CanvasRequests", 3), ("EventsAccepted", 1)]
+    assert added == [("EventsMissed", 3), ("EventsAccepted", 1)]
+
+
+@pytest.mark.parametrize(("setting", "detailed"), [(None, False), ("false", False), ("true", True), ("TRUE", True)])
+def test_the_metrics_no_alarm_reads_are_emitted_only_with_detailed_metrics(monkeypatch, setting, detailed):
+    from sis_imports.adapters import observability
+
+    if setting is None:
+        monkeypatch.delenv("DETAILED_METRICS", raising=False)
+    else:
+        monkeypatch.setenv("DETAILED_METRICS", setting)
+    added = []
+    monkeypatch.setattr(observability.metrics, "add_metric", lambda **kw: added.append(kw["name"]))
+    opt_in = ("EventsApplied", "AlertsPublished", "ImportsSeen", "CanvasRequests")
+    # what the alarms read (infra/monitoring.py), emitted whatever the setting
+    alarmed = ("EventsAccepted", "EventsRejected", "IngestFailures", "AlertsFailed", "ReconcileFailures")
+    for name in opt_in + alarmed:
+        observability.count(name, 2)
+    assert added == list(opt_in if detailed else ()) + list(alarmed)
+
+
+def test_the_bare_stack_has_no_access_log_detailed_metrics_or_90_day_batches(bare_synth):
+    from scripts.cost import read_template
+
+    (stage,) = of_type(bare_synth, "AWS::ApiGatewayV2::Stage").values()
+    assert "AccessLogSettings" not in stage["Properties"]
+    d = read_template(bare_synth.template.to_json())
+    assert (d.access_log_retention_days, d.detailed_metrics, d.retention_days) == (None, False, 30)
+
+
+def test_no_alarm_reads_a_metric_that_is_emitted_only_with_detailed_metrics(bare_synth, synthesized):
+    from sis_imports.adapters.observability import DETAILED_ONLY
+
+    for synth in (bare_synth, synthesized):
+        read = set()
+        for alarm in of_type(synth, "AWS::CloudWatch::Alarm").values():
+            props = alarm["Properties"]
+            read |= {props["MetricName"]} if "MetricName" in props else {
+                m["MetricStat"]["Metric"]["MetricName"] for m in props.get("Metrics", []) if "MetricStat" in m}
+        assert {"EventsAccepted", "EventsRejected", "IngestFailures", "AlertsFailed"} <= read  # the app's own
+        assert not read & DETAILED_ONLY

@@ -231,7 +231,7 @@ def test_the_dashboard_shows_imports_events_alerts_dead_letters_errors_and_laten
         for metric in ("ImportsFinished", "ImportDuration", "EventsRejected"):
             assert f'MetricName=\\\\\\"{metric}\\\\\\"' in body or f'MetricName=\\"{metric}\\"' in body or metric in body
         assert "SEARCH(" in body and "ImportsFinished" in body and "ImportDuration" in body
-        for metric in ("EventsAccepted", "EventsIgnored", "AlertsPublished", "AlertsFailed", "ImportsStuck",
+        for metric in ("EventsAccepted", "EventsIgnored", "AlertsFailed", "ImportsStuck",
                        "ApproximateNumberOfMessagesVisible", "IteratorAge", "Duration", "IntegrationLatency"):
             assert metric in body, metric
     assert "Canvas API (reconciler)" in json.dumps(resources(variant, "AWS::CloudWatch::Dashboard"))
@@ -259,6 +259,41 @@ def test_import_durations_are_drawn_against_the_band_of_a_declared_anomaly_model
             "Dimensions": [{"Name": "service", "Value": "canvas-sis-imports"}]}
         (finished,) = [w for w in body["widgets"] if w.get("properties", {}).get("title", "").startswith("Imports finished")]
         assert "ImportsFinished" in json.dumps(finished) and ", 3600)" in json.dumps(finished)  # per hour
+
+
+def dashboard_widgets(template) -> dict[str, str]:
+    """Each graph's title -> its JSON (the body's tokens left out)."""
+    (dashboard,) = resources(template, "AWS::CloudWatch::Dashboard").values()
+    body = json.loads("".join(p if isinstance(p, str) else "" for p in
+                              dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]))
+    return {w["properties"]["title"]: json.dumps(w["properties"]) for w in body["widgets"]
+            if "title" in w.get("properties", {})}
+
+
+def test_the_dashboard_draws_the_detailed_metrics_from_what_is_emitted_without_them(template, variant):
+    """The main stack has detailed_metrics=true; the variant, as it comes, does not (its functions emit no
+    EventsApplied, AlertsPublished, ImportsSeen or CanvasRequests): the same graphs, from other metrics."""
+    detailed, plain = dashboard_widgets(template), dashboard_widgets(variant)
+    assert set(plain) >= set(detailed)  # every graph of the main stack (the variant adds the reconciler's)
+    assert '"EventsApplied"' in detailed["Events"] and "FILL(" not in detailed["Events"]
+    # applied = accepted less late and duplicates (usecases/ingest.py counts each accepted event as one of them)
+    assert "FILL(accepted, 0) - FILL(late, 0) - FILL(duplicate, 0)" in plain["Events"]
+    for metric in ("EventsAccepted", "EventsLate", "EventsDuplicate"):
+        assert f'"{metric}"' in plain["Events"], metric
+    assert '"AlertsPublished"' in detailed["Alerts"] and "NumberOfMessagesPublished" not in detailed["Alerts"]
+    assert '"AlertsPublished"' not in plain["Alerts"] and '"NumberOfMessagesPublished"' in plain["Alerts"]
+    (topic,) = [k for k in resources(variant, "AWS::SNS::Topic") if k.startswith("AlertsTopic")]
+    assert topic in json.dumps(resources(variant, "AWS::CloudWatch::Dashboard"))  # the alert topic's own count
+    assert '"ImportsSeen"' not in plain["Stuck and missed imports (reconciler)"]
+    assert '"ImportsOpen"' in plain["Stuck and missed imports (reconciler)"]
+    assert '"CanvasRequests"' not in plain["Canvas API (reconciler)"]
+    assert '"CanvasThrottled"' in plain["Canvas API (reconciler)"]
+    # and the functions are told: the main stack's emit them, the variant's do not
+    for t, told in ((template, True), (variant, False)):
+        for f in resources(t, "AWS::Lambda::Function").values():
+            env = f["Properties"].get("Environment", {}).get("Variables", {})
+            if str(f["Properties"].get("Handler", "")).startswith("handlers."):
+                assert (env.get("DETAILED_METRICS") == "true") is told
 
 
 def test_the_list_route_reads_a_keys_only_index_on_the_first_event(template, variant):

@@ -164,6 +164,27 @@ def test_stage_is_throttled_and_access_logged_without_query_strings(template, va
     assert variant_stage["DefaultRouteSettings"] == {"ThrottlingBurstLimit": 40, "ThrottlingRateLimit": 20}
 
 
+def nag_acknowledged(resource) -> set[str]:
+    return {rule["id"] for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])}
+
+
+def test_access_logs_only_with_api_access_logs_and_cdk_nag_told_why_when_off(template, variant):
+    """The main stack asks for them (api_access_logs=true); the variant, as it comes, has none."""
+    (stage,) = resources(template, "AWS::ApiGatewayV2::Stage").values()
+    destination = stage["Properties"]["AccessLogSettings"]["DestinationArn"]["Fn::GetAtt"][0]
+    assert template.to_json()["Resources"][destination]["Type"] == "AWS::Logs::LogGroup"
+    assert "AwsSolutions-APIG1" not in nag_acknowledged(stage)
+    (variant_stage,) = resources(variant, "AWS::ApiGatewayV2::Stage").values()
+    assert "AccessLogSettings" not in variant_stage["Properties"]
+    assert "AwsSolutions-APIG1" in nag_acknowledged(variant_stage)  # on the stage alone
+    assert [r for r in variant.to_json()["Resources"].values() if "AwsSolutions-APIG1" in nag_acknowledged(r)] == \
+        [variant_stage]
+    # one log group per function, none for the API
+    functions = resources(variant, "AWS::Lambda::Function")
+    assert len(resources(variant, "AWS::Logs::LogGroup")) == len(functions)
+    assert len(resources(template, "AWS::Logs::LogGroup")) == len(resources(template, "AWS::Lambda::Function")) + 1
+
+
 def test_webhook_is_open_to_canvas_and_the_query_needs_iam(template):
     routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in resources(template, "AWS::ApiGatewayV2::Route").values()}
     assert set(routes) == {"POST /events", "GET /batches/{root_account_uuid}/{sis_batch_id}",
@@ -287,18 +308,18 @@ def test_functions_run_python_313_traced_with_the_shared_layer_and_their_own_rol
     for group in resources(template, "AWS::Logs::LogGroup").values():
         assert group["Properties"]["RetentionInDays"] == 30
     for group in resources(variant, "AWS::Logs::LogGroup").values():
-        assert group["Properties"]["RetentionInDays"] == 90  # log_retention_days, API access logs included
+        assert group["Properties"]["RetentionInDays"] == 90  # log_retention_days
 
 
 def test_each_function_gets_the_environment_its_handler_reads(template, variant):
     env = {name: function(template, handler)["Environment"]["Variables"] for name, handler in HANDLERS.items()}
     for writer in ("Ingest", "SqsConsumer", "EventBridgeConsumer"):
-        assert set(env[writer]) >= {"TABLE_NAME", "RETENTION_DAYS"} and env[writer]["RETENTION_DAYS"] == "90"
+        assert set(env[writer]) >= {"TABLE_NAME", "RETENTION_DAYS"} and env[writer]["RETENTION_DAYS"] == "30"
     assert "TABLE_NAME" in env["Query"] and "TOPIC_ARN" in env["Notifier"]
     assert env["Ingest"]["SIS_AUTH"] == "jwt"
     assert env["Ingest"]["SIS_JWKS_URL"] == "https://8axpcl50e4.execute-api.us-east-1.amazonaws.com/main/jwks"
     assert "SIS_TOKEN_SECRET_ARN" not in env["Ingest"]
-    assert function(variant, "handlers.ingest.handler")["Environment"]["Variables"]["RETENTION_DAYS"] == "30"
+    assert function(variant, "handlers.ingest.handler")["Environment"]["Variables"]["RETENTION_DAYS"] == "60"
 
 
 def test_every_ingress_path_knows_which_canvas_is_ours(template, variant):
@@ -445,7 +466,7 @@ def test_event_bus_rule_archive_and_dead_letters(template, variant):
         # eventbridge_source_org_id: the account alone is not enough, the caller must be of the organization
         assert statement["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}
     (variant_archive,) = resources(variant, "AWS::Events::Archive").values()
-    assert variant_archive["Properties"]["RetentionDays"] == 7  # <= retention_days (30)
+    assert variant_archive["Properties"]["RetentionDays"] == 7  # <= retention_days (60)
     assert variant_archive["Properties"]["EventPattern"] == rule["Properties"]["EventPattern"]
     assert ref_name(variant_archive["Properties"]["SourceArn"]).startswith("EventsBus")
     assert ref_name(variant.to_json()["Outputs"]["EventArchiveName"]["Value"]).startswith("EventsBusArchive")
@@ -534,7 +555,8 @@ def test_cdk_nag_and_annotations_are_clean(synthesized, variant_synth):
 def test_every_acknowledged_finding_is_a_known_one_with_a_reason(template, variant):
     """A new acknowledgement must be reviewed here: the template records each (cdk_nag Metadata)."""
     known = {"AwsSolutions-IAM5[Resource::*]", "AwsSolutions-L1", "AwsSolutions-APIG4", "AwsSolutions-SQS3",
-             "AwsSolutions-SMG4", "AwsSolutions-SNS2"}  # SNS2: the ops topic without ops_topic_key (the variant)
+             "AwsSolutions-SMG4", "AwsSolutions-SNS2",  # SNS2: the ops topic without ops_topic_key (the variant)
+             "AwsSolutions-APIG1"}  # APIG1: the stage without api_access_logs (the variant)
     seen = set()
     for t in (template, variant):
         for resource in t.to_json()["Resources"].values():
@@ -673,7 +695,7 @@ def test_the_reconciler_gets_the_store_environment_its_instances_and_thresholds(
     # The same core as the functions that take events: the same table, retention and allowlist.
     for key in ("TABLE_NAME", "RETENTION_DAYS", "SIS_ROOT_ACCOUNTS", "SIS_HOSTNAMES"):
         assert env[key] == ingest[key], key
-    assert ref_name(env["TABLE_NAME"]).startswith("BatchesTable") and env["RETENTION_DAYS"] == "30"
+    assert ref_name(env["TABLE_NAME"]).startswith("BatchesTable") and env["RETENTION_DAYS"] == "60"
     assert env["RECONCILE_LOOKBACK_HOURS"] == "72"
     assert env["STUCK_MINUTES"] == "initializing=45,created=60,importing=240,cleanup_batch=30,restoring=90"
     secrets = token_secrets(variant)

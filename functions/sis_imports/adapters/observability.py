@@ -20,11 +20,18 @@ logger = Logger(
 )
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
+# Metrics no alarm reads, whose figure is had otherwise: emitted only with DETAILED_METRICS=true (context
+# detailed_metrics), since each costs $0.30 a month. EventsApplied is EventsAccepted less EventsLate and
+# EventsDuplicate; AlertsPublished is the alert topic's own NumberOfMessagesPublished (free); ImportsSeen and
+# CanvasRequests are in each reconcile pass's log line (`seen`, `requests`).
+DETAILED_ONLY = frozenset({"EventsApplied", "AlertsPublished", "ImportsSeen", "CanvasRequests"})
+
 
 def count(name: str, value: int = 1) -> None:
     """Adds `value` to the metric `name`; a zero is not emitted: CloudWatch bills a custom metric for
-    every hour it receives a value, and a period without data reads as 0 on graphs and alarms alike."""
-    if value:
+    every hour it receives a value, and a period without data reads as 0 on graphs and alarms alike.
+    A metric of DETAILED_ONLY is emitted only when DETAILED_METRICS is true."""
+    if value and (name not in DETAILED_ONLY or os.environ.get("DETAILED_METRICS", "").lower() == "true"):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 

@@ -169,7 +169,9 @@ class Notifier:
             try:
                 message_id = self._publisher.publish(alert)
                 count("AlertsPublished")
-                _log("alert published", alert, message_id=message_id)
+                # A line per alert: at INFO for every alert that needs a person; a plain success (most
+                # alerts) at DEBUG, written only by the invocations sampled at DEBUG (event_log_sample_rate).
+                _log("alert published", alert, debug=_plain_success(alert), message_id=message_id)
                 return
             except ChatPublishFailed:
                 count("AlertsPublished")
@@ -220,8 +222,13 @@ class Notifier:
         return "sent to the failure queue"
 
 
-def _log(message: str, alert: Alert, **extra: Any) -> None:
-    logger.info(message, extra={
+def _plain_success(alert: Alert) -> bool:
+    """A success whose figures are not unusual: the alert no one needs to act on."""
+    return alert.message["outcome"] == "success" and not alert.message.get("unusual")
+
+
+def _log(message: str, alert: Alert, *, debug: bool = False, **extra: Any) -> None:
+    (logger.debug if debug else logger.info)(message, extra={
         "alert_id": alert.message["alert_id"], "type": alert.message["type"],
         "sis_batch_id": alert.message.get("sis_batch_id"), "root_account_uuid": alert.message["root_account_uuid"],
         "workflow_state": alert.message.get("workflow_state"), "outcome": alert.message["outcome"],
