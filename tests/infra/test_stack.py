@@ -598,8 +598,7 @@ def test_same_sources_give_the_same_assets_and_no_rebuild(template, variant, bar
 
 
 def architectures(t):
-    """Each handler function's and each layer's architectures, and the ELF machine of each layer asset's
-    native code (62: x86-64, 183: AArch64)."""
+    """The architectures of the handler functions, and those of the layers."""
     res = t.to_json()["Resources"].values()
     functions = {tuple(r["Properties"].get("Architectures", ["x86_64"])) for r in res
                  if r["Type"] == "AWS::Lambda::Function" and str(r["Properties"].get("Handler", "")).startswith("handlers.")}
@@ -608,6 +607,7 @@ def architectures(t):
 
 
 def native_code(assembly: Path) -> set[int]:
+    """The ELF machine of every shared object in the functions' layers (62: x86-64, 183: AArch64)."""
     from scripts.bundle import bundles
 
     machines = set()
