@@ -10,6 +10,10 @@ machines build the same bytes.
 The shared layer also carries `botocore-data/endpoints.json`: botocore's own, cut to the services the
 functions make clients for (every partition and region kept). botocore parses its 1.25 MB copy at every
 cold start; the functions point `AWS_DATA_PATH` at this one instead (README, "Cold start").
+
+Layers are built for the stack's architecture, arm64 by default (Graviton: 20% less per GB-second),
+from manylinux wheels pip fetches for that platform whatever this machine is. A machine of the other
+architecture cannot load their native code: `build_twin` builds, from the same pins, a copy it can.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import functools
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -47,6 +52,8 @@ PROVIDED_BY_RUNTIME = ("boto3", "botocore", "s3transfer")
 CODE_ROOT = "/var/task"
 LAYER_ROOT = "/opt/python"
 KEEP_CODE_BUILDS = 5
+# Twins of layers (build_twin): the shared and the reconciler's, and those of the build before.
+KEEP_TWINS = 4
 # The trimmed botocore data, in the shared layer: Lambda unpacks layers into /opt.
 BOTOCORE_DATA = "botocore-data"
 BOTOCORE_DATA_PATH = f"/opt/{BOTOCORE_DATA}"
@@ -140,7 +147,7 @@ def botocore_endpoints() -> dict[str, Any]:
     return json.loads((Path(botocore.__file__).parent / "data" / "endpoints.json").read_bytes())
 
 
-def build_layer(architecture: str = "x86_64", requirements: Path = RUNTIME_REQUIREMENTS, name: str = "layer",
+def build_layer(architecture: str = "arm64", requirements: Path = RUNTIME_REQUIREMENTS, name: str = "layer",
                 botocore_services: Sequence[str] = ()) -> Path:
     """`.build/<name>-<arch>-<hash>/` holding `python/` with the pinned `requirements`, and with
     `botocore_services`, `botocore-data/endpoints.json` cut to them (trimmed_endpoints).
@@ -150,6 +157,8 @@ def build_layer(architecture: str = "x86_64", requirements: Path = RUNTIME_REQUI
     """
     if not re.fullmatch(r"[a-z][a-z0-9-]*", name) or name.endswith("-"):
         raise ValueError(f"not a layer name: {name!r}")
+    if architecture not in PLATFORMS:
+        raise ValueError(f"not a Lambda architecture: {architecture!r} (one of {', '.join(PLATFORMS)})")
     platforms = PLATFORMS[architecture]
     data = b""
     if botocore_services:
@@ -161,16 +170,73 @@ def build_layer(architecture: str = "x86_64", requirements: Path = RUNTIME_REQUI
     out = BUILD / f"{name}-{architecture}-{key}"
     if (out / ".complete").exists():
         return out
-    # Matches this name's folders only: "layer-x86_64-*" is not a prefix of "reconciler-layer-x86_64-…".
+    # Matches this name's folders only: "layer-arm64-*" is not a prefix of "reconciler-layer-arm64-…".
     _prune(f"{name}-{architecture}-*", keep=1)
     tmp = _scratch(out)
-    target = tmp / "python"
+    _install(requirements, platforms, tmp / "python")
+    if data:
+        (tmp / BOTOCORE_DATA).mkdir()
+        (tmp / BOTOCORE_DATA / "endpoints.json").write_bytes(data)
+    return _publish(tmp, out)
+
+
+def host_architecture() -> str | None:
+    """The Lambda architecture whose native code this machine's Python can load (None: neither, e.g. macOS)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    return {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine().lower())
+
+
+def layer_pins(layer: Path) -> list[str]:
+    """`name==version` of every distribution a built layer folder's `python/` holds: what it was
+    installed from (each requirements file pins everything, installed with --no-deps)."""
+    from importlib.metadata import distributions
+
+    pins = sorted({f"{d.metadata['Name']}=={d.version}" for d in distributions(path=[str(layer / "python")])},
+                  key=str.lower)
+    if not pins:
+        raise ValueError(f"{layer}: no installed distributions in its python/ folder")
+    return pins
+
+
+def build_twin(layer: Path, architecture: str) -> Path:
+    """`.build/twin-<arch>-<hash>/`: the built layer folder `layer` (its python/, perhaps botocore-data/)
+    with python/ installed again for `architecture` from the same pins (layer_pins), everything else
+    copied as it is. An arm64 layer's native code (pydantic-core, cryptography, cffi) cannot be loaded
+    on an x86_64 machine: what imports a bundle here (the bundle test, the cold-start benchmark) imports
+    this twin instead, the same Python code, byte code and botocore data with this machine's .so files."""
+    platforms = PLATFORMS[architecture]
+    pins = "\n".join(layer_pins(layer)) + "\n"
+    others = sorted(p for p in layer.rglob("*") if p.is_file()
+                    and (top := p.relative_to(layer).parts[0]) != "python" and not top.startswith("."))
+    key = _digest(pins.encode(), " ".join(platforms).encode(), PYTHON_VERSION.encode(), RECIPE.encode(),
+                  _compiler_version().encode(),
+                  *(str(p.relative_to(layer)).encode() + b"\0" + p.read_bytes() for p in others))
+    out = BUILD / f"twin-{architecture}-{key}"
+    if (out / ".complete").exists():
+        return out
+    _prune(f"twin-{architecture}-*", keep=KEEP_TWINS - 1)
+    tmp = _scratch(out)
+    tmp.mkdir(parents=True)
+    requirements = tmp / "requirements.txt"
+    requirements.write_text(pins)
+    _install(requirements, platforms, tmp / "python")
+    requirements.unlink()
+    for path in others:
+        dest = tmp / path.relative_to(layer)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)
+    return _publish(tmp, out)
+
+
+def _install(requirements: Path, platforms: Sequence[str], target: Path) -> None:
+    """The pinned `requirements` as manylinux wheels for `platforms` into `target`, compiled as Lambda reads them."""
     # This machine's pip.conf names a constraints file; the layer is exactly its requirements, nothing else.
     env = {**os.environ, "PIP_CONSTRAINT": "", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     subprocess.run(
         [
             sys.executable, "-m", "pip", "install", "--quiet", "--no-compile",
-            *(arg for platform in platforms for arg in ("--platform", platform)),
+            *(arg for tag in platforms for arg in ("--platform", tag)),
             "--implementation", "cp", "--python-version", PYTHON_VERSION,
             # --no-deps: each requirements file pins every transitive dependency (the bundle test proves it).
             "--only-binary=:all:", "--no-deps", "--target", str(target), "-r", str(requirements),
@@ -187,10 +253,6 @@ def build_layer(architecture: str = "x86_64", requirements: Path = RUNTIME_REQUI
     for record in target.glob("*.dist-info/RECORD"):
         record.unlink()
     _compile(target, LAYER_ROOT)
-    if data:
-        (tmp / BOTOCORE_DATA).mkdir()
-        (tmp / BOTOCORE_DATA / "endpoints.json").write_bytes(data)
-    return _publish(tmp, out)
 
 
 def _code_files() -> list[Path]:

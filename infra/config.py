@@ -54,7 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "notify_emails": "",
     "throttle_rate": 50,
     "throttle_burst": 100,
-    "architecture": "x86_64",
+    "architecture": "arm64",  # Graviton: Lambda bills its GB-second 20% lower than x86_64's
     "domain_name": "",
     "certificate_arn": "",
     "removal_policy": "retain",

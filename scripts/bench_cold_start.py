@@ -7,6 +7,11 @@ is imported with its own layers (the reconciler, present when synthesized with `
 with its second layer too) and the environment its function deploys with (the layer's trimmed
 botocore data through AWS_DATA_PATH among it), so each figure is what that function loads. The
 baseline keeps botocore's own data: it is the floor any function with a client pays.
+
+A function of another architecture than this machine's (arm64, the default, measured on x86_64) is
+imported with its layers' twins for this machine (scripts/bundle.py, Bundle.importable): the same pinned
+requirements, Python code, byte code and trimmed botocore data, with this machine's native code. The
+output says so; the figures are then of the same Python code, not of Graviton's speed.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from infra.bundling import find_python313
+from infra.bundling import find_python313, host_architecture
 from scripts.bundle import LAMBDA_ENV, Bundle, bundles, run_isolated, runtime_dir
 
 TIMED = "import time\nw = time.perf_counter()\n{code}\nprint(time.perf_counter() - w, 0)"
@@ -83,6 +88,13 @@ def main() -> int:
     if not found:
         print(f"no functions in {args.assembly}: run `make synth` first")
         return 1
+    found = [bundle.importable() for bundle in found]
+    twinned = sorted({bundle.architecture for bundle in found if bundle.shipped})
+    if twinned:
+        here = host_architecture()
+        print(f"this machine is {here}; the {' and '.join(twinned)} functions are imported with {here} twins of their "
+              f"layers: the same pinned requirements built for {here}, the same code, byte code and trimmed botocore "
+              f"data (the figures are of the same Python code)")
     if args.instructions:
         paths = [*found[0].paths, runtime]
         startup = instructions(python, paths, "pass")

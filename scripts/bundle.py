@@ -5,10 +5,16 @@ ships, with only boto3 (which the runtime provides) beside it, under `python3.13
 has the shared layer; the reconciler (with `canvas_instances`) has its own second layer too. Each runs
 with the environment the template gives its function (`Bundle.environment`), its paths in Lambda's /opt
 and /var/task mapped to the folders here.
+
+Functions are arm64 by default, whose layers' native code (pydantic-core, cryptography, cffi) an x86_64
+machine cannot load: `Bundle.importable` gives the bundle with each layer replaced by its twin for this
+machine (infra.bundling.build_twin: the same pins, Python code and botocore data, this machine's .so
+files). What reads the files that ship (metadata, byte code, which layer holds what) reads `layers`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -19,7 +25,7 @@ from pathlib import Path, PurePosixPath
 
 import boto3
 
-from infra.bundling import BUILD, find_python313
+from infra.bundling import BUILD, build_twin, find_python313, host_architecture
 
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
 LAMBDA_ENV = {
@@ -48,6 +54,17 @@ class Bundle:
     code: Path
     layers: tuple[Path, ...]  # each layer's python/ folder, in the function's order (the shared one first)
     variables: tuple[tuple[str, str], ...] = ()  # the template's environment: its plain values
+    architecture: str = "x86_64"  # the function's (CloudFormation's default when the template names none)
+    shipped: tuple[Path, ...] = ()  # when `layers` are this machine's twins (importable): the layers that ship
+
+    def importable(self) -> Bundle:
+        """This bundle as this machine can import it: itself when its architecture is this machine's,
+        else with each layer's twin built for this machine (`shipped` then names the originals)."""
+        here = host_architecture()
+        if self.shipped or here is None or here == self.architecture:
+            return self
+        twins = tuple(build_twin(layer.parent, here) / layer.name for layer in self.layers)
+        return dataclasses.replace(self, layers=twins, shipped=self.layers)
 
     @property
     def environment(self) -> dict[str, str]:
@@ -103,7 +120,8 @@ def bundles(assembly: Path) -> list[Bundle]:
         variables = props.get("Environment", {}).get("Variables", {})
         out.append(Bundle(name, props["Handler"], folder(props["Code"]["S3Key"]),
                           tuple(layers[ref["Ref"]] / "python" for ref in props["Layers"]),
-                          tuple((k, v) for k, v in sorted(variables.items()) if isinstance(v, str))))
+                          tuple((k, v) for k, v in sorted(variables.items()) if isinstance(v, str)),
+                          (props.get("Architectures") or ["x86_64"])[0]))
     return sorted(out, key=lambda b: b.handler)
 
 

@@ -50,6 +50,7 @@ VARIANT: dict[str, Any] = {
     "eventbridge_archive_days": "7",
     "throttle_rate": "20",
     "throttle_burst": "40",
+    "architecture": "x86_64",  # off its default (arm64): the functions and both layers follow it
     "removal_policy": "destroy",
     "log_retention_days": "90",
     "retention_days": "60",

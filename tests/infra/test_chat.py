@@ -235,7 +235,7 @@ def test_the_chat_function_imports_from_its_bundle_with_the_shared_layer_alone(v
     python = find_python313()
     if python is None:
         pytest.skip("python3.13 (the Lambda runtime's version) is not installed")
-    (bundle,) = [b for b in bundles(variant_assembly) if b.handler == CHAT]
+    (bundle,) = [b.importable() for b in bundles(variant_assembly) if b.handler == CHAT]
     assert len(bundle.layers) == 1 and not [layer for layer in bundle.paths if (layer / "canvasapi").exists()]
     (template,) = variant_assembly.glob("*.template.json")
     variables = json.loads(template.read_text())["Resources"][bundle.name]["Properties"]["Environment"]["Variables"]

@@ -296,7 +296,7 @@ def test_functions_run_python_313_traced_with_the_shared_layer_and_their_own_rol
         "handlers.notifier.handler", "handlers.query.handler", "handlers.sqs_consumer.handler",
     ]
     for f in functions:
-        assert f["Runtime"] == "python3.13" and f["Architectures"] == ["x86_64"]
+        assert f["Runtime"] == "python3.13" and f["Architectures"] == ["arm64"]  # Graviton, the default
         assert f["TracingConfig"] == {"Mode": "Active"} and len(f["Layers"]) == 1
         assert ref_name(f["LoggingConfig"]["LogGroup"]).startswith("Functions")
         assert f["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] == "CanvasSisImports"
@@ -304,7 +304,7 @@ def test_functions_run_python_313_traced_with_the_shared_layer_and_their_own_rol
     assert len({json.dumps(f["Role"]) for f in functions}) == len(functions)
     (layer,) = resources(template, "AWS::Lambda::LayerVersion").values()
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
-    assert layer["Properties"]["CompatibleArchitectures"] == ["x86_64"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
     for group in resources(template, "AWS::Logs::LogGroup").values():
         assert group["Properties"]["RetentionInDays"] == 30
     for group in resources(variant, "AWS::Logs::LogGroup").values():
@@ -367,17 +367,20 @@ def test_each_function_has_its_reserved_concurrency_and_the_sqs_source_a_maximum
     assert reserved == {"Ingest": 20, "EventBridgeConsumer": None, "Query": 1, "Notifier": 3}
 
 
-def test_unchanged_inputs_give_unchanged_assets(template, variant):
-    """Same requirements and code, same asset hashes, whatever the context: no redeploy churn."""
+def test_unchanged_inputs_give_unchanged_assets(template, variant, bare_synth):
+    """Same requirements and code, same asset hashes, whatever the context: no redeploy churn. Another
+    architecture (the variant's x86_64) has layers of its own, and the same code asset."""
     def assets(t):
         keys = {json.dumps(f["Properties"]["Code"]["S3Key"]) for f in resources(t, "AWS::Lambda::Function").values()}
         keys |= {json.dumps(layer["Properties"]["Content"]["S3Key"])
                  for layer in resources(t, "AWS::Lambda::LayerVersion").values()}
         return keys
 
-    assert assets(template) < assets(variant)
+    bare = bare_synth.template
+    assert assets(template) < assets(bare)
     assert len(assets(template)) == 2  # one code asset for every function, one layer
-    assert len(assets(variant) - assets(template)) == 1  # and, with canvas_instances, the reconciler's layer
+    assert len(assets(bare) - assets(template)) == 1  # and, with canvas_instances, the reconciler's layer
+    assert len(assets(template) & assets(variant)) == 1 and len(assets(variant) - assets(template)) == 2
 
 
 def test_canvas_queue_takes_messages_from_canvas_only(template):
@@ -589,8 +592,9 @@ def test_cdk_nag_fails_synth_on_an_unacknowledged_finding(tmp_path):
         app.synth()
 
 
-def test_same_sources_give_the_same_assets_and_no_rebuild(template, variant):
-    """Two syntheses with different context share byte-identical layer and code assets."""
+def test_same_sources_give_the_same_assets_and_no_rebuild(template, variant, bare_synth):
+    """Two syntheses with different context share byte-identical layer and code assets; the code asset
+    is the same for either architecture, the layers are not (the variant chose x86_64)."""
     from infra.bundling import RECONCILER_REQUIREMENTS, build_code, build_layer
 
     def keys(t):
@@ -600,17 +604,51 @@ def test_same_sources_give_the_same_assets_and_no_rebuild(template, variant):
                 and str(r["Properties"].get("Handler", "")).startswith("handlers.")}
         return layer, code
 
-    assert keys(template)[0] < keys(variant)[0] and len(keys(variant)[0]) == 2  # + the reconciler's layer
-    assert keys(template)[1] == keys(variant)[1]
+    bare = bare_synth.template
+    assert keys(template)[0] < keys(bare)[0] and len(keys(bare)[0]) == 2  # + the reconciler's layer
+    assert keys(template)[1] == keys(bare)[1] == keys(variant)[1]
+    assert len(keys(variant)[0]) == 2 and keys(variant)[0].isdisjoint(keys(bare)[0])
     assert len(keys(template)[1]) == 1  # one code asset, uploaded once for all functions
     layer = build_layer()
     stamp = (layer / ".complete").stat().st_mtime_ns
     assert build_layer() == layer and (layer / ".complete").stat().st_mtime_ns == stamp  # not rebuilt
     # The reconciler's layer has a name of its own: building either never prunes the other.
     own = build_layer(requirements=RECONCILER_REQUIREMENTS, name="reconciler-layer")
-    assert own.name.startswith("reconciler-layer-x86_64-") and layer.name.startswith("layer-x86_64-")
+    assert own.name.startswith("reconciler-layer-arm64-") and layer.name.startswith("layer-arm64-")
     assert build_layer() == layer and (layer / ".complete").exists() and (own / ".complete").exists()
     assert build_code() == build_code()
+
+
+def architectures(t):
+    """The architectures of the handler functions, and those of the layers."""
+    res = t.to_json()["Resources"].values()
+    functions = {tuple(r["Properties"].get("Architectures", ["x86_64"])) for r in res
+                 if r["Type"] == "AWS::Lambda::Function" and str(r["Properties"].get("Handler", "")).startswith("handlers.")}
+    layers = {tuple(r["Properties"]["CompatibleArchitectures"]) for r in res if r["Type"] == "AWS::Lambda::LayerVersion"}
+    return functions, layers
+
+
+def native_code(assembly: Path) -> set[int]:
+    """The ELF machine of every shared object in the functions' layers (62: x86-64, 183: AArch64)."""
+    from scripts.bundle import bundles
+
+    machines = set()
+    for layer in {layer for bundle in bundles(assembly) for layer in bundle.layers}:
+        for so in layer.rglob("*.so"):
+            machines.add(int.from_bytes(so.read_bytes()[18:20], "little"))
+    return machines
+
+
+def test_arm64_unless_x86_64_is_chosen_functions_and_every_layer_alike(synthesized, variant_synth, bare_synth):
+    """The default (and `make cost`'s stack, with the reconciler's own layer) is arm64 throughout, its layers
+    built from aarch64 wheels; `-c architecture=x86_64` (the variant) gives x86_64 functions and layers."""
+    for synth in (synthesized, bare_synth):
+        assert architectures(synth.template) == ({("arm64",)}, {("arm64",)}), synth.assembly
+        assert native_code(synth.assembly) == {183}
+    assert len(resources(bare_synth.template, "AWS::Lambda::LayerVersion")) == 2
+    assert len(resources(variant_synth.template, "AWS::Lambda::LayerVersion")) == 2
+    assert architectures(variant_synth.template) == ({("x86_64",)}, {("x86_64",)})
+    assert native_code(variant_synth.assembly) == {62}
 
 
 # The reconciler (issue 9): only with canvas_instances, which the variant sets and the default does not.
@@ -679,7 +717,7 @@ def test_the_reconciler_alone_has_the_second_layer(variant):
     (shared,) = [k for k in layers if k.startswith("FunctionsDependencies")]
     (own,) = [k for k in layers if k.startswith("FunctionsReconcilerDependencies")]
     assert layers[own]["Properties"]["CompatibleRuntimes"] == ["python3.13"]
-    assert layers[own]["Properties"]["CompatibleArchitectures"] == ["x86_64"]
+    assert layers[own]["Properties"]["CompatibleArchitectures"] == ["x86_64"]  # the variant's architecture
     for logical_id, f in resources(variant, "AWS::Lambda::Function").items():
         if not str(f["Properties"].get("Handler", "")).startswith("handlers."):
             continue
