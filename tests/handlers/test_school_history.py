@@ -16,9 +16,11 @@ from local.lambda_context import LambdaContext
 from sis_imports.adapters.alert_details import CanvasDetails
 from sis_imports.adapters.publisher import AlertPublisher
 from sis_imports.core.alert_text import email_text
+from sis_imports.core.unusual import shape_of
 from sis_imports.usecases.notify import Notifier
 from sis_imports.usecases.school_history import HistoryOptions, SchoolHistory
 from sis_imports.usecases.unusual_ends import UnusualEnds
+from tests.aws_env import TABLE_NAME
 from tests.factories import ROOT_ACCOUNT_UUID
 from tests.handlers.test_reconciler import TOKEN, Clock, World
 
@@ -130,3 +132,27 @@ def test_a_rhythm_write_that_owes_nothing_alerts_nothing_and_a_retry_owes_the_sa
     published = [a["message"] for a in world.aws.alerts()]
     assert [m["outcome"] for m in published] == ["missing", "missing"]
     assert published[0]["alert_id"] == published[1]["alert_id"]  # the same id: a subscriber can tell a repeat
+
+
+def test_a_baseline_written_as_text_lines_is_judged_against_and_rewritten_packed(world):
+    # A deployed table holds baselines in the earlier format: the ends as text lines, their figures named.
+    sis_id = run_import(world, 341, deleted=4800)
+    shape = shape_of(world.canvas.sis_import(sis_id))
+    ended = int(world.clock.epoch()) - 86_400
+    lines = [f"{100 + i} {ended + HOUR * i} {(i * 5) % 13} {330 + (i * 7) % 21} 240" for i in range(12)]
+    key = {"root_account_uuid": {"S": ROOT_ACCOUNT_UUID}, "sis_batch_id": {"S": "#baseline#" + shape}}
+    client = boto3.client("dynamodb")
+    client.put_item(TableName=TABLE_NAME, Item={
+        **key, "kind": {"S": "baseline"}, "shape": {"S": shape}, "version": {"N": "12"},
+        "figures": {"L": [{"S": n} for n in ("enrollments_deleted", "changes", "duration_seconds")]},
+        "ends": {"L": [{"S": line} for line in lines]}})
+
+    (end,) = alerts(world)
+    (anomaly,) = end["anomalies"]
+    assert anomaly["sentence"] == "deleted 4,800 enrollments; usually 0–12 over the last 12 imports"
+    stored = client.get_item(TableName=TABLE_NAME, Key=key, ConsistentRead=True)["Item"]
+    assert set(stored) == {"root_account_uuid", "sis_batch_id", "ends", "version"} and "B" in stored["ends"]
+    assert stored["version"] == {"N": "13"}
+    kept = world.store.baseline(ROOT_ACCOUNT_UUID, shape).ends
+    assert [e.sis_batch_id for e in kept] == [str(100 + i) for i in range(12)] + [str(sis_id)]
+    assert kept[0].figures == {"enrollments_deleted": 0, "changes": 330, "duration_seconds": 240}
