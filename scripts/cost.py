@@ -166,7 +166,8 @@ def _unusual_check(env: dict[str, Any]) -> bool:
     try:
         sensitivity = float(env.get("ANOMALY_SENSITIVITY") or 0)
     except (TypeError, ValueError):
-        raise TemplateError(f"the notifier's ANOMALY_SENSITIVITY is not a number: {env.get('ANOMALY_SENSITIVITY')!r}") from None
+        raise TemplateError("the notifier's ANOMALY_SENSITIVITY is not a number: "
+                            f"{env.get('ANOMALY_SENSITIVITY')!r}") from None
     return sensitivity > 0 and bool(env.get("TABLE_NAME")) and bool(env.get("CANVAS_INSTANCES"))
 
 

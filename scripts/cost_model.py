@@ -404,7 +404,8 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
     add("DynamoDB", "history: baselines", (notifier_reads + new_end_passes) * baseline_rru * rru_price
         + baseline_writes * baseline_wru * wru_price,
         f"{notifier_reads + new_end_passes:,.0f} reads ({notifier_reads:,.0f} by the notifier), "
-        f"{baseline_writes:,.0f} writes; {baseline_rru} RRU and {baseline_wru} WRU each ({a.baseline_item_bytes:,} bytes)")
+        f"{baseline_writes:,.0f} writes; {baseline_rru} RRU and {baseline_wru} WRU each "
+        f"({a.baseline_item_bytes:,} bytes)")
     rhythm_reads = passes * instances
     rhythm_rru, rhythm_wru = math.ceil(a.rhythm_item_bytes / 4096), math.ceil(a.rhythm_item_bytes / 1024)
     add("DynamoDB", "history: rhythm", rhythm_reads * rhythm_rru * rru_price + rhythm_writes * rhythm_wru * wru_price,

@@ -315,8 +315,10 @@ class _Reader:
 
 
 def pack_ends(ends: "tuple[End, ...] | list[End]") -> bytes | None:
-    """The ends as format 1, or None when one cannot be packed without loss."""
-    if any(not _DECIMAL.fullmatch(e.sis_batch_id) or set(e.figures) - set(PACKED_FIGURES) for e in ends):
+    """The ends as format 1, or None when one cannot be packed without loss (an id that is not a plain decimal, a
+    figure format 1 does not know, a value that is not a whole number)."""
+    if any(not _DECIMAL.fullmatch(e.sis_batch_id) or set(e.figures) - set(PACKED_FIGURES)
+           or not all(type(v) is int for v in (e.ended_at, *e.figures.values())) for e in ends):
         return None
     columns = [_sequence([int(e.sis_batch_id) for e in ends]) if ends else b"",
                _sequence([e.ended_at for e in ends]) if ends else b""]
