@@ -320,7 +320,8 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
     success_ends = alerts * (a.outcome_mix.get("success", 0) + a.outcome_mix.get("warning", 0))
     new_end_passes = instances * _passes_finding(success_ends / max(instances, 1), passes)
     rhythm_writes = instances * _passes_finding(imports / max(instances, 1), passes)
-    marks = alerts * a.unusual_share if d.unusual_check else 0.0
+    compares = d.unusual_check and reconciler  # the notifier reads an end's figures from the reconciler's Canvas
+    marks = alerts * a.unusual_share if compares else 0.0
 
     # Lambda, logs and traces per function.
     invocations = {"ingest": https, "sqs_consumer": events * a.via_sqs / 10, "eventbridge": events * a.via_eventbridge,
@@ -398,9 +399,8 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
         add("DynamoDB", "point-in-time recovery", stored_gb * p["dynamodb_pitr_gb_month"], f"{stored_gb:,.2f} GB")
     rru_price, wru_price = p["dynamodb_read_request_unit"], p["dynamodb_write_request_unit"]
     baseline_rru, baseline_wru = math.ceil(a.baseline_item_bytes / 4096), math.ceil(a.baseline_item_bytes / 1024)
-    notifier_reads = alerts if d.unusual_check else 0.0
-    baseline_writes = success_ends if d.unusual_check else new_end_passes
-    baseline_writes *= 1 if reconciler else 0
+    notifier_reads = alerts if compares else 0.0
+    baseline_writes = success_ends if compares else new_end_passes
     add("DynamoDB", "history: baselines", (notifier_reads + new_end_passes) * baseline_rru * rru_price
         + baseline_writes * baseline_wru * wru_price,
         f"{notifier_reads + new_end_passes:,.0f} reads ({notifier_reads:,.0f} by the notifier), "
