@@ -65,12 +65,14 @@ class Meter:
 
 
 def item_size(item: dict[str, Any]) -> int:
-    """An item's size by DynamoDB's rule: names plus values (strings in UTF-8, numbers about a byte per two
-    digits plus one, lists and maps 3 bytes plus a byte per element)."""
+    """An item's size by DynamoDB's rule: names plus values (strings in UTF-8, binary its length, numbers about
+    a byte per two digits plus one, lists and maps 3 bytes plus a byte per element)."""
     def value(v: dict[str, Any]) -> int:
         (kind, data), = v.items()
         if kind == "S":
             return len(data.encode())
+        if kind == "B":  # bytes as handed to boto3 (base64 only on the wire)
+            return len(data)
         if kind == "N":
             return (len(data.lstrip("-").replace(".", "").strip("0")) + 1) // 2 + 1
         if kind in ("BOOL", "NULL"):
@@ -129,6 +131,7 @@ def baseline_per_end(meter: Meter, store: Any) -> list[str]:
     lines = [f"  reconciler, a new successful end: {calls}, {meter.sent} bytes sent, {meter.received} received; "
              f"the baseline item with 30 ends: {size} bytes ({math.ceil(size / 4096)} RCU strongly consistent, "
              f"{math.ceil(size / 1024)} WCU); the rhythm item (30 creations): {rhythm_size} bytes"]
+    lines += largest_items(meter, store, uuid, shape_of(raws[30]))
 
     unusual = UnusualEnds(store, sensitivity=5, min_history=10)
     batch = _Batch(uuid, str(ids[30]))
@@ -141,6 +144,38 @@ def baseline_per_end(meter: Meter, store: Any) -> list[str]:
         lines.append(f"  notifier, an end's alert ({what}): {dict(meter.calls)}, {meter.sent} bytes sent, "
                      f"{meter.received} received")
     return lines
+
+
+def largest_items(meter: Meter, store: Any, uuid: str, shape: str) -> list[str]:
+    """The items at their largest, written through the store: a baseline of 30 ends with every figure present and
+    the largest values Canvas reports (20-digit ids of one instance's id sequence, thousands of other imports
+    apart; ends at any hour of a month; every count anywhere in 0 to 9,999,999; durations up to 10 days), and
+    the rhythm at its full 120 creations (7-digit ids, hourly)."""
+    import random
+
+    from sis_imports.core.rhythm import KEEP as RHYTHM_KEEP
+    from sis_imports.core.rhythm import Rhythm
+    from sis_imports.core.unusual import FIGURES, KEEP, Baseline, End
+
+    rng, now = random.Random(17), int(time.time())
+    ids = sorted(rng.sample(range(98_765_432_109_876_500_000, 98_765_432_109_876_590_000), KEEP))
+    times = sorted(now - rng.randrange(30 * 86_400) for _ in range(KEEP))
+    ends = [End(str(i), t, {n: rng.randrange(864_000 if n == "duration_seconds" else 10_000_000) for n in FIGURES})
+            for i, t in zip(ids, times)]
+    ends[0] = End(ends[0].sis_batch_id, ends[0].ended_at, {n: 0 for n in FIGURES})  # each figure's full range
+    ends[1] = End(ends[1].sis_batch_id, ends[1].ended_at,
+                  {n: 863_999 if n == "duration_seconds" else 9_999_999 for n in FIGURES})
+    meter.clear()
+    store.save_baseline(Baseline(uuid, shape, tuple(ends), version=9_998))
+    worst = item_size(meter.items[-1])
+    creations = tuple((str(4_100_000 + 7 * n), now - 3_600 * (RHYTHM_KEEP - n)) for n in range(RHYTHM_KEEP))
+    meter.clear()
+    store.save_rhythm(Rhythm("w" + uuid[1:], creations, hostname="canvas.example.edu"))
+    rhythm = item_size(meter.items[-1])
+    return [f"  the baseline item at its largest (30 ends, every figure, 20-digit ids, counts to 9,999,999, "
+            f"durations to 10 days; shape {shape!r}): {worst} bytes ({math.ceil(worst / 1024)} WCU); "
+            f"the rhythm item at its full {RHYTHM_KEEP} creations: {rhythm} bytes ({math.ceil(rhythm / 4096)} RCU, "
+            f"{math.ceil(rhythm / 1024)} WCU)"]
 
 
 class _Batch:

@@ -158,7 +158,18 @@ def read_template(template: dict[str, Any]) -> Deployment:
         access_log_retention_days=access_days,
         detailed_metrics=any(str(env.get("DETAILED_METRICS", "")).lower() == "true" for env in envs.values()),
         alert_topic_kms_publishers=publishers if topic.get("KmsMasterKeyId") else 0,
-        email_subscriptions=tuple(_outcomes(policy) for policy in emails))
+        email_subscriptions=tuple(_outcomes(policy) for policy in emails),
+        unusual_check=_unusual_check(envs.get("notifier", {})))
+
+
+def _unusual_check(env: dict[str, Any]) -> bool:
+    """As sis_imports/wiring.py decides: a sensitivity above 0, the table, and Canvas instances to read."""
+    try:
+        sensitivity = float(env.get("ANOMALY_SENSITIVITY") or 0)
+    except (TypeError, ValueError):
+        raise TemplateError("the notifier's ANOMALY_SENSITIVITY is not a number: "
+                            f"{env.get('ANOMALY_SENSITIVITY')!r}") from None
+    return sensitivity > 0 and bool(env.get("TABLE_NAME")) and bool(env.get("CANVAS_INSTANCES"))
 
 
 def _rate_minutes(expression: str) -> float:

@@ -84,6 +84,15 @@ class Assumptions:
     # SQS event sources long-poll (20 s) with 5 pollers while the queue is empty.
     sqs_idle_pollers: int = 5
     sqs_poll_seconds: int = 20
+    # The school's history (issue 17), items sized by scripts/bench_unusual.py (DynamoDB's rule: names plus
+    # values, as the store writes them). A shape's baseline with 30 ends: 276 bytes on the simulator, 1,014 at
+    # the largest figures Canvas reports (its ends packed: 1 write unit; 1,434 bytes and 2 units as text
+    # lines). The rhythm: 777 bytes at 30 creations, 2,411 at its full 120 (3 write units). Both are read
+    # strongly consistent (1 read unit up to 4 KB).
+    baseline_item_bytes: int = 1014
+    rhythm_item_bytes: int = 2411
+    # What an unusual end's mark adds to its batch's item (`unusual`, the names of the unusual figures).
+    unusual_mark_bytes: int = 40
 
 
 ASSUMPTIONS = Assumptions()
@@ -185,6 +194,9 @@ class Deployment:
     # One entry per email subscription to the alert topic: the outcomes its filter admits, with "unusual" when
     # it admits an unusual end whatever its outcome (None: every alert).
     email_subscriptions: tuple[frozenset[str] | None, ...] = ()
+    # The notifier compares each end with its shape's baseline (ANOMALY_SENSITIVITY above 0, with the table
+    # and the Canvas instances to read): a GetItem per end alert, an UpdateItem per successful end it records.
+    unusual_check: bool = False
 
 
 @dataclass(frozen=True)
@@ -217,6 +229,19 @@ def index_writes_per_import(index: Index, events: int) -> int:
     if "while_open" in kinds:  # put at the first event, rewritten while open, deleted at the end
         return 1 + (later - 1) * int(projected_changes) + 1
     return 1 + later * int(projected_changes)
+
+
+def _passes_finding(per_month: float, passes: float) -> float:
+    """Passes of one instance that find at least one new thing of which `per_month` come, evenly at random."""
+    return passes * (1 - math.exp(-per_month / passes)) if passes else 0.0
+
+
+def mark_writes(d: Deployment, a: Assumptions) -> int:
+    """Write units of one unusual mark: the ended batch's item with the mark, and each index that holds an ended
+    batch (no key removed at the end) and projects the mark."""
+    held = [i for i in d.indexes if all(KEY_LIFECYCLE.get(k) != "while_open" for k in i.keys)]
+    projecting = sum(1 for i in held if i.projection == "ALL" or "unusual" in i.attributes)
+    return math.ceil((a.item_bytes + a.unusual_mark_bytes) / 1024) + projecting
 
 
 def _admitted(outcomes: frozenset[str], a: Assumptions) -> float:
@@ -301,10 +326,24 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
     add("Ingress", "Canvas queue requests", sqs_requests * p["sqs_request"],
         f"{sqs_requests:,.0f} requests: Canvas's send per event, a receive and a delete per 10 messages")
 
+    # The school's history (issue 17; usecases/school_history.py, usecases/unusual_ends.py), per Canvas instance
+    # (the reconciler reads one root account's each): a pass reads its rhythm, and writes it when a creation is
+    # new; it reads a shape's baseline when it lists a new successful end, and writes it (the ends of the pass
+    # at once) unless the notifier recorded them first. The notifier reads the baseline for each end alert and
+    # records each successful end (one write per end), and marks an unusual end's batch. A rhythm write and a
+    # mark pass the notifier's stream filter: each is an invocation more.
+    instances = d.canvas_instances if reconciler else 0
+    success_ends = alerts * (a.outcome_mix.get("success", 0) + a.outcome_mix.get("warning", 0))
+    new_end_passes = instances * _passes_finding(success_ends / max(instances, 1), passes)
+    rhythm_writes = instances * _passes_finding(imports / max(instances, 1), passes)
+    compares = d.unusual_check and reconciler  # the notifier reads an end's figures from the reconciler's Canvas
+    marks = alerts * a.unusual_share if compares else 0.0
+
     # Lambda, logs and traces per function.
     invocations = {"ingest": https, "sqs_consumer": events * a.via_sqs / 10, "eventbridge": events * a.via_eventbridge,
                    # One invocation per Canvas instance and pass (the schedule's fan-out).
-                   "notifier": alerts, "reconciler": passes * max(d.canvas_instances, 1), "query": 0.0,
+                   "notifier": alerts + rhythm_writes + marks, "reconciler": passes * max(d.canvas_instances, 1),
+                   "query": 0.0,
                    "alert_retry": 0.0,
                    "chat_webhook": alerts * (1 - a.outcome_mix.get("success", 0))}
     requests = 0.0
@@ -377,6 +416,22 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
         f"{stored_gb:,.2f} GB ({d.retention_days} days of batches)")
     if d.point_in_time_recovery:
         add("DynamoDB", "point-in-time recovery", stored_gb * p["dynamodb_pitr_gb_month"], f"{stored_gb:,.2f} GB")
+    rru_price, wru_price = p["dynamodb_read_request_unit"], p["dynamodb_write_request_unit"]
+    baseline_rru, baseline_wru = math.ceil(a.baseline_item_bytes / 4096), math.ceil(a.baseline_item_bytes / 1024)
+    notifier_reads = alerts if compares else 0.0
+    baseline_writes = success_ends if compares else new_end_passes
+    add("DynamoDB", "history: baselines", (notifier_reads + new_end_passes) * baseline_rru * rru_price
+        + baseline_writes * baseline_wru * wru_price,
+        f"{notifier_reads + new_end_passes:,.0f} reads ({notifier_reads:,.0f} by the notifier), "
+        f"{baseline_writes:,.0f} writes; {baseline_rru} RRU and {baseline_wru} WRU each "
+        f"({a.baseline_item_bytes:,} bytes)")
+    rhythm_reads = passes * instances
+    rhythm_rru, rhythm_wru = math.ceil(a.rhythm_item_bytes / 4096), math.ceil(a.rhythm_item_bytes / 1024)
+    add("DynamoDB", "history: rhythm", rhythm_reads * rhythm_rru * rru_price + rhythm_writes * rhythm_wru * wru_price,
+        f"{rhythm_reads:,.0f} reads, {rhythm_writes:,.0f} writes; {rhythm_rru} RRU and {rhythm_wru} WRU each "
+        f"({a.rhythm_item_bytes:,} bytes)")
+    units = mark_writes(d, a)
+    add("DynamoDB", "unusual marks", marks * units * wru_price, f"{marks:,.0f} marks, {units} WRU each")
 
     # Alerts.
     publishes = alerts  # one publish per alert to the alert topic

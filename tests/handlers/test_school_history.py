@@ -16,9 +16,11 @@ from local.lambda_context import LambdaContext
 from sis_imports.adapters.alert_details import CanvasDetails
 from sis_imports.adapters.publisher import AlertPublisher
 from sis_imports.core.alert_text import email_text
+from sis_imports.core.unusual import shape_of
 from sis_imports.usecases.notify import Notifier
 from sis_imports.usecases.school_history import HistoryOptions, SchoolHistory
 from sis_imports.usecases.unusual_ends import UnusualEnds
+from tests.aws_env import TABLE_NAME
 from tests.factories import ROOT_ACCOUNT_UUID
 from tests.handlers.test_reconciler import TOKEN, Clock, World
 
@@ -140,8 +142,32 @@ def test_the_schools_history_does_not_expire_with_the_batches(world):
     hourly_history(world, 12)
     world.reconcile()
     items = world.aws.scan()
-    history = [i for i in items if i.get("kind", {}).get("S") in ("baseline", "rhythm")]
+    history = [i for i in items if i["sis_batch_id"]["S"].startswith(("#baseline#", "#rhythm"))]
     batches = [i for i in items if "workflow_state" in i]
-    assert {i["kind"]["S"] for i in history} == {"baseline", "rhythm"} and len(batches) == 12
+    assert {i["sis_batch_id"]["S"].split("#")[1] for i in history} == {"baseline", "rhythm"} and len(batches) == 12
     assert all(TTL_ATTRIBUTE in b for b in batches)
     assert [i for i in history if TTL_ATTRIBUTE in i] == []
+
+
+def test_a_baseline_written_as_text_lines_is_judged_against_and_rewritten_packed(world):
+    # A deployed table holds baselines in the earlier format: the ends as text lines, their figures named.
+    sis_id = run_import(world, 341, deleted=4800)
+    shape = shape_of(world.canvas.sis_import(sis_id))
+    ended = int(world.clock.epoch()) - 86_400
+    lines = [f"{100 + i} {ended + HOUR * i} {(i * 5) % 13} {330 + (i * 7) % 21} 240" for i in range(12)]
+    key = {"root_account_uuid": {"S": ROOT_ACCOUNT_UUID}, "sis_batch_id": {"S": "#baseline#" + shape}}
+    client = boto3.client("dynamodb")
+    client.put_item(TableName=TABLE_NAME, Item={
+        **key, "kind": {"S": "baseline"}, "shape": {"S": shape}, "version": {"N": "12"},
+        "figures": {"L": [{"S": n} for n in ("enrollments_deleted", "changes", "duration_seconds")]},
+        "ends": {"L": [{"S": line} for line in lines]}})
+
+    (end,) = alerts(world)
+    (anomaly,) = end["anomalies"]
+    assert anomaly["sentence"] == "deleted 4,800 enrollments; usually 0–12 over the last 12 imports"
+    stored = client.get_item(TableName=TABLE_NAME, Key=key, ConsistentRead=True)["Item"]
+    assert set(stored) == {"root_account_uuid", "sis_batch_id", "ends", "version"} and "B" in stored["ends"]
+    assert stored["version"] == {"N": "13"}
+    kept = world.store.baseline(ROOT_ACCOUNT_UUID, shape).ends
+    assert [e.sis_batch_id for e in kept] == [str(100 + i) for i in range(12)] + [str(sis_id)]
+    assert kept[0].figures == {"enrollments_deleted": 0, "changes": 330, "duration_seconds": 240}

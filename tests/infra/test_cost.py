@@ -30,7 +30,8 @@ SIMPLE = Assumptions(
     debug_log_bytes={"ingest": 1000, "notifier": 800}, app_log_bytes={"notifier": 1000}, emf_bytes={"ingest": 100, "notifier": 100},
     unusual_share=0.1, open_hours_per_import=0.5,
     platform_log_bytes=500, access_log_bytes=50, item_bytes=1000, index_entry_overhead_bytes=100,
-    index_projected_bytes=200, via_https=1.0, via_sqs=0.0, via_eventbridge=0.0)
+    index_projected_bytes=200, via_https=1.0, via_sqs=0.0, via_eventbridge=0.0,
+    baseline_item_bytes=1000, rhythm_item_bytes=2500, unusual_mark_bytes=40)
 
 
 def fixture_template() -> dict:
@@ -387,3 +388,84 @@ def test_a_keys_only_open_index_costs_the_reconciler_a_read_of_each_open_item_ea
     marker_and_query = passes * SIMPLE.reconcile_read_units
     # each open item (under 4 KB) an eventually consistent read: half a read unit
     assert reads == pytest.approx(marker_and_query + (passes * 5 * 0.5 if read_items else 0))
+
+
+# -- the school's history (issue 17) ----------------------------------------------------------------
+
+def with_history(sensitivity: str = "5", index_projection: dict | None = None) -> dict:
+    """The fixture with a reconciler reading 2 Canvas instances every 5 minutes, and the notifier comparing ends
+    with their baselines (sensitivity above 0, the table and the instances in its environment)."""
+    template = fixture_template()
+    resources = template["Resources"]
+    instances = json.dumps([{"url": "https://a.example.edu"}, {"url": "https://b.example.edu"}])
+    resources["Reconciler"] = {"Type": "AWS::Lambda::Function", "Properties": {
+        "Handler": "handlers.reconciler.handler", "MemorySize": 512, "Architectures": ["arm64"], "Timeout": 120,
+        "Environment": {"Variables": {"CANVAS_INSTANCES": instances}}, "LoggingConfig": {}}}
+    resources["Notifier"]["Properties"]["Environment"]["Variables"].update(
+        ANOMALY_SENSITIVITY=sensitivity, TABLE_NAME={"Ref": "Table"}, CANVAS_INSTANCES=instances)
+    if index_projection is not None:
+        resources["Table"]["Properties"]["GlobalSecondaryIndexes"][0]["Projection"] = index_projection
+    return template
+
+
+PASSES = 730 * 12  # each instance's, a month of 5-minute passes
+
+
+def test_the_schools_history_is_priced_per_end_alert_per_pass_and_per_instance():
+    events = 400_000  # 100,000 imports, 50,000 per instance; SIMPLE: half succeed, a quarter warn, a tenth unusual
+    d = read_template(with_history())
+    assert d.unusual_check and d.canvas_instances == 2
+    lines = lines_by_item(monthly_bill(d, events, None, P, SIMPLE))
+    rru, wru = P["dynamodb_read_request_unit"], P["dynamodb_write_request_unit"]
+    # A pass of one instance finds a new creation unless none of its 50,000 a month came in its 5 minutes
+    # (Poisson: 50,000 / 8,760 a pass), a new successful end unless none of its 37,500 did.
+    with_creation = PASSES * (1 - math.exp(-50_000 / PASSES))
+    with_success = PASSES * (1 - math.exp(-37_500 / PASSES))
+    # baselines (1,000 bytes: 1 read unit, strongly consistent, and 1 write unit): the notifier reads one per
+    # end alert and writes one per successful end (imported and imported_with_messages, 75,000); the reconciler
+    # reads one per pass that lists a new successful end, and finds it recorded
+    assert lines[("DynamoDB", "history: baselines")] == pytest.approx(
+        (100_000 + 2 * with_success) * rru + 75_000 * wru)
+    # rhythm (2,500 bytes: 1 read unit, 3 write units): read every pass of each instance, written by a pass
+    # that finds a creation
+    assert lines[("DynamoDB", "history: rhythm")] == pytest.approx(
+        2 * PASSES * rru + 2 * with_creation * 3 * wru)
+    # 10,000 unusual ends, each marked on its batch: 1,000 bytes and the 40-byte mark cross 1 KB (2 units); the
+    # keys-only activity index holds no mark and the open index no longer holds an ended batch
+    assert lines[("DynamoDB", "unusual marks")] == pytest.approx(10_000 * 2 * wru)
+    # invocations: each event's ingest, each end alert, each rhythm write and mark (both pass the notifier's
+    # stream filter), each instance's passes
+    assert lines[("Lambda", "requests")] == pytest.approx(
+        (events + 100_000 + 2 * with_creation + 10_000 + 2 * PASSES) * P["lambda_request"])
+
+
+def test_without_the_unusual_check_the_reconciler_alone_keeps_the_history():
+    lines = lines_by_item(monthly_bill(read_template(with_history(sensitivity="0")), 400_000, None, P, SIMPLE))
+    rru, wru = P["dynamodb_read_request_unit"], P["dynamodb_write_request_unit"]
+    with_success = PASSES * (1 - math.exp(-37_500 / PASSES))
+    # no read per end alert; the reconciler writes the ends of a pass in one write
+    assert lines[("DynamoDB", "history: baselines")] == pytest.approx(2 * with_success * (rru + wru))
+    assert lines[("DynamoDB", "unusual marks")] == 0
+
+
+def test_a_mark_rewrites_the_entry_of_an_index_that_holds_ended_batches_and_projects_it():
+    projections = {"ALL": {"ProjectionType": "ALL"},
+                   "INCLUDE unusual": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["unusual"]},
+                   "INCLUDE other": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["workflow_state"]}}
+    marks = {}
+    for name, projection in projections.items():
+        lines = lines_by_item(monthly_bill(read_template(with_history(index_projection=projection)), 400_000, None,
+                                           P, SIMPLE))
+        marks[name] = lines[("DynamoDB", "unusual marks")] / P["dynamodb_write_request_unit"]
+    assert marks == pytest.approx({"ALL": 10_000 * 3, "INCLUDE unusual": 10_000 * 3, "INCLUDE other": 10_000 * 2})
+
+
+def test_no_reconciler_no_history():
+    lines = lines_by_item(monthly_bill(read_template(fixture_template()), 400_000, None, P, SIMPLE))
+    assert lines[("DynamoDB", "history: baselines")] == lines[("DynamoDB", "history: rhythm")] == 0
+    assert lines[("DynamoDB", "unusual marks")] == 0
+
+
+def test_an_unreadable_sensitivity_is_named():
+    with pytest.raises(ValueError, match="ANOMALY_SENSITIVITY is not a number: 'high'"):
+        read_template(with_history(sensitivity="high"))

@@ -11,11 +11,16 @@ computes a median.
 
 from __future__ import annotations
 
+import random
+from decimal import Decimal
+
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sis_imports.core.unusual import (
-    FIGURES, KEEP, MIN_HISTORY, Baseline, End, baseline_from_item, baseline_item, check, figures_of, shape_of,
+    FIGURES, KEEP, MIN_HISTORY, PACKED_FIGURES, Baseline, End, baseline_from_item, baseline_item, check, figures_of,
+    shape_of,
 )
 
 START = 1_700_000_000  # any epoch: nothing here reads a clock
@@ -97,8 +102,119 @@ def test_the_baseline_is_bounded_idempotent_and_survives_its_item():
     again = baseline.with_ends(baseline.ends)
     assert again == baseline
     item = baseline_item(baseline)
-    assert len(str(item)) < 2_000  # one small item: 30 ends in well under 1 KB of figures each
+    assert set(item) == {"ends", "version"} and isinstance(item["ends"], bytes)
     assert baseline_from_item("u", "s", item).ends == baseline.ends
+
+
+# -- the baseline item's size and formats -----------------------------------------------------------
+
+UUID = "u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8dKLzd"  # Canvas's root account uuids are 40 characters
+SHAPE = "instructure_csv.batch.course+enrollment+section+term+user"  # a nightly full-sync import's shape
+
+
+def item_bytes(item: dict) -> int:
+    """DynamoDB's size of an item (what a write unit, 1 KB, is counted in): each attribute's name in UTF-8, plus
+    its value: a string in UTF-8, binary its length, a number about a byte per two significant digits plus one,
+    a list 3 bytes plus each element and a byte for it. Written from AWS's sizing rule, not from the code."""
+    def value(v):
+        if isinstance(v, str):
+            return len(v.encode())
+        if isinstance(v, bytes):
+            return len(v)
+        if isinstance(v, int):
+            return (len(str(abs(v)).strip("0")) + 1) // 2 + 1
+        return 3 + sum(value(e) + 1 for e in v)
+    key = {"root_account_uuid": UUID, "sis_batch_id": "#baseline#" + SHAPE}
+    return sum(len(name.encode()) + value(v) for name, v in {**key, **item}.items())
+
+
+def _stored(ends: list[End], version: int = 9_999) -> dict:
+    return baseline_item(Baseline(UUID, SHAPE, tuple(ends), version - 1))
+
+
+def test_the_worst_baseline_canvas_can_report_stays_one_write_unit():
+    # 30 ends, every figure present: 20-digit ids of one Canvas instance's id sequence (busy: thousands of other
+    # imports between two of the school's), a month of ends at any hour, every count anywhere in 0 to 9,999,999,
+    # durations anywhere in 0 to 10 days
+    rng = random.Random(17)
+    ids = sorted(rng.sample(range(98_765_432_109_876_500_000, 98_765_432_109_876_590_000), 30))
+    times = sorted(START + rng.randrange(30 * 86_400) for _ in range(30))
+    ends = [End(str(i), t, {n: rng.randrange(10 * 86_400 if n == "duration_seconds" else 10_000_000)
+                            for n in FIGURES}) for i, t in zip(ids, times)]
+    ends[0] = End(ends[0].sis_batch_id, ends[0].ended_at, {n: 0 for n in FIGURES})  # the full range in each
+    ends[1] = End(ends[1].sis_batch_id, ends[1].ended_at,
+                  {n: 10 * 86_400 - 1 if n == "duration_seconds" else 9_999_999 for n in FIGURES})
+    item = _stored(ends)
+    assert baseline_from_item(UUID, SHAPE, item).ends == tuple(ends)
+    assert item_bytes(item) <= 1024
+    # the same ends as text lines (the earlier format) took about three write units
+    text = {"kind": "baseline", "shape": SHAPE, "figures": list(FIGURES),
+            "ends": [f"{e.sis_batch_id} {e.ended_at} " + " ".join(str(e.figures[n]) for n in FIGURES) for e in ends],
+            "version": 9_999}
+    assert item_bytes(text) > 3 * 1024
+
+
+def test_a_typical_baseline_is_a_few_hundred_bytes():
+    # a school's nightly imports: 7-digit ids a few thousand apart, about a day apart, hundreds of changes
+    ends = [End(str(4_100_000 + 3_000 * i + i % 7), START + 86_400 * i + 37 * (i % 5),
+                {"enrollments_deleted": i % 4, "courses_deleted": 0, "sections_deleted": 0, "users_deleted": 0,
+                 "changes": 480 + (i * 37) % 90, "duration_seconds": 200 + (i * 13) % 60, "error_count": 0,
+                 "warning_count": i % 3}) for i in range(30)]
+    item = _stored(ends)
+    assert baseline_from_item(UUID, SHAPE, item).ends == tuple(ends)
+    assert item_bytes(item) < 400
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10**25), st.integers(0, 2**40),
+                          st.dictionaries(st.sampled_from(list(FIGURES)), st.integers(0, 10**15))),
+                max_size=KEEP, unique_by=lambda e: e[0]))
+def test_any_ends_with_decimal_ids_survive_the_packed_item(drawn):
+    ends = tuple(End(str(i), at, figures) for i, at, figures in drawn)  # any order, any figures missing
+    item = baseline_item(Baseline("u", "s", ends))
+    assert isinstance(item["ends"], bytes)
+    assert baseline_from_item("u", "s", item).ends == ends
+
+
+@pytest.mark.parametrize("ends", [
+    (End("sis-7", START, {"changes": 5}), End("007", START + 1, {"error_count": 2})),  # not plain decimals
+    (End("7", START, {"changes": Decimal(5)}),),  # a number as DynamoDB gives it
+])
+def test_ends_the_packing_cannot_hold_are_kept_as_text_lines(ends):
+    item = baseline_item(Baseline("u", "s", ends))
+    assert isinstance(item["ends"], list) and item["figures"] == list(FIGURES)
+    assert baseline_from_item("u", "s", item).ends == ends
+
+
+def test_an_item_written_as_text_lines_is_still_read():
+    # as deployed tables hold it (the earlier format), numbers as DynamoDB gives them
+    item = {"kind": "baseline", "shape": "s",
+            "figures": ["changes", "duration_seconds", "enrollments_deleted"],
+            "ends": ["1002 1796085509 542 231 5", "1003 1796089127 535 - 0"], "version": Decimal(31)}
+    baseline = baseline_from_item("u", "s", item)
+    assert baseline.version == 31
+    assert baseline.ends == (
+        End("1002", 1796085509, {"changes": 542, "duration_seconds": 231, "enrollments_deleted": 5}),
+        End("1003", 1796089127, {"changes": 535, "enrollments_deleted": 0}))
+    # written again, it is packed, and says so by the type of `ends`
+    again = baseline_item(baseline.with_ends([End("1004", 1796092660, {"changes": 522})]))
+    assert isinstance(again["ends"], bytes) and again["version"] == 32
+    assert [e.sis_batch_id for e in baseline_from_item("u", "s", again).ends] == ["1002", "1003", "1004"]
+
+
+def test_every_figure_the_rule_judges_is_packed():
+    assert set(FIGURES) <= set(PACKED_FIGURES)
+
+
+@pytest.mark.parametrize(("data", "error"), [
+    (b"\x02\x00", "unknown format \\(02\\)"),
+    (b"", "unknown format \\(empty\\)"),
+    (b"\x01\x1e\xd0", "cut short \\(3 bytes\\)"),
+    (b"\x01\x00\x00", "bytes left over after 0 ends"),
+])
+def test_a_damaged_packed_item_is_refused_with_what_is_wrong(data, error):
+    with pytest.raises(ValueError, match=error):
+        baseline_from_item("u", "s", {"ends": data, "version": 1})
 
 
 # -- the property ---------------------------------------------------------------------------------

@@ -222,6 +222,126 @@ def check(figures: Mapping[str, int], history: list[End], *, sensitivity: float 
 
 
 # -- the baseline item (plain values; the store converts them) ------------------------------------
+#
+# The whole item is written at each successful end, and DynamoDB bills a write unit per KB of attribute names
+# and values: the ends are one binary value, packed column by column so that 30 ends stay under 1 KB. Each
+# column is frame-of-reference bit-packed: its least value, then every value less that one in as few bits as
+# the largest needs. Ids and end times, which grow from end to end, are packed as their first value and the
+# differences. Items written as text lines (`ends` a list of `id epoch v1 v2 ...`, with `figures` naming their
+# order) are still read; an end the packing cannot hold (an id that is not a plain decimal, a figure it does
+# not know) is written so too, losing nothing.
+
+PACKED_FORMAT = 1  # the first byte of packed `ends`
+# Format 1's figure order, fixed for good: a figure added to FIGURES needs a format 2 (until then its ends
+# are written as text lines, which name their figures).
+PACKED_FIGURES = ("enrollments_deleted", "courses_deleted", "sections_deleted", "users_deleted", "changes",
+                  "duration_seconds", "error_count", "warning_count")
+# Attributes of the item's earlier format: removed when the item is written again.
+BASELINE_FORMER_ATTRIBUTES = ("kind", "shape", "figures")
+_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+
+
+def _varint(n: int) -> bytes:
+    """LEB128: 7 bits a byte, low bits first (a timestamp 5 bytes, a count under 16,384 2)."""
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _signed(n: int) -> bytes:
+    return _varint(2 * n if n >= 0 else -2 * n - 1)  # zigzag: small negatives stay small
+
+
+def _column(values: list[int | None]) -> bytes:
+    """Least value, then (width << 1 | absent), then each value less the least in `width` bits, little-endian.
+    With `absent`, 0 stands for a figure not reported and the others are one more."""
+    present = [v for v in values if v is not None]
+    low, absent = min(present, default=0), int(len(present) < len(values))
+    shifted = [0 if v is None else v - low + absent for v in values]
+    width = max(shifted, default=0).bit_length()
+    packed = 0
+    for v in reversed(shifted):
+        packed = packed << width | v
+    return _signed(low) + _varint(width << 1 | absent) + packed.to_bytes((width * len(values) + 7) // 8, "little")
+
+
+def _sequence(values: list[int]) -> bytes:
+    return _signed(values[0]) + _column([b - a for a, b in zip(values, values[1:])])
+
+
+class _Reader:
+    def __init__(self, data: bytes):
+        self._data, self._at = data, 0
+
+    def varint(self) -> int:
+        value = shift = 0
+        while True:
+            byte = self._data[self._at]
+            self._at += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+
+    def signed(self) -> int:
+        n = self.varint()
+        return n >> 1 if n % 2 == 0 else -(n >> 1) - 1
+
+    def column(self, count: int) -> list[int | None]:
+        low, head = self.signed(), self.varint()
+        width, absent = head >> 1, head & 1
+        size = (width * count + 7) // 8
+        if self._at + size > len(self._data):
+            raise IndexError("column beyond the end")
+        packed = int.from_bytes(self._data[self._at:self._at + size], "little")
+        self._at += size
+        mask = (1 << width) - 1
+        shifted = [packed >> (i * width) & mask for i in range(count)]
+        return [None if absent and v == 0 else v + low - absent for v in shifted]
+
+    def sequence(self, count: int) -> list[int]:
+        if not count:
+            return []
+        values = [self.signed()]
+        for delta in self.column(count - 1):
+            values.append(values[-1] + (delta or 0))
+        return values
+
+    def done(self) -> bool:
+        return self._at == len(self._data)
+
+
+def pack_ends(ends: "tuple[End, ...] | list[End]") -> bytes | None:
+    """The ends as format 1, or None when one cannot be packed without loss (an id that is not a plain decimal, a
+    figure format 1 does not know, a value that is not a whole number)."""
+    if any(not _DECIMAL.fullmatch(e.sis_batch_id) or set(e.figures) - set(PACKED_FIGURES)
+           or not all(type(v) is int for v in (e.ended_at, *e.figures.values())) for e in ends):
+        return None
+    columns = [_sequence([int(e.sis_batch_id) for e in ends]) if ends else b"",
+               _sequence([e.ended_at for e in ends]) if ends else b""]
+    columns += [_column([e.figures.get(n) for e in ends]) for n in PACKED_FIGURES] if ends else []
+    return bytes([PACKED_FORMAT]) + _varint(len(ends)) + b"".join(columns)
+
+
+def unpack_ends(data: bytes) -> tuple[End, ...]:
+    if not data or data[0] != PACKED_FORMAT:
+        raise ValueError(f"the baseline item's ends are in an unknown format ({data[:1].hex() or 'empty'}): "
+                         f"this code reads format {PACKED_FORMAT} and text lines")
+    reader = _Reader(data[1:])
+    try:
+        count = reader.varint()
+        ids, times = reader.sequence(count), reader.sequence(count)
+        figures = [reader.column(count) if count else [] for _ in PACKED_FIGURES]
+    except IndexError:
+        raise ValueError(f"the baseline item's ends are cut short ({len(data)} bytes)") from None
+    if not reader.done():
+        raise ValueError(f"the baseline item's ends have bytes left over after {count} ends")
+    return tuple(End(str(ids[i]), times[i], {n: column[i] for n, column in zip(PACKED_FIGURES, figures)
+                                             if column[i] is not None}) for i in range(count))
+
 
 def end_line(end: End) -> str:
     """One end as a short string: `id epoch v1 v2 ...` in FIGURES order, `-` where not reported."""
@@ -236,15 +356,23 @@ def end_from_line(line: str, names: list[str]) -> End:
 
 
 def baseline_item(baseline: Baseline) -> dict[str, Any]:
-    return {"kind": "baseline", "shape": baseline.shape, "figures": list(FIGURES),
-            "ends": [end_line(e) for e in baseline.ends], "version": baseline.version + 1}
+    """The shape is the item's key (the store's), so the item holds only the ends and its version."""
+    packed = pack_ends(baseline.ends)
+    if packed is not None:
+        return {"ends": packed, "version": baseline.version + 1}
+    return {"figures": list(FIGURES), "ends": [end_line(e) for e in baseline.ends], "version": baseline.version + 1}
 
 
 def baseline_from_item(root_account_uuid: str, shape: str, item: Mapping[str, Any] | None) -> Baseline:
+    """Either format: `ends` as bytes (packed; DynamoDB's Binary reads as bytes) or as text lines."""
     if not item:
         return Baseline(root_account_uuid, shape)
-    names = [str(n) for n in item.get("figures") or list(FIGURES)]
-    ends = tuple(end_from_line(str(line), names) for line in item.get("ends") or ())
+    stored = item.get("ends", ())
+    if isinstance(stored, (list, tuple)):
+        names = [str(n) for n in item.get("figures") or list(FIGURES)]
+        ends = tuple(end_from_line(str(line), names) for line in stored)
+    else:
+        ends = unpack_ends(bytes(stored))
     return Baseline(root_account_uuid, shape, ends, int(item.get("version") or 0))
 
 

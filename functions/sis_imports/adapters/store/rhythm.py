@@ -58,10 +58,10 @@ class History(Table):
         return baseline_from_item(root_account_uuid, shape, self._read(root_account_uuid, BASELINE_PREFIX + shape))
 
     def save_baseline(self, baseline: Baseline) -> bool:
-        from ...core.unusual import baseline_item
+        from ...core.unusual import BASELINE_FORMER_ATTRIBUTES, baseline_item
 
         return self._write(baseline.root_account_uuid, BASELINE_PREFIX + baseline.shape, baseline_item(baseline),
-                           baseline.version)
+                           baseline.version, optional=BASELINE_FORMER_ATTRIBUTES)
 
     def rhythm(self, root_account_uuid: str) -> Rhythm | None:
         """None when the root account has none yet (its first pass seeds it from a longer listing)."""
