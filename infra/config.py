@@ -316,7 +316,8 @@ def load_config(get: Callable[[str], Any], keys: Iterable[str] = ()) -> StackCon
                                  tuple(x.lower() for x in SYSTEM_LOG_LEVELS)).upper(),
         event_log_sample_rate=_sample_rate(value("event_log_sample_rate")),
         api_access_logs=_bool("api_access_logs", value("api_access_logs")),
-        detailed_metrics=_bool("detailed_metrics", value("detailed_metrics")),
+        # The dashboard draws the detailed metrics: asking for it asks for them.
+        detailed_metrics=_bool("detailed_metrics", value("detailed_metrics")) or _bool("dashboard", value("dashboard")),
     )
 
 

@@ -187,7 +187,6 @@ class Monitored:
     dead_letters: list[DeadLetters]
     canvas_queue: sqs.IQueue | None
     reconciler: lambda_.IFunction | None
-    alert_topic: sns.ITopic | None = None  # its free NumberOfMessagesPublished graphs alerts published
 
 
 def app_metric(name: str, *, statistic: str = "Sum", period: Duration = FIVE_MINUTES, label: str | None = None,
@@ -327,23 +326,15 @@ class Monitoring(Construct):
                    app_metric("ImportDuration", statistic="Maximum", period=hour, label="max")]),
             graph("Stuck and missed imports (reconciler)",
                   [app_metric(n, period=hour) for n in ("ImportsStuck", "StatesCorrected", "EventsMissed")],
-                  ([app_metric("ImportsSeen", period=hour)] if config.detailed_metrics else [])
-                  + [app_metric("ImportsOpen", statistic="Maximum", period=hour, label="open (last pass)")]),
+                  [app_metric("ImportsSeen", period=hour),
+                   app_metric("ImportsOpen", statistic="Maximum", period=hour, label="open (last pass)")]),
         )
-        # Without detailed_metrics (observability.DETAILED_ONLY), the same lines from what is emitted anyway:
-        # every accepted event is applied, late or a duplicate; every alert published is one the topic counts.
-        events = {n: app_metric(n, period=hour) for n in ("EventsAccepted", "EventsApplied", "EventsLate",
-                                                          "EventsDuplicate", "EventsIgnored", "EventsTooOld")}
+        # The detailed metrics (observability.DETAILED_ONLY) are emitted whenever the dashboard is made.
+        events = [app_metric(n, period=hour) for n in ("EventsAccepted", "EventsApplied", "EventsLate",
+                                                       "EventsDuplicate", "EventsIgnored", "EventsTooOld")]
         alerts: list[cloudwatch.IMetric] = [app_metric("AlertsPublished", period=hour)]
-        if not config.detailed_metrics:
-            events["EventsApplied"] = cloudwatch.MathExpression(
-                expression="FILL(accepted, 0) - FILL(late, 0) - FILL(duplicate, 0)", label="EventsApplied",
-                using_metrics={"accepted": events["EventsAccepted"], "late": events["EventsLate"],
-                               "duplicate": events["EventsDuplicate"]}, period=hour)
-            alerts = [m.alert_topic.metric_number_of_messages_published(
-                statistic="Sum", period=hour, label="published (alert topic)")] if m.alert_topic else []
         dashboard.add_widgets(
-            graph("Events", list(events.values())),
+            graph("Events", events),
             graph("Events rejected, by reason", [search("EventsRejected", "Sum", hour, "rejected")]),
             graph("Alerts", alerts + [app_metric("AlertsFailed", period=hour), app_metric("IngestFailures", period=hour)]),
         )
@@ -371,8 +362,7 @@ class Monitoring(Construct):
         if m.reconciler is not None:
             dashboard.add_widgets(
                 graph("Canvas API (reconciler)",
-                      ([app_metric("CanvasRequests", period=hour)] if config.detailed_metrics else [])
-                      + [app_metric("CanvasThrottled", period=hour)],
+                      [app_metric("CanvasRequests", period=hour), app_metric("CanvasThrottled", period=hour)],
                       [app_metric("ReconcileFailures", period=hour)]),
             )
         return dashboard

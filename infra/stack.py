@@ -165,7 +165,7 @@ class CanvasSisImportsStack(Stack):
         monitoring = Monitoring(self, "Monitoring", config=config, topic=ops.topic, monitored=Monitored(
             functions=handler_functions(functions), notifier=alerts.notifier, api=api.api,
             dead_letters=dead_letter_queues(self), canvas_queue=queue.queue if queue else None,
-            reconciler=reconciler.function if reconciler else None, alert_topic=alerts.topic,
+            reconciler=reconciler.function if reconciler else None,
         ))
         CfnOutput(self, "OpsTopicArn", value=ops.topic.topic_arn,
                   description="Subscribe to get the pipeline's alarms (docs/runbook.md says what each means)")

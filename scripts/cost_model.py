@@ -44,16 +44,22 @@ class Assumptions:
     # Log bytes per invocation. The line per event is ~740 bytes with a real ARN and function name (600
     # measured under test names), logged at DEBUG (usecases/ingest.py): only by invocations sampled at DEBUG
     # (POWERTOOLS_LOGGER_SAMPLE_RATE), and only when Lambda's application log level lets DEBUG through.
-    # Each EMF metrics blob ~300 bytes; Lambda's platform lines in JSON (platform.start, platform.report)
-    # ~500 bytes, INFO. The notifier writes two EMF blobs and one line per alert (usecases/notify.py): at INFO
-    # for an alert that is not a plain success (see plain_success_share), at DEBUG for a plain success; the
-    # reconciler one summary line and one blob per pass. The event functions' INFO lines (refusals) are left
-    # out (rare).
+    # EMF metrics blobs per call, without and with the detailed metrics: the ingress functions' EventsAccepted
+    # alone (225 bytes measured, and CloudWatch's 26 bytes an event), and with EventsApplied; the notifier's
+    # ImportsFinished and AlertsPublished + ImportDuration, detailed only; the reconciler's pass blob (nothing
+    # on a pass with nothing to put right, but for detailed metrics). Lambda's platform lines in JSON
+    # (platform.start, platform.report) ~500 bytes, INFO. The notifier writes one line per alert
+    # (usecases/notify.py): at INFO for an alert that is not a plain success (see plain_success_share), at
+    # DEBUG for a plain success; the reconciler one summary line per pass. The event functions' INFO lines
+    # (refusals) are left out (rare).
     debug_log_bytes: dict[str, int] = field(default_factory=lambda: {
         "ingest": 740, "sqs_consumer": 740, "eventbridge": 740, "notifier": 740})
     app_log_bytes: dict[str, int] = field(default_factory=lambda: {
         "notifier": 740, "query": 600, "alert_retry": 600, "chat_webhook": 600, "reconciler": 1000})
     emf_bytes: dict[str, int] = field(default_factory=lambda: {
+        "ingest": 250, "sqs_consumer": 250, "eventbridge": 250, "query": 300, "alert_retry": 300,
+        "chat_webhook": 300})
+    emf_detailed_bytes: dict[str, int] = field(default_factory=lambda: {
         "ingest": 300, "sqs_consumer": 300, "eventbridge": 300, "notifier": 600, "query": 300, "alert_retry": 300,
         "chat_webhook": 300, "reconciler": 450})
     platform_log_bytes: int = 500
@@ -127,9 +133,11 @@ CUSTOM_METRICS: tuple[tuple[str, str, str], ...] = (
     ("ImportsFinished outcome=failure", "notifier", "alerts_failure"),
 )
 
-# Emitted only with the context setting detailed_metrics=true (the functions' DETAILED_METRICS; the code's
-# observability.DETAILED_ONLY, which a test holds equal): priced only when the template sets it.
-DETAILED_METRICS = frozenset({"EventsApplied", "AlertsPublished", "ImportsSeen", "CanvasRequests"})
+# Emitted only with the context setting detailed_metrics=true or dashboard=true (the functions'
+# DETAILED_METRICS; the code's observability.DETAILED_ONLY, which a test holds equal): priced only when the
+# template sets it.
+DETAILED_METRICS = frozenset({"EventsApplied", "AlertsPublished", "ImportsSeen", "CanvasRequests", "ImportsOpen",
+                              "ImportsFinished", "ImportDuration"})
 
 # Emitted only when something goes wrong or someone asks (refusals, late or duplicate events, failures, the
 # query route, chat): not priced. A test checks that these and CUSTOM_METRICS are every name the code emits.
@@ -375,7 +383,7 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
         durations.append(Line("Lambda", f"duration: {f.role}", gbs * p[f"lambda_gb_second_{f.architecture}"],
                               f"{gbs:,.0f} GB-s at {f.memory_mb} MB {f.architecture}, {seconds:g} s a call, "
                               f"{cold:,.0f} inits"))
-        per_call = a.emf_bytes.get(f.role, 0)
+        per_call = (a.emf_detailed_bytes if d.detailed_metrics else a.emf_bytes).get(f.role, 0)
         # the notifier's line per alert: INFO but for a plain success, whose line is DEBUG
         info_share, debug_share = ((1 - plain_success_share(a), plain_success_share(a)) if f.role == "notifier"
                                    else (1.0, 1.0))
@@ -420,10 +428,11 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
     baseline_rru, baseline_wru = math.ceil(a.baseline_item_bytes / 4096), math.ceil(a.baseline_item_bytes / 1024)
     notifier_reads = alerts if compares else 0.0
     baseline_writes = success_ends if compares else new_end_passes
-    add("DynamoDB", "history: baselines", (notifier_reads + new_end_passes) * baseline_rru * rru_price
+    # the notifier's read is eventually consistent (half a unit), the reconciler's strongly consistent
+    add("DynamoDB", "history: baselines", (notifier_reads * 0.5 + new_end_passes) * baseline_rru * rru_price
         + baseline_writes * baseline_wru * wru_price,
-        f"{notifier_reads + new_end_passes:,.0f} reads ({notifier_reads:,.0f} by the notifier), "
-        f"{baseline_writes:,.0f} writes; {baseline_rru} RRU and {baseline_wru} WRU each "
+        f"{notifier_reads + new_end_passes:,.0f} reads ({notifier_reads:,.0f} by the notifier, eventually "
+        f"consistent), {baseline_writes:,.0f} writes; {baseline_rru} RRU (consistent) and {baseline_wru} WRU each "
         f"({a.baseline_item_bytes:,} bytes)")
     rhythm_reads = passes * instances
     rhythm_rru, rhythm_wru = math.ceil(a.rhythm_item_bytes / 4096), math.ceil(a.rhythm_item_bytes / 1024)

@@ -154,9 +154,9 @@ def test_each_line_is_its_quantity_times_its_price():
         (ingest * 30 + notifier * 60 + access * 7) / MONTH_DAYS / GB * P["cloudwatch_logs_storage_gb_month"])
     # only ingest is traced, and 400,000 a month is under the 1-a-second reservoir
     assert lines[("X-Ray", "traces recorded")] == pytest.approx(events * P["xray_trace_recorded"])
-    # no reconciler, no detailed metrics: EventsAccepted, ImportDuration, 3 x ImportsFinished, each emitted
+    # no reconciler, no detailed metrics (ImportDuration and ImportsFinished are): EventsAccepted, emitted
     # every hour at this rate
-    assert lines[("CloudWatch", "custom metrics")] == pytest.approx(5 * P["cloudwatch_custom_metric"], rel=1e-6)
+    assert lines[("CloudWatch", "custom metrics")] == pytest.approx(1 * P["cloudwatch_custom_metric"], rel=1e-6)
     assert lines[("Secrets Manager", "secrets")] == 0
     assert cost_model.total(monthly_bill(read_template(fixture_template()), events, None, P, SIMPLE)) == \
         pytest.approx(sum(lines.values()))
@@ -236,11 +236,11 @@ def test_the_reconcilers_metrics_are_billed_only_for_hours_they_are_not_zero():
     # with detailed metrics
     assert metric_months(0, detailed=True) == pytest.approx(1 - math.exp(-12))
     assert metric_months(0, detailed=False) == 0
-    # 73 imports a month (0.1 an hour): ImportsSeen (detailed) in the hours whose 48-hour window holds an
-    # import, ImportsOpen in those an import overlaps (an hour, plus its half hour open)
+    # 73 imports a month (0.1 an hour): ImportsSeen in the hours whose 48-hour window holds an import,
+    # ImportsOpen in those an import overlaps (an hour, plus its half hour open); both detailed only
     seen, open_ = 1 - math.exp(-0.1 * 48), 1 - math.exp(-0.1 * 1.5)
     assert metric_months(4 * 73, detailed=True) == pytest.approx(1 - math.exp(-12) + seen + open_)
-    assert metric_months(4 * 73, detailed=False) == pytest.approx(open_)
+    assert metric_months(4 * 73, detailed=False) == 0
 
 
 def test_zero_traffic_costs_only_what_stands():
@@ -421,11 +421,12 @@ def test_the_schools_history_is_priced_per_end_alert_per_pass_and_per_instance()
     # (Poisson: 50,000 / 8,760 a pass), a new successful end unless none of its 37,500 did.
     with_creation = PASSES * (1 - math.exp(-50_000 / PASSES))
     with_success = PASSES * (1 - math.exp(-37_500 / PASSES))
-    # baselines (1,000 bytes: 1 read unit, strongly consistent, and 1 write unit): the notifier reads one per
-    # end alert and writes one per successful end (imported and imported_with_messages, 75,000); the reconciler
-    # reads one per pass that lists a new successful end, and finds it recorded
+    # baselines (1,000 bytes: 1 read unit strongly consistent, half eventually, and 1 write unit): the notifier
+    # reads one per end alert (eventually consistent) and writes one per successful end (imported and
+    # imported_with_messages, 75,000); the reconciler reads one per pass that lists a new successful end
+    # (consistent), and finds it recorded
     assert lines[("DynamoDB", "history: baselines")] == pytest.approx(
-        (100_000 + 2 * with_success) * rru + 75_000 * wru)
+        (100_000 / 2 + 2 * with_success) * rru + 75_000 * wru)
     # rhythm (2,500 bytes: 1 read unit, 3 write units): read every pass of each instance, written by a pass
     # that finds a creation
     assert lines[("DynamoDB", "history: rhythm")] == pytest.approx(

@@ -133,12 +133,15 @@ def test_the_metrics_no_alarm_reads_are_emitted_only_with_detailed_metrics(monke
         monkeypatch.setenv("DETAILED_METRICS", setting)
     added = []
     monkeypatch.setattr(observability.metrics, "add_metric", lambda **kw: added.append(kw["name"]))
-    opt_in = ("EventsApplied", "AlertsPublished", "ImportsSeen", "CanvasRequests")
+    opt_in = ("EventsApplied", "AlertsPublished", "ImportsSeen", "CanvasRequests", "ImportsOpen")
     # what the alarms read (infra/monitoring.py), emitted whatever the setting
     alarmed = ("EventsAccepted", "EventsRejected", "IngestFailures", "AlertsFailed", "ReconcileFailures")
     for name in opt_in + alarmed:
         observability.count(name, 2)
     assert added == list(opt_in if detailed else ()) + list(alarmed)
+    added.clear()
+    observability.import_finished("success", 42.0)  # ImportsFinished (by outcome: a blob of its own) and ImportDuration
+    assert added == (["ImportDuration"] if detailed else [])
 
 
 def test_the_bare_stack_has_no_access_log_detailed_metrics_or_90_day_batches(bare_synth):

@@ -55,6 +55,7 @@ class InstanceSummary:
     error: str | None = None
     first_pass: bool = False
     seen: int = 0
+    open: int = 0  # batches open in our table at the pass's start (the ImportsOpen gauge)
     corrected: int = 0
     missed: int = 0
     stuck: int = 0
@@ -158,7 +159,8 @@ class Reconciler:
         rhythm = self._history.rhythm(uuid) if self._history else None
         seed = self._history is not None and rhythm is None  # the school's history starts: list further back
         open_batches = self._store.open_batches(uuid)
-        count("ImportsOpen", len(open_batches))  # a gauge: the dashboard shows its maximum
+        summary.open = len(open_batches)
+        count("ImportsOpen", summary.open)  # a gauge: the dashboard shows its maximum
         window_start = started - self._lookback_seconds
         listed_from = window_start
         if instance.listed_through is not None and not seed:  # what was created since the last pass, and a margin

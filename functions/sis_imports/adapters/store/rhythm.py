@@ -19,9 +19,9 @@ RHYTHM_ID = "#rhythm"
 
 
 class History(Table):
-    def _read(self, root_account_uuid: str, sis_batch_id: str) -> dict[str, Any] | None:
+    def _read(self, root_account_uuid: str, sis_batch_id: str, consistent: bool = True) -> dict[str, Any] | None:
         response = self._client.get_item(TableName=self._table, Key=self.key(root_account_uuid, sis_batch_id),
-                                          ConsistentRead=True)
+                                          ConsistentRead=consistent)
         item = response.get("Item")
         # DynamoDB's numbers come as Decimal: core/unusual and core/rhythm read them, as from a stream image
         return from_attributes(item) if item else None
@@ -52,10 +52,13 @@ class History(Table):
             _stored_item(exc)  # re-raises anything but a lost race
             return False
 
-    def baseline(self, root_account_uuid: str, shape: str) -> Baseline:
+    def baseline(self, root_account_uuid: str, shape: str, consistent: bool = True) -> Baseline:
+        """`consistent=False` reads at half the price and may miss the latest write (its version then fails
+        the next save's guard, and the caller reads again, consistently)."""
         from ...core.unusual import baseline_from_item
 
-        return baseline_from_item(root_account_uuid, shape, self._read(root_account_uuid, BASELINE_PREFIX + shape))
+        return baseline_from_item(root_account_uuid, shape,
+                                  self._read(root_account_uuid, BASELINE_PREFIX + shape, consistent))
 
     def save_baseline(self, baseline: Baseline) -> bool:
         from ...core.unusual import BASELINE_FORMER_ATTRIBUTES, baseline_item
