@@ -18,3 +18,6 @@ def prepare() -> None:
                       POWERTOOLS_METRICS_DISABLED="true", POWERTOOLS_LOG_LEVEL="ERROR")
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
         os.environ.pop(name, None)
+    venv_node = Path(sys.prefix) / "bin" / "node"  # jsii (infra's imports) needs Node 22+: the venv's, as tests do
+    if venv_node.exists():
+        os.environ.setdefault("JSII_NODE", str(venv_node))
