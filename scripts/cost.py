@@ -226,7 +226,7 @@ def render(deployment: Deployment, events: list[int], emails: int | None, title:
         out += [f"  {line.group} {line.item}: {line.detail}" for line in bills[-1]
                 if line.detail and line.group != "Note"]
     a = cost_model.ASSUMPTIONS
-    out.append(f"Assumptions (scripts/cost_model.py): {a.events_per_import} events and 1 alert per import; outcomes "
+    out.append(f"Assumptions (scripts/cost_assumptions.py): {a.events_per_import} events and 1 alert per import; outcomes "
                + ", ".join(f"{k} {v:.0%}" for k, v in a.outcome_mix.items())
                + f"; events by HTTPS; in-order events; warm durations {a.duration_ms['ingest']:g} ms ingest, "
                  f"{a.duration_ms['notifier']:g} ms notifier; {a.debug_log_bytes['ingest']} log bytes per event's DEBUG "
