@@ -332,11 +332,10 @@ class Monitoring(Construct):
         # The detailed metrics (observability.DETAILED_ONLY) are emitted whenever the dashboard is made.
         events = [app_metric(n, period=hour) for n in ("EventsAccepted", "EventsApplied", "EventsLate",
                                                        "EventsDuplicate", "EventsIgnored", "EventsTooOld")]
-        alerts: list[cloudwatch.IMetric] = [app_metric("AlertsPublished", period=hour)]
         dashboard.add_widgets(
             graph("Events", events),
             graph("Events rejected, by reason", [search("EventsRejected", "Sum", hour, "rejected")]),
-            graph("Alerts", alerts + [app_metric("AlertsFailed", period=hour), app_metric("IngestFailures", period=hour)]),
+            graph("Alerts", [app_metric(n, period=hour) for n in ("AlertsPublished", "AlertsFailed", "IngestFailures")]),
         )
         canvas = []
         if m.canvas_queue is not None:

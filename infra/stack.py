@@ -74,7 +74,7 @@ class CanvasSisImportsStack(Stack):
             description="GET /batches/{root_account_uuid}[/{sis_batch_id}]: one batch, or the recent ones",
             environment={"TABLE_NAME": table.table_name, **rhythm_env(config)},
             reserved_concurrency=config.query_concurrency,
-            timeout=Duration.seconds(15),  # a list: an index query, its items and the rhythm's GetItem, 4 s at worst each
+            timeout=Duration.seconds(15),  # a list: an index query, its items, the rhythm's GetItem: 4 s at worst each
         )
         grant_items(query, table, "dynamodb:GetItem", "dynamodb:BatchGetItem")  # a batch, #rhythm; a page's batches
         grant_index_query(query, table, shape.LIST_INDEX)

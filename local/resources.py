@@ -9,8 +9,9 @@ from typing import Any
 import boto3
 
 from sis_imports.core.events import SIS_EVENT_NAMES
-from sis_imports.core.table import (ATTRIBUTE_DEFINITIONS, KEY_SCHEMA, LIST_INDEX, LIST_SORT_KEY, OPEN_INDEX, OPEN_INDEX_PROJECTION, OPEN_SINCE, PARTITION_KEY,
-                               STREAM_VIEW_TYPE, TTL_ATTRIBUTE)
+from sis_imports.core.table import (ATTRIBUTE_DEFINITIONS, KEY_SCHEMA, LIST_INDEX, LIST_SORT_KEY, OPEN_INDEX,
+                                   OPEN_INDEX_PROJECTION, OPEN_SINCE, PARTITION_KEY, STREAM_VIEW_TYPE,
+                                   TTL_ATTRIBUTE)
 
 STAGE = "local"
 TABLE_NAME = f"canvas-sis-batches-{STAGE}"

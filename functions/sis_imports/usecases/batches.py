@@ -244,7 +244,8 @@ class QueryApi:
         if unusual:
             return [], None
         found = [b for b in self._store.open_batches(root_account_uuid) if is_stuck(b)
-                 and (state is None or b.workflow_state.value == state) and (since is None or b.first_event_at >= since)]
+                 and (state is None or b.workflow_state.value == state)
+                 and (since is None or b.first_event_at >= since)]
         found.sort(key=lambda b: (b.first_event_at, b.sis_batch_id), reverse=True)
         if start is not None:
             after = (start[LIST_SORT_KEY], start[SORT_KEY])

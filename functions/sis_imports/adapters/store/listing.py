@@ -117,8 +117,8 @@ class Listing(Table):
             entries = [from_attributes(e) for e in page.get("Items", [])]
             evaluated += len(entries)
             last = page.get("LastEvaluatedKey")
-            found = {str(item[SORT_KEY]["S"]): item for item in self._batch_get(
-                [{PARTITION_KEY: {"S": root_account_uuid}, SORT_KEY: {"S": str(e[SORT_KEY])}} for e in entries], "listed batches")}
+            keys = [{PARTITION_KEY: {"S": root_account_uuid}, SORT_KEY: {"S": str(e[SORT_KEY])}} for e in entries]
+            found = {str(item[SORT_KEY]["S"]): item for item in self._batch_get(keys, "listed batches")}
             for position, entry in enumerate(entries, start=1):
                 item = found.get(str(entry[SORT_KEY]))
                 if item is None or LIST_SORT_KEY not in item:
