@@ -396,3 +396,18 @@ def test_the_schedule_names_one_instance_per_invocation_and_an_unknown_one_is_re
     (refused,) = world.reconciler.run(only="https://elsewhere.example.edu")["instances"]
     assert not refused["ok"] and refused["error"] == "not one of CANVAS_INSTANCES"
     assert [s["url"] for s in world.reconciler.run()["instances"]] == [world.canvas.base_url, other.url]
+
+
+def test_a_pass_says_how_many_batches_were_open_in_the_table_when_it_began(world):
+    """`open` in the pass's summary (its `reconcile pass` log line) is what the ImportsOpen metric counts, and
+    is there without the detailed metrics: the batches not in an end state in our table as the pass began."""
+    lost = started(world)
+    world.canvas.advance(lost, "imported", lose=True)  # Canvas ended it; our table still has it importing
+    ended = started(world)  # Canvas runs one import at a time: this one after the first
+    world.canvas.advance(ended, "imported")  # its Live Event ends it in the table
+    waiting = world.canvas.create_import()  # created, as its Live Events said
+    world.clock.tick(60)
+    summary = world.reconcile()
+    assert summary["open"] == 2  # lost and waiting: counted before the pass put `lost` right
+    assert (world.state(lost), world.state(ended), world.state(waiting)) == ("imported", "imported", "created")
+    assert world.reconcile()["open"] == 1
