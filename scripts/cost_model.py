@@ -256,7 +256,7 @@ def monthly_bill(d: Deployment, events: float, emails: int | None, p: dict[str, 
         durations.append(Line("Lambda", f"duration: {f.role}", gbs * p[f"lambda_gb_second_{f.architecture}"],
                               f"{gbs:,.0f} GB-s at {f.memory_mb} MB {f.architecture}, {seconds:g} s a call, "
                               f"{cold:,.0f} inits"))
-        per_call = (a.emf_detailed_bytes if d.detailed_metrics else a.emf_bytes).get(f.role, 0)
+        per_call = a.emf_bytes.get(f.role, 0) + (a.emf_detailed_extra_bytes.get(f.role, 0) if d.detailed_metrics else 0)
         # the notifier's line per alert: INFO but for a plain success, whose line is DEBUG
         info_share, debug_share = ((1 - plain_success_share(a), plain_success_share(a)) if f.role == "notifier"
                                    else (1.0, 1.0))
