@@ -12,7 +12,7 @@ app/controllers/sis_imports_api_controller.rb, app/middleware/request_throttle.r
 
 `Authorization: Bearer <token>` or 401. Throttling as Canvas does it: 403 text/plain
 `403 Forbidden (Rate Limit Exceeded)` with `X-Rate-Limit-Remaining: 0.0` (and no X-Request-Cost),
-every Nth request, with a probability (seeded), or the next N on demand; other answers carry
+every Nth request, with a probability (seeded), or the next N on demand, only ever to a good token; other answers carry
 X-Request-Cost and the leaky bucket's X-Rate-Limit-Remaining.
 
 Imports are driven from Python (create_import, advance, run, abort, restore, ...). Every change
@@ -169,7 +169,10 @@ class CanvasSimulator(ImportLives):
     def _answer(self, method: str, target: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
             self.requests += 1
-            if self._throttles():
+            # The quota is the token's (Canvas's throttling.md): a request without a good token
+            # answers 401, never a throttled 403.
+            refused = self._unauthorized(headers)
+            if not refused and self._throttles():
                 self.throttled += 1
                 reason = "Forbidden" if self.throttle_status == 403 else "Too Many Requests"
                 return (self.throttle_status, {"Content-Type": "text/plain; charset=utf-8", "X-Rate-Limit-Remaining":
@@ -177,7 +180,7 @@ class CanvasSimulator(ImportLives):
             cost = round(self._rng.uniform(0.02, 0.6), 4)
             self._bucket = max(0.0, self._bucket - (time.monotonic() - self._bucket_at) * LEAK_PER_SECOND) + cost
             self._bucket_at = time.monotonic()
-            status, extra, payload = self._route(method, target, headers)
+            status, extra, payload = refused or self._route(method, target, headers)
             out = {"Content-Type": "application/json; charset=utf-8", "X-Request-Cost": f"{cost}",
                    "X-Rate-Limit-Remaining": f"{HWM - self._bucket:.4f}", **extra}
             return status, out, json.dumps(payload).encode()
@@ -190,7 +193,7 @@ class CanvasSimulator(ImportLives):
             return True
         return bool(self.throttle_probability) and self._rng.random() < self.throttle_probability
 
-    def _route(self, method: str, target: str, headers: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+    def _unauthorized(self, headers: dict[str, str]) -> tuple[int, dict[str, str], Any] | None:
         auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
         if self.unpermitted_token and auth == f"Bearer {self.unpermitted_token}":  # valid, lacks import_sis
             message = "user not authorized to perform that action"  # Canvas: 401, no WWW-Authenticate
@@ -199,6 +202,9 @@ class CanvasSimulator(ImportLives):
             message = "Invalid access token." if auth else "user authorization required"
             return 401, {"WWW-Authenticate": 'Bearer realm="canvas-lms"'}, {
                 "status": "unauthenticated", "errors": [{"message": message}]}
+        return None
+
+    def _route(self, method: str, target: str, headers: dict[str, str]) -> tuple[int, dict[str, str], Any]:
         url = urlsplit(target)
         parts = url.path.rstrip("/").split("/")
         query = parse_qsl(url.query, keep_blank_values=True)

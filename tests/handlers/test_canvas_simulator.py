@@ -199,6 +199,11 @@ def test_throttling_like_canvas_and_deterministic(clock):
         return [get(s, "/api/v1/accounts/self")[0] for _ in range(40)]
 
     assert run(5) == run(5) and 403 in run(5)
+    # The quota is the token's: without a good token the answer is 401, never a throttled 403.
+    always = CanvasSimulator(token=TOKEN, clock=clock, throttle_every=1)
+    for headers in ({}, {"Authorization": "Bearer nope"}):
+        assert [get(always, "/api/v1/accounts/self", headers)[0] for _ in range(5)] == [401] * 5
+    assert get(always, "/api/v1/accounts/self")[0] == 403
     forced = CanvasSimulator(token=TOKEN, clock=clock, throttle_status=429)
     forced.throttle_next(1)
     assert get(forced, "/api/v1/accounts/self")[0] == 429 and get(forced, "/api/v1/accounts/self")[0] == 200
