@@ -11,7 +11,7 @@ import pytest
 
 from sis_imports.usecases.notify import Notifier
 from local.lambda_context import LambdaContext
-from sis_imports.adapters.alert_details import CanvasDetails
+from sis_imports.adapters.alert_details import CanvasDetails, worst_seconds
 from sis_imports.core.alert_text import email_text
 from sis_imports.adapters.publisher import AlertPublisher
 from tests.handlers.test_reconciler import TOKEN, Clock, World
@@ -97,13 +97,74 @@ def test_a_host_without_an_instance_says_so(world):
     assert alert["details"] is None and "no Canvas instance is configured for 127.0.0.1" in alert["details_unavailable"]
 
 
-def test_a_throttled_canvas_is_asked_once_more_and_the_details_come(world):
+def test_a_throttled_canvas_is_asked_twice_more_and_the_details_come(world):
     sis_id = world.canvas.create_import()
     world.canvas.advance(sis_id, "importing")
     world.canvas.advance(sis_id, "failed_with_messages")
-    world.canvas.throttle_next(1)  # 403 Rate Limit Exceeded, then an answer
+    world.canvas.throttle_next(2)  # 403 Rate Limit Exceeded twice, then an answer
     (alert,) = notify(world, CanvasDetails([(world.canvas.base_url, lambda: TOKEN)]))
     assert alert["details"] is not None and alert["details"]["error_count"] == 1
+
+
+def test_a_canvas_throttling_past_the_retries_gives_an_alert_saying_so(world):
+    sis_id = world.canvas.create_import()
+    world.canvas.advance(sis_id, "importing")
+    world.canvas.advance(sis_id, "failed_with_messages")
+    world.canvas.throttle_next(3)
+    (alert,) = notify(world, CanvasDetails([(world.canvas.base_url, lambda: TOKEN)]))
+    assert alert["details"] is None and "still rate limited (403) after 3 tries" in alert["details_unavailable"]
+    assert world.canvas.throttled == 3
+
+
+def test_the_details_read_takes_at_most_its_worst_case_against_the_slowest_throttling_canvas(world, server):
+    from werkzeug import Response
+
+    def slow_throttle(request):
+        time.sleep(0.4)  # just within the 0.5 s deadline, every time
+        return Response("403 Forbidden (Rate Limit Exceeded)\n", status=403,
+                        headers={"X-Rate-Limit-Remaining": "0.0", "Retry-After": "3600"})  # capped at 2 s
+
+    sis_id = world.canvas.create_import()
+    world.canvas.run(sis_id, "imported")
+    batch = world.store.get(world.canvas.root_account_uuid, str(sis_id))  # its host is the server's: 127.0.0.1
+    server.expect_request(f"/api/v1/accounts/self/sis_imports/{sis_id}").respond_with_handler(slow_throttle)
+    details = CanvasDetails([(server.url_for("/").rstrip("/"), lambda: TOKEN)], timeout=0.5)
+    started = time.monotonic()
+    found, unavailable = details.fetch(batch)
+    took = time.monotonic() - started
+    print(f"three throttled reads at their deadline: {took:.2f} s of a worst case of {worst_seconds(0.5):g} s")
+    assert found is None and "after 3 tries" in unavailable
+    assert 3 * 0.4 + 2 + 2 <= took <= worst_seconds(0.5)  # every try and both capped waits: the worst was reached
+
+
+def test_learning_root_accounts_is_bounded_per_alert_and_goes_on_at_the_next(world):
+    """Three instances that never answer come before the batch's own: an alert starts no read once two reads'
+    time is spent learning, and the next alert asks the instances not yet asked first."""
+    silent = [socket.socket() for _ in range(3)]
+    try:
+        for s in silent:
+            s.bind(("127.0.0.1", 0))
+            s.listen(8)
+        instances = [(f"http://localhost:{s.getsockname()[1]}", lambda: TOKEN) for s in silent]
+        details = CanvasDetails([*instances, (world.canvas.base_url, lambda: TOKEN)], timeout=0.5)
+        lost = {"lose": ["initializing", "created"]}  # no host: only its root account finds its instance
+        first, second = world.canvas.create_import(**lost), world.canvas.create_import(**lost)
+        for sis_id in (first, second):
+            world.canvas.run(sis_id, "imported", counts={"users": 3})
+        batches = [world.store.get(world.canvas.root_account_uuid, str(i)) for i in (first, second)]
+        started = time.monotonic()
+        found, unavailable = details.fetch(batches[0])
+        took = time.monotonic() - started
+        assert found is None and "(4 of 4 not yet learnt: asked again for a later alert)" in unavailable, unavailable
+        assert 2 * 0.5 <= took <= 2 * 0.5 + 0.4  # two silent instances at their deadline; the third not asked
+        assert took <= worst_seconds(0.5)
+        assert details.host_for(batches[0]) is None  # the same batch is not looked up twice
+        # Had the two asked in vain been asked again first, the batch's own would be out of this alert's time.
+        found, unavailable = details.fetch(batches[1])  # the third silent one, then the batch's own
+        assert unavailable is None and found["counts"]["users"] == 3
+    finally:
+        for s in silent:
+            s.close()
 
 
 # --- the largest alert Canvas can cause, on every channel -------------------------------------------------

@@ -27,6 +27,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
+from ..adapters.alert_details import worst_seconds as details_worst_seconds
 from ..adapters.aws import remaining_ms, worst_seconds
 from ..adapters.observability import count, import_finished, logger
 from ..adapters.publisher import CHAT, TOPIC, ChatPublishFailed
@@ -35,10 +36,9 @@ from ..core.alerts import Alert, end_alert, owed, stuck_alert_for
 from ..core.batch import Batch
 
 # Worst cases, in seconds, with every call at its client's limits (adapters/aws.py). The why of an
-# end: the Canvas token's secret, then one read of Canvas (3 s deadline, adapters/alert_details.py) and, when
-# throttled, one more after a wait of at most 2 s; once per container, for a batch whose host is not an
-# instance's, the instance's accounts/self (3 s) to learn its root account.
-DETAILS_WORST_S = worst_seconds("secretsmanager") + 3 + 3 + 2 + 3
+# end: the Canvas token's secret, then Canvas's answer (adapters/alert_details.py: learning root accounts,
+# the read and its retries when throttled).
+DETAILS_WORST_S = worst_seconds("secretsmanager") + details_worst_seconds()
 # One alert: the alert topic, the chat topic, the retry queue, and parking it on the failure queue.
 ALERT_WORST_S = 2 * worst_seconds("sns") + 2 * worst_seconds("sqs")
 MARGIN_S = 1.0  # the handler's own work around the calls
