@@ -163,7 +163,8 @@ class Alerts(Construct):
     def read_canvas(self, *, instances_json: str, secret_arns: list[str], layer: lambda_.ILayerVersion,
                     table: dynamodb.Table, sensitivity: int, min_history: int) -> None:
         """Let the notifier read Canvas's SIS Import API for an end's details (the reconciler's instances),
-        and compare an import's end with the school's baseline (one GetItem; an UpdateItem marks it unusual)."""
+        and compare an import's end with the school's baseline (one GetItem; an UpdateItem marks it unusual, or
+        notes on the marker item that its figures are owed when Canvas did not answer)."""
         self.notifier.add_environment("CANVAS_INSTANCES", instances_json)
         self.notifier.add_environment("ANOMALY_SENSITIVITY", str(sensitivity))
         self.notifier.add_environment("ANOMALY_MIN_HISTORY", str(min_history))

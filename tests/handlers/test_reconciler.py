@@ -278,9 +278,9 @@ def test_a_second_pass_changes_nothing_and_writes_nothing(world, notifier):
     world.clock.tick(300)
     second = world.reconcile()
     assert (second["corrected"], second["stuck"], second["changes"]) == (0, 0, [])
-    # One query of the (keys-only) open-batches index and one read of those items, and one write: the pass's
-    # high-water mark (the next pass lists from it); no batch written.
-    assert calls == ["Query", "BatchGetItem", "UpdateItem"]
+    # The marker (any figures owed), one query of the (keys-only) open-batches index and one read of those
+    # items, and one write: the pass's high-water mark (the next pass lists from it); no batch written.
+    assert calls == ["GetItem", "Query", "BatchGetItem", "UpdateItem"]
     assert world.state(open_one) == "importing"
 
 

@@ -171,3 +171,110 @@ def test_a_baseline_written_as_text_lines_is_judged_against_and_rewritten_packed
     kept = world.store.baseline(ROOT_ACCOUNT_UUID, shape).ends
     assert [e.sis_batch_id for e in kept] == [str(100 + i) for i in range(12)] + [str(sis_id)]
     assert kept[0].figures == {"enrollments_deleted": 0, "changes": 330, "duration_seconds": 240}
+
+
+# --- an end whose figures Canvas did not give when it alerted ------------------------------------------------
+
+def marker(world: World) -> dict:
+    return world.store.pass_marker(ROOT_ACCOUNT_UUID) or {}
+
+
+def test_figures_unread_at_alert_time_are_read_at_the_next_pass_and_an_unusual_end_alerts_again(world,
+                                                                                                  captured_logs):
+    hourly_history(world)
+    world.reconcile()
+    alerts(world)
+    sis_id = run_import(world, 341, deleted=4800)
+    world.canvas.throttle_next(3)  # the notifier's read and both retries
+    (end,) = alerts(world)
+    assert end["details"] is None and end["unusual"] is False and "follow_up" not in end
+    assert end["anomaly_check"] == "no figures: Canvas's details of this import were not read"
+    assert marker(world)["figures_owed"] == [str(sis_id)]
+
+    world.clock.tick(300)
+    summary = world.reconcile()
+    assert summary["figures_rechecked"] == 1 and "figures_owed" not in marker(world)
+    world.aws.pump_stream(lambda event, context: world.notifier.handle(event, context))
+    (published,) = world.aws.alerts()
+    again = published["message"]
+    assert (again["type"], again["sis_batch_id"], again["workflow_state"]) == (
+        "sis_import_finished", str(sis_id), "imported")
+    assert again["follow_up"] is True and again["unusual"] is True and again["alert_id"] != end["alert_id"]
+    (anomaly,) = again["anomalies"]
+    assert anomaly["sentence"] == "deleted 4,800 enrollments; usually 0–12 over the last 24 imports"
+    assert again["details"]["counts"]["enrollments"] == 341
+    assert world.store.get(ROOT_ACCOUNT_UUID, str(sis_id)).unusual == ("enrollments_deleted",)
+    assert published["subject"].startswith("Follow-up: SIS import") and published["subject"].endswith("(unusual)")
+    assert published["attributes"]["unusual"] == "true"  # what the default email filter lets through
+    assert published["attributes"]["alert_id"] == again["alert_id"]
+    text = email_text(again)
+    assert text.startswith("Follow-up: Canvas's figures for this end could not be read when it was alerted;")
+    assert "deleted 4,800 enrollments" in text
+
+    world.clock.tick(300)
+    assert world.reconcile()["figures_rechecked"] == 0 and alerts(world) == []  # asked once, alerted once
+
+
+def test_a_routine_end_read_later_is_recorded_and_alerts_nothing_more(world):
+    hourly_history(world)
+    world.reconcile()
+    alerts(world)
+    sis_id = run_import(world, 335, deleted=4)
+    world.canvas.throttle_next(3)
+    (end,) = alerts(world)
+    assert end["details"] is None
+    world.clock.tick(300)
+    assert world.reconcile()["figures_rechecked"] == 1
+    assert alerts(world) == []  # compared, and nothing unusual: no second alert
+    assert world.store.get(ROOT_ACCOUNT_UUID, str(sis_id)).unusual == ()
+
+
+def test_figures_canvas_keeps_refusing_are_asked_for_three_times_then_given_up_with_a_warning(world, captured_logs):
+    hourly_history(world)
+    world.reconcile()
+    alerts(world)
+    run_import(world, 341, deleted=4800)
+    world.canvas.throttle_next(3)
+    assert [a["details"] for a in alerts(world)] == [None]
+    rechecked = []
+    for _ in range(5):
+        world.clock.tick(300)
+        rechecked.append(world.reconcile()["figures_rechecked"])
+        if rechecked[-1]:
+            world.canvas.throttle_next(3)  # the recheck's read and its retries
+        assert alerts(world) == []
+    assert rechecked == [1, 1, 1, 0, 0] and "figures_owed" not in marker(world)
+    assert "an end's figures are still unread; asked again at the next pass" in captured_logs.getvalue()
+    assert "an end's figures could not be read; it stays unchecked" in captured_logs.getvalue()
+
+
+def test_an_end_owed_again_while_the_pass_asks_for_it_is_not_lost(world):
+    """The pass takes the owed ends off the marker before it asks for them: the notifier's next owing of the
+    same end (its recheck, unread again) lands after, and the pass after that asks again."""
+    hourly_history(world)
+    world.reconcile()
+    alerts(world)
+    sis_id = run_import(world, 341, deleted=4800)
+    world.canvas.throttle_next(3)
+    alerts(world)
+    world.clock.tick(300)
+    world.reconcile()
+    world.canvas.throttle_next(3)
+    assert alerts(world) == [] and marker(world)["figures_owed"] == [str(sis_id)]
+    world.clock.tick(300)
+    world.reconcile()
+    (again,) = alerts(world)
+    assert again["follow_up"] is True and again["sis_batch_id"] == str(sis_id)
+
+
+def test_an_end_whose_host_has_no_instance_is_not_owed(world):
+    hourly_history(world)
+    world.reconcile()
+    alerts(world)
+    world.notifier = Notifier(AlertPublisher(boto3.client("sns"), world.aws.topic_arn),
+                              details=CanvasDetails([("https://other.instructure.com", lambda: TOKEN)]),
+                              unusual=UnusualEnds(world.store, sensitivity=5, min_history=10))
+    run_import(world, 341, deleted=4800)
+    (end,) = alerts(world)
+    assert end["details"] is None and "no Canvas instance is configured for 127.0.0.1" in end["details_unavailable"]
+    assert "figures_owed" not in marker(world)  # its figures cannot come: nothing to ask for again

@@ -508,6 +508,16 @@ def test_the_outcomes_match_the_stacks():
     assert set(DEFAULTS["chat_outcomes"].split(",")) <= set(chat.CHAT_CHOICES)
 
 
+def test_a_follow_up_says_its_figures_were_read_later_in_every_format():
+    message = {**CASES["unusual_success"], "follow_up": True}
+    said = " (unusual, figures read later)"
+    assert chat.slack(message)["blocks"][0]["text"]["text"].endswith("imported on oxana.instructure.com" + said)
+    assert chat.chatbot(message)["content"]["title"].endswith(said)
+    assert chat.teams(message)["attachments"][0]["content"]["body"][0]["inlines"][0]["text"].endswith(said)
+    for fmt in FORMATS:  # only a follow-up says so, and only the message's boolean makes one
+        assert "figures read later" not in dump(FORMATS[fmt]({**message, "follow_up": "true"}))
+
+
 def test_an_unusual_end_says_unusual_and_each_sentence_first():
     sentences = [a["sentence"] for a in unusual_anomalies()]
     message = CASES["unusual_success"]

@@ -190,6 +190,15 @@ def end_alert(batch: Batch, occurrence: Occurrence, details: dict[str, Any] | No
     return Alert(_printable(subject), message, _attributes(message))
 
 
+def figures_recheck_owed(old: Batch | None, new: Batch) -> Occurrence | None:
+    """The import end whose figures the reconciler asked to be read again (its `figures_rechecks` went up):
+    the batch's last end of an import, not of a restore."""
+    if new.figures_rechecks <= (old.figures_rechecks if old is not None else 0):
+        return None
+    ends = [o for o in occurrences(new.history) if o.first.workflow_state not in RESTORE_ENDS]
+    return ends[-1] if ends else None
+
+
 def stuck_alert_for(old: Batch | None, new: Batch) -> Alert | None:
     """Owed once when the reconciler marks a batch stuck in its current state (`stuck_state`)."""
     if new.stuck_state is None or new.stuck_state != new.workflow_state.value:

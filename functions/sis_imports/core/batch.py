@@ -188,6 +188,9 @@ class Batch:
     # be that import's, so none counts for this batch (the reconciler reads its truth).
     foreign_claims: tuple[str, ...] = ()
     unusual: tuple[str, ...] = ()  # the figures its end was unusual in (core/unusual.py); set by the notifier
+    # How many times the reconciler asked the notifier to read this end's figures again, because Canvas did
+    # not answer when the end alerted (core/alerts.figures_recheck_owed).
+    figures_rechecks: int = 0
 
     @property
     def order_key(self) -> str:
@@ -240,6 +243,7 @@ class Batch:
             "unbound": True if self.unbound else None,
             "foreign_claims": list(self.foreign_claims) or None,
             "unusual": list(self.unusual) or None,
+            "figures_rechecks": self.figures_rechecks or None,
         }
         return {name: value for name, value in item.items() if value is not None}
 
@@ -270,6 +274,7 @@ class Batch:
             unbound=bool(item.get("unbound", False)),
             foreign_claims=tuple(str(t) for t in item.get("foreign_claims") or ()),
             unusual=tuple(str(f) for f in item.get("unusual") or ()),
+            figures_rechecks=int(item.get("figures_rechecks") or 0),
         )
 
 

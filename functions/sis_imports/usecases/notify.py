@@ -32,7 +32,7 @@ from ..adapters.aws import remaining_ms, worst_seconds
 from ..adapters.observability import count, import_finished, logger
 from ..adapters.publisher import CHAT, TOPIC, ChatPublishFailed
 from ..core import delivery
-from ..core.alerts import Alert, end_alert, owed, stuck_alert_for
+from ..core.alerts import Alert, end_alert, figures_recheck_owed, owed, stuck_alert_for
 from ..core.batch import Batch
 
 # Worst cases, in seconds, with every call at its client's limits (adapters/aws.py). The why of an
@@ -108,11 +108,15 @@ class Notifier:
                 return "nothing owed"
             occurrences = owed(old, new)
             stuck = stuck_alert_for(old, new)
+            checking = self._unusual is not None and self._details is not None
+            recheck = figures_recheck_owed(old, new) if checking else None
         except Exception as exc:
             return self._fail_record(record, key, f"the record could not be read: {type(exc).__name__}: {exc}")
-        self._begin(stream, bool(occurrences or stuck), needed_ms(len(occurrences), stuck is not None,
-                                                                 self._details is not None, self._unusual is not None))
-        if occurrences and self._details is not None:  # its time is in `needed` (DETAILS_WORST_S)
+        ends = len(occurrences) + (recheck is not None)
+        self._begin(stream, bool(ends or stuck), needed_ms(ends, stuck is not None, self._details is not None,
+                                                           self._unusual is not None))
+        host = None
+        if ends and self._details is not None:  # its time is in `needed` (DETAILS_WORST_S)
             host = self._details.host_for(new)
             if host and host != new.hostname:  # the alert names the instance's own host, not an alias
                 new = replace(new, hostname=host)
@@ -120,10 +124,18 @@ class Notifier:
         for occurrence in occurrences:
             details, unavailable = self._why(new)
             alert = end_alert(new, occurrence, details, unavailable)
-            if self._unusual is not None and self._details is not None:  # its time is in `needed`
+            if checking:  # its time is in `needed`
                 alert = self._unusual.annotate(new, alert, details)
+                if details is None and host and alert.message["type"] == "sis_import_finished":
+                    self._unusual.owe(new)  # Canvas did not answer: the reconciler's next pass asks again
             import_finished(alert.message["outcome"], alert.message["duration_seconds"])
             self._deliver(key, alert)
+        if recheck is not None:  # the reconciler asked for an end's figures again: alerted only when unusual
+            details, unavailable = self._why(new)
+            follow_up = self._unusual.recheck(new, end_alert(new, recheck, details, unavailable), details,
+                                              owe_again=bool(host))
+            if follow_up is not None:
+                self._deliver(key, follow_up)
         if stuck is not None:
             self._deliver(key, stuck)
         return "ok"

@@ -1,9 +1,9 @@
 """One reconcile pass: read Canvas's SIS Import API, compare with the table, write what differs.
 
-Per Canvas instance: the root account (`accounts/self`, cached), one query of the open-batches
-index, the listing of the imports created in the lookback window, one fetch by id per open batch
-older than the window; then one write per difference through the core (reconcile.plan decides),
-and one per newly stuck batch. Every read happens before any write, so a pass that fails (Canvas
+Per Canvas instance: the root account (`accounts/self`, cached), its marker item, one query of the
+open-batches index, the listing of the imports created in the lookback window, one fetch by id per open
+batch older than the window; then one write per difference through the core (reconcile.plan decides),
+one per newly stuck batch, and one per end whose figures the notifier owes (read again). Every read happens before any write, so a pass that fails (Canvas
 down, 401, throttled past the backoff) changes nothing; the next pass tries again.
 """
 
@@ -26,6 +26,9 @@ from .school_history import SEED_DAYS, SEED_IMPORTS, SchoolHistory
 # The listing starts this long before the last successful pass started: imports Canvas created while that
 # pass ran, and any difference between Canvas's clock and ours, are listed again rather than missed.
 LIST_OVERLAP_SECONDS = 15 * 60
+# Import ends whose figures Canvas did not give when they alerted, asked for again per pass (the rest wait for
+# the next pass): each costs the notifier one read of Canvas.
+RECHECKS_PER_PASS = 20
 
 
 class ReconcileError(Exception):
@@ -65,6 +68,7 @@ class InstanceSummary:
     baseline_ends: int = 0  # successful ends added to the school's baselines (usecases/school_history.py)
     rhythm_writes: int = 0
     gaps: int = 0  # missing-import gaps found
+    figures_rechecked: int = 0  # ends whose figures the notifier is asked to read again (usecases/unusual_ends.py)
     listed_from: str | None = None  # the listing's created_since: the last pass's start less an overlap
     changes: list[dict[str, Any]] = field(default_factory=list)
 
@@ -149,8 +153,9 @@ class Reconciler:
         summary.root_account_uuid = uuid
         if self._allowed is not None and uuid not in self._allowed:
             raise ReconcileError(f"its root account {uuid} is not in SIS_ROOT_ACCOUNTS (root_account_uuids)")
+        # Every pass: the figures the notifier could not read are owed there; and after a cold start, the mark.
+        marker = self._store.pass_marker(uuid)
         if not instance.reconciled_before or instance.listed_through is None:  # a cold container
-            marker = self._store.pass_marker(uuid)
             instance.reconciled_before = marker is not None
             instance.listed_through = (marker or {}).get("listed_through")
         summary.first_pass = not instance.reconciled_before
@@ -215,6 +220,11 @@ class Reconciler:
                                            previous=instance.previous_answers)
             summary.baseline_ends, summary.rhythm_writes, summary.gaps = (
                 written["baseline_ends"], written["rhythm_writes"], written["gaps"])
+        owed_figures = list((marker or {}).get("figures_owed") or ())[:RECHECKS_PER_PASS]
+        if owed_figures:
+            # Off the marker first: an end the notifier owes again after this recheck stays owed.
+            self._store.take_owed_figures(uuid, owed_figures)
+            summary.figures_rechecked = sum(self._store.recheck_figures(uuid, i) for i in owed_figures)
         if summary.first_pass:
             self._store.mark_reconciled(uuid, event_time(started))
             instance.reconciled_before = True

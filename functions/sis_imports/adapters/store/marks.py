@@ -1,4 +1,5 @@
-"""Marks: a batch stuck in a state (alerted once), and a root account's first completed reconcile pass."""
+"""Marks: a batch stuck in a state (alerted once), a root account's first completed reconcile pass and its
+high-water mark, and the import ends whose figures Canvas did not give when they alerted (read again later)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,10 @@ class Marks(Table):
         response = self._client.get_item(TableName=self._table, Key=self.key(root_account_uuid, MARKER_ID),
                                          ConsistentRead=True)
         item = response.get("Item")
-        return {k: (float(v["N"]) if "N" in v else v.get("S")) for k, v in item.items()} if item else None
+        if not item:
+            return None
+        return {k: (float(v["N"]) if "N" in v else sorted(v["SS"]) if "SS" in v else v.get("S"))
+                for k, v in item.items()}
 
     def mark_listed(self, root_account_uuid: str, started: float) -> None:
         """One write per pass: the next pass (in any container) lists from here, less an overlap."""
@@ -49,5 +53,42 @@ class Marks(Table):
             ExpressionAttributeValues={":started": {"N": str(round(started, 3))}})
 
     def mark_reconciled(self, root_account_uuid: str, when: str) -> None:
-        self._client.put_item(TableName=self._table, Item={
-            **self.key(root_account_uuid, MARKER_ID), "first_reconciled_at": {"S": when}})
+        self._client.update_item(
+            TableName=self._table, Key=self.key(root_account_uuid, MARKER_ID),
+            UpdateExpression="SET #first = :when", ExpressionAttributeNames={"#first": "first_reconciled_at"},
+            ExpressionAttributeValues={":when": {"S": when}})
+
+    def owe_figures(self, root_account_uuid: str, sis_batch_id: str) -> bool:
+        """Note on the root account's marker that this end's figures are owed: the next pass asks for them
+        again (`recheck_figures`). False before the root account's first pass (nothing is compared yet)."""
+        try:
+            self._client.update_item(
+                TableName=self._table, Key=self.key(root_account_uuid, MARKER_ID),
+                UpdateExpression="ADD #owed :id", ConditionExpression="attribute_exists(#first)",
+                ExpressionAttributeNames={"#owed": "figures_owed", "#first": "first_reconciled_at"},
+                ExpressionAttributeValues={":id": {"SS": [sis_batch_id]}})
+            return True
+        except Exception as exc:
+            _stored_item(exc)
+            return False
+
+    def take_owed_figures(self, root_account_uuid: str, sis_batch_ids: list[str]) -> None:
+        """Off the marker, before each is asked for again: an end owed again after its recheck is kept."""
+        self._client.update_item(
+            TableName=self._table, Key=self.key(root_account_uuid, MARKER_ID),
+            UpdateExpression="DELETE #owed :ids", ExpressionAttributeNames={"#owed": "figures_owed"},
+            ExpressionAttributeValues={":ids": {"SS": sis_batch_ids}})
+
+    def recheck_figures(self, root_account_uuid: str, sis_batch_id: str) -> bool:
+        """Count one more recheck on the batch: its stream record makes the notifier read the end's figures
+        again. False when the batch is gone (expired)."""
+        try:
+            self._client.update_item(
+                TableName=self._table, Key=self.key(root_account_uuid, sis_batch_id),
+                UpdateExpression="ADD #rechecks :one", ConditionExpression="attribute_exists(#state)",
+                ExpressionAttributeNames={"#rechecks": "figures_rechecks", "#state": "workflow_state"},
+                ExpressionAttributeValues={":one": {"N": "1"}})
+            return True
+        except Exception as exc:
+            _stored_item(exc)
+            return False

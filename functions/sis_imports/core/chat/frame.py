@@ -135,6 +135,7 @@ class _Alert:
     # An end the notifier compared with the school's usual ends: its sentences, in the message's order.
     anomalies: tuple[str, ...] = ()
     unusual: bool = False
+    follow_up: bool = False  # the same end, alerted before without its figures (core/unusual.follow_up)
     # A missing import (type sis_import_missing): the rhythm it was measured against.
     last_import_at: str = ""
     expected_by: str = ""
@@ -263,6 +264,7 @@ def _read(message: dict[str, Any]) -> _Alert:
         details_unavailable=_clean(get("details_unavailable"), MAX_REASON) if get("details") is None else "",
         anomalies=anomalies,
         unusual=get("unusual") is True or bool(anomalies),
+        follow_up=get("follow_up") is True,
         last_import_at=_time(get("last_import_at")),
         expected_by=_time(get("expected_by")),
         detected_at=_time(get("detected_at")),

@@ -60,7 +60,9 @@ def _emoji(a: _Alert) -> str:
 
 def _unusual_suffix(a: _Alert) -> str:
     """After the headline, as the alert's subject says it."""
-    return " (unusual)" if a.unusual and not a.missing else ""
+    if not a.unusual or a.missing:
+        return ""
+    return " (unusual, figures read later)" if a.follow_up else " (unusual)"
 
 
 def _headline(a: _Alert, preposition: str, where: str, code: Any = lambda s: s) -> str:
