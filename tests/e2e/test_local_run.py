@@ -134,8 +134,10 @@ class LocalRun:
         return out.stdout.strip().splitlines()
 
     def notifications(self) -> list[dict]:
+        """Every whole line: the subscriber may be writing the last one as it is read."""
         path = self.state / "notifications.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        text = path.read_text() if path.exists() else ""
+        return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines()]
 
 
 @pytest.fixture(scope="module")

@@ -120,7 +120,7 @@ def test_the_details_read_takes_at_most_its_worst_case_against_the_slowest_throt
     from werkzeug import Response
 
     def slow_throttle(request):
-        time.sleep(0.4)  # just within the 0.5 s deadline, every time
+        time.sleep(0.6)  # within the 1 s deadline, every time
         return Response("403 Forbidden (Rate Limit Exceeded)\n", status=403,
                         headers={"X-Rate-Limit-Remaining": "0.0", "Retry-After": "3600"})  # capped at 2 s
 
@@ -128,13 +128,13 @@ def test_the_details_read_takes_at_most_its_worst_case_against_the_slowest_throt
     world.canvas.run(sis_id, "imported")
     batch = world.store.get(world.canvas.root_account_uuid, str(sis_id))  # its host is the server's: 127.0.0.1
     server.expect_request(f"/api/v1/accounts/self/sis_imports/{sis_id}").respond_with_handler(slow_throttle)
-    details = CanvasDetails([(server.url_for("/").rstrip("/"), lambda: TOKEN)], timeout=0.5)
+    details = CanvasDetails([(server.url_for("/").rstrip("/"), lambda: TOKEN)], timeout=1.0)
     started = time.monotonic()
     found, unavailable = details.fetch(batch)
     took = time.monotonic() - started
-    print(f"three throttled reads at their deadline: {took:.2f} s of a worst case of {worst_seconds(0.5):g} s")
-    assert found is None and "after 3 tries" in unavailable
-    assert 3 * 0.4 + 2 + 2 <= took <= worst_seconds(0.5)  # every try and both capped waits: the worst was reached
+    print(f"three slow throttled reads: {took:.2f} s of a worst case of {worst_seconds(1.0):g} s")
+    assert found is None and "after 3 tries" in unavailable, unavailable
+    assert 3 * 0.6 + 2 + 2 <= took <= worst_seconds(1.0)  # every try and both capped waits, within the worst
 
 
 def test_learning_root_accounts_is_bounded_per_alert_and_goes_on_at_the_next(world):
@@ -156,8 +156,14 @@ def test_learning_root_accounts_is_bounded_per_alert_and_goes_on_at_the_next(wor
         found, unavailable = details.fetch(batches[0])
         took = time.monotonic() - started
         assert found is None and "(4 of 4 not yet learnt: asked again for a later alert)" in unavailable, unavailable
-        assert 2 * 0.5 <= took <= 2 * 0.5 + 0.4  # two silent instances at their deadline; the third not asked
-        assert took <= worst_seconds(0.5)
+        assert 2 * 0.5 <= took <= worst_seconds(0.5)  # two silent instances at their deadline...
+        for asked, s in zip((True, True, False), silent):  # ...and the third not asked: no connection waits
+            s.setblocking(False)
+            try:
+                s.accept()[0].close()
+                assert asked
+            except BlockingIOError:
+                assert not asked
         assert details.host_for(batches[0]) is None  # the same batch is not looked up twice
         # Had the two asked in vain been asked again first, the batch's own would be out of this alert's time.
         found, unavailable = details.fetch(batches[1])  # the third silent one, then the batch's own

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from datetime import timedelta
 
 import boto3
 import pytest
@@ -57,8 +58,9 @@ other_script_times = st.builds(
     st.dictionaries(st.sampled_from([i for i, c in enumerate(T0) if c.isdigit()]), foreign_digits, min_size=1),
 )
 times = st.sampled_from([
-    "9999-12-31T23:59:59.999Z", "0001-01-01T00:00:00.000Z", iso(NOW.replace(year=NOW.year + 1)),
-    T0, at(T0, 86400 * 2 + 7200), at(T0, -86400 * 400), "2026-02-30T00:00:00.000Z", "now",
+    # a year ahead (NOW + 366 days: no 29 February to replace), hours ahead, past the retention
+    "9999-12-31T23:59:59.999Z", "0001-01-01T00:00:00.000Z", iso(NOW + timedelta(days=366)),
+    T0, iso(NOW + timedelta(hours=2)), at(T0, -86400 * 400), "2026-02-30T00:00:00.000Z", "now",
 ]) | other_script_times
 nasty = (
     json_values
