@@ -40,7 +40,8 @@ With a `control_key`, the same driving is open over HTTP (`make simulate` uses i
   POST /_simulator/throttle                  {"count"}: the next `count` API requests answer 403
   POST /_simulator/history                   {"imports", "at", "every_minutes"}: the school's past hourly
                                              imports, ended, no Live Event (a new deployment finds them)
-  POST /_simulator/school_import             {"at", "deleted"}: one of the school's imports, run to imported
+  POST /_simulator/school_import             {"at", "deleted", "throttle_reads"}: one of the school's imports,
+                                             run to imported (its first reads by id throttled)
 `at` is an ISO-8601 time (backdating an import, say). `on_event` is called with the simulator's
 lock held: it must not block (the local run queues the event for a delivery thread).
 """
@@ -49,6 +50,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import secrets
 import string
 import threading
@@ -93,6 +95,7 @@ class CanvasSimulator(ImportLives):
         self.requests = self.throttled = 0
         self._next_id, self._attachment_id = first_id, 5000
         self._force_throttle = 0
+        self._throttle_reads: dict[int, int] = {}  # import id -> how many more reads of it by id answer 403
         self._bucket, self._bucket_at = 0.0, time.monotonic()
         self._lock = threading.RLock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -172,7 +175,7 @@ class CanvasSimulator(ImportLives):
             # The quota is the token's (Canvas's throttling.md): a request without a good token
             # answers 401, never a throttled 403.
             refused = self._unauthorized(headers)
-            if not refused and self._throttles():
+            if not refused and self._throttles(target):
                 self.throttled += 1
                 reason = "Forbidden" if self.throttle_status == 403 else "Too Many Requests"
                 return (self.throttle_status, {"Content-Type": "text/plain; charset=utf-8", "X-Rate-Limit-Remaining":
@@ -185,7 +188,11 @@ class CanvasSimulator(ImportLives):
                    "X-Rate-Limit-Remaining": f"{HWM - self._bucket:.4f}", **extra}
             return status, out, json.dumps(payload).encode()
 
-    def _throttles(self) -> bool:
+    def _throttles(self, target: str) -> bool:
+        read = re.fullmatch(r"/api/v1/accounts/(?:self|1)/sis_imports/(\d+)/?", urlsplit(target).path)
+        if read and self._throttle_reads.get(int(read.group(1)), 0) > 0:
+            self._throttle_reads[int(read.group(1))] -= 1
+            return True
         if self._force_throttle > 0:
             self._force_throttle -= 1
             return True
@@ -310,7 +317,8 @@ class CanvasSimulator(ImportLives):
             return 201, {"ids": self.history(imports, last_at=last_at,
                                              every=timedelta(minutes=every))}
         if route == ("POST", "school_import", 1):
-            sis_id = self.school_import(at() or self.clock(), deleted=int(args.get("deleted") or 0))
+            sis_id = self.school_import(at() or self.clock(), deleted=int(args.get("deleted") or 0),
+                                        throttle_reads=int(args.get("throttle_reads") or 0))
             return 201, {"id": sis_id, "sis_import": self.sis_import(sis_id)}
         if route == ("POST", "start_next", 1):
             started = self.start_next(at=at())

@@ -96,12 +96,15 @@ def describe(summary: dict[str, Any]) -> str:
             lines.append(f"  import {change.get('sis_batch_id')}: {_state(change.get('from'))} -> {change.get('to')}")
         if one.get("ok") and not changes:
             lines.append("  no change")
+        if one.get("figures_rechecked"):
+            lines.append(f"  the figures of {one['figures_rechecked']} end(s) Canvas did not give when alerted: "
+                         "asked for again")
     return "\n".join(lines)
 
 
 def eventful(summary: dict[str, Any]) -> bool:
     """Whether a scheduled pass is worth a console line (a failure, a change, a stuck import)."""
-    return any(not i.get("ok") or i.get("changes") or i.get("stuck") or i.get("first_pass")
+    return any(not i.get("ok") or i.get("changes") or i.get("stuck") or i.get("first_pass") or i.get("figures_rechecked")
                for i in summary.get("instances") or [])
 
 

@@ -1,7 +1,8 @@
 """`make simulate`'s last part: the school's story (issue 17) on the run's second simulated Canvas, whose
 past local/school.py places when asked (POST /_local/school). Checks that each of its alerts came exactly
-once with its sentence: the unusual end, the missing imports, their resumption, and the routine end of the
-import that resumed them; and that the school had no other alert."""
+once with its sentence: the unusual end, the missing imports, their resumption, the routine end of the
+import that resumed them, and an unusual end whose figures Canvas withheld at first (alerted without
+them, then followed up after the next pass); and that the school had no other alert."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from local.reconcile import describe, request_pass
+from local.school import DELETED
 from local.simulate import (ALERT_WAIT_SECONDS, OPENER, SETTLE_SECONDS, Simulator, SimulatorError, alert_line,
                             delivered_all, read_alerts, wait_for)
 
@@ -28,7 +30,7 @@ class Owed:
         return sum(1 for m in messages if self.test(m))
 
 
-def school_owed(unusual: str, resumed: str | None) -> list[Owed]:
+def school_owed(unusual: str, resumed: str | None, unread: str | None = None) -> list[Owed]:
     def end(sis_batch_id: str | None, flagged: bool) -> Any:
         return lambda m: (m.get("type") == "sis_import_finished" and str(m.get("sis_batch_id")) == sis_batch_id
                           and m.get("unusual") is flagged)
@@ -44,6 +46,12 @@ def school_owed(unusual: str, resumed: str | None) -> list[Owed]:
                       lambda m: m.get("type") == "sis_import_missing" and m.get("outcome") == "resumed"
                       and str(m.get("sis_batch_id")) == resumed),
                  Owed(f"import {resumed} alerted once as a routine end (compared, not unusual)", end(resumed, False))]
+    if unread is not None:
+        owed += [Owed(f"import {unread} alerted once without its figures (Canvas throttled the notifier's reads)",
+                      lambda m: end(unread, False)(m) and m.get("details") is None and not m.get("follow_up")),
+                 Owed(f"import {unread} followed up once as unusual, its figures read after the next pass",
+                      lambda m: end(unread, True)(m) and m.get("follow_up") is True and any(
+                          a.get("figure") == "enrollments_deleted" for a in m.get("anomalies") or []))]
     return owed
 
 
@@ -110,10 +118,18 @@ def play_school(state: dict[str, Any], notifications: Path, offset: int) -> list
               f"     {'':9} expect: one resumed alert, and its end alerted as routine", flush=True)
         delivered_all(sim)
         describe_lines(request_pass(state), root)
+        wait_for(lambda: school_owed(unusual, resumed)[3].count(mine()) >= 1, ALERT_WAIT_SECONDS)
+        unread = str(sim.call("POST", "school_import", {"deleted": DELETED, "throttle_reads": 3})["id"])
+        print(f"  5. unread    import {unread}: created now, deleting {DELETED:,} enrollments; Canvas throttles the "
+              f"notifier's three reads of it:\n     {'':9} expect: its end alerted without figures, then, after a "
+              "pass, one follow-up alert as unusual", flush=True)
+        delivered_all(sim)
+        wait_for(lambda: school_owed(unusual, resumed, unread)[4].count(mine()) >= 1, ALERT_WAIT_SECONDS)
+        describe_lines(request_pass(state), root)
     except (SimulatorError, RuntimeError) as exc:
         print(f"make simulate: {exc}", file=sys.stderr)
         return [str(exc)]
-    owed = school_owed(unusual, resumed)
+    owed = school_owed(unusual, resumed, unread)
     if wait_for(lambda: not school_check(owed, mine()), ALERT_WAIT_SECONDS):
         time.sleep(SETTLE_SECONDS)  # a duplicate would show up now
     wrong = school_check(owed, mine())
@@ -124,7 +140,7 @@ def play_school(state: dict[str, Any], notifications: Path, offset: int) -> list
             message.get("summary") or message.get("anomaly_check") or "compared with its history: nothing unusual"]
         label = message.get("outcome") if message.get("type") == "sis_import_missing" else \
             f"import {message.get('sis_batch_id')} {message.get('workflow_state')}" + \
-            (" (unusual)" if message.get("unusual") else "")
+            (" (unusual)" if message.get("unusual") else "") + (" (follow-up)" if message.get("follow_up") else "")
         print(f"  {'':12} {message.get('type')} {label}: {' / '.join(str(x) for x in said if x)}", flush=True)
     return wrong
 

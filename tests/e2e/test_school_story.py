@@ -1,7 +1,8 @@
 """Issue 17's story in `make run`, played by `make simulate` on its second simulated Canvas, the school: 24
 hourly imports of about 340 enrollments found by the school's first pass, then an `imported` one that
 deletes 4,800 enrollments (alerted unusual, naming the figure and the usual range), three hours with no
-import (one sis_import_missing alert), then an import (one "resumed" alert). What is checked here is read
+import (one sis_import_missing alert), then an import (one "resumed" alert), then another deleting 4,800
+whose first reads Canvas throttles (alerted without figures, then followed up as unusual after a pass). What is checked here is read
 from the notifications file, the table and the simulator, not taken from make simulate's word. Times are
 relative to now; every wait is bounded; every process is stopped."""
 
@@ -59,6 +60,7 @@ def test_unusual_then_missing_then_resumed_each_alerted_once(story):
     history = [str(n) for n in range(int(first), int(last) + 1)]
     unusual = re.search(r"2\. unusual\s+import (\d+):", out.stdout).group(1)
     resumed = re.search(r"4\. resumed\s+import (\d+):", out.stdout).group(1)
+    unread = re.search(r"5\. unread\s+import (\d+):", out.stdout).group(1)
     assert len(history) == 24
 
     alerts = [a for a in run.notifications() if a["message"]["root_account_uuid"] == school]
@@ -66,7 +68,8 @@ def test_unusual_then_missing_then_resumed_each_alerted_once(story):
                    for a in alerts)
     # No other alert for the school: none for its history, one per owed alert, the resuming import's end.
     assert kinds == sorted([("sis_import_finished", "success", unusual), ("sis_import_missing", "missing", None),
-                            ("sis_import_missing", "resumed", resumed), ("sis_import_finished", "success", resumed)])
+                            ("sis_import_missing", "resumed", resumed), ("sis_import_finished", "success", resumed),
+                            ("sis_import_finished", "success", unread), ("sis_import_finished", "success", unread)])
 
     # The unusual end names the figure, its value and the usual range of the school's last 24 ends. Every
     # history import deleted a handful at most, far inside the floor of 50: the usual range is all of them.
@@ -107,6 +110,20 @@ def test_unusual_then_missing_then_resumed_each_alerted_once(story):
                   and a["message"]["type"] == "sis_import_finished"]
     assert routine["unusual"] is False and routine["anomalies"] == [] and "anomaly_check" not in routine
 
+    # Canvas throttled the notifier's reads of the last import: its end went out without figures, and the
+    # pass after it asked again; read then, its figures are unusual: one follow-up alert, an id of its own.
+    first, follow = sorted((a for a in alerts if a["message"].get("sis_batch_id") == unread),
+                           key=lambda a: bool(a["message"].get("follow_up")))
+    assert first["message"]["details"] is None and first["message"]["unusual"] is False
+    assert "still rate limited (403) after 3 tries" in first["message"]["details_unavailable"]
+    assert first["message"]["anomaly_check"] == "no figures: Canvas's details of this import were not read"
+    assert follow["message"]["follow_up"] is True and follow["message"]["unusual"] is True
+    assert follow["message"]["alert_id"] != first["message"]["alert_id"]
+    assert follow["message"]["details"]["counts"]["enrollments"] > 0
+    assert follow["subject"].startswith("Follow-up: ") and follow["attributes"]["unusual"] == "true"
+    assert {a["figure"]: a["value"] for a in follow["message"]["anomalies"]}["enrollments_deleted"] == 4800
+    assert re.search(rf"the figures of 1 end\(s\) Canvas did not give when alerted: asked for again", out.stdout)
+
 
 def test_routine_history_ends_are_recorded_not_flagged(story):
     run, _ = story
@@ -117,14 +134,15 @@ def test_routine_history_ends_are_recorded_not_flagged(story):
     items = table.query(KeyConditionExpression="root_account_uuid = :u",
                         ExpressionAttributeValues={":u": school})["Items"]
     batches = {i["sis_batch_id"]: i for i in items if not i["sis_batch_id"].startswith("#")}
-    assert len(batches) == 26  # the 24 found by the first pass, the unusual one, the one that resumed
+    assert len(batches) == 27  # the 24 found by the first pass, the unusual one, the one that resumed, the unread
     flagged = {k: list(v["unusual"]) for k, v in batches.items() if v.get("unusual")}
-    assert len(flagged) == 1 and "enrollments_deleted" in next(iter(flagged.values()))
+    assert len(flagged) == 2 and all("enrollments_deleted" in f for f in flagged.values())
+    assert sum(1 for v in batches.values() if v.get("figures_rechecks")) == 1  # the unread one, asked once
     assert sum(1 for v in batches.values() if v.get("baseline")) == 24  # recorded by the first pass, not alerted
     baselines = [i for i in items if i["sis_batch_id"].startswith("#baseline#")]
     (baseline,) = baselines  # one shape
     kept = baseline_from_item(school, baseline["sis_batch_id"].removeprefix("#baseline#"), baseline).ends
-    assert len({e.sis_batch_id for e in kept}) == len(kept) == 26  # each successful end kept once
+    assert len({e.sis_batch_id for e in kept}) == len(kept) == 27  # each successful end kept once
 
 
 def test_a_second_make_simulate_plays_the_school_once_and_alerts_it_nothing_more(story):

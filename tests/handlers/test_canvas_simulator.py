@@ -204,6 +204,11 @@ def test_throttling_like_canvas_and_deterministic(clock):
     for headers in ({}, {"Authorization": "Bearer nope"}):
         assert [get(always, "/api/v1/accounts/self", headers)[0] for _ in range(5)] == [401] * 5
     assert get(always, "/api/v1/accounts/self")[0] == 403
+    # An import's first reads by id throttled, and no other request: what the notifier asks when it ends.
+    school = CanvasSimulator(token=TOKEN, clock=clock)
+    sis_id = school.school_import(clock(), throttle_reads=2)
+    assert get(school, "/api/v1/accounts/self/sis_imports")[0] == 200
+    assert [get(school, f"/api/v1/accounts/self/sis_imports/{sis_id}")[0] for _ in range(3)] == [403, 403, 200]
     forced = CanvasSimulator(token=TOKEN, clock=clock, throttle_status=429)
     forced.throttle_next(1)
     assert get(forced, "/api/v1/accounts/self")[0] == 429 and get(forced, "/api/v1/accounts/self")[0] == 200

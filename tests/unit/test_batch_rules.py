@@ -2,7 +2,7 @@
 
 import pytest
 
-from sis_imports.core.batch import Batch, Decision, HistoryEntry, apply_event, merge_history
+from sis_imports.core.batch import Batch, Decision, HistoryEntry, apply_event, sequence, trim
 from sis_imports.core.events import parse_event
 from sis_imports.core.states import OUTCOME, RANK, TERMINAL, Outcome, WorkflowState, outcome_of
 from tests.factories import ACCESS_TOKEN, T0, at, canvas_event, failed_import
@@ -87,7 +87,7 @@ def test_a_restore_request_does_not_replace_the_creator():
 
 def test_history_is_bounded_to_the_newest_entries():
     entries = [HistoryEntry(WorkflowState.IMPORTING, at(T0, i), "sis_batch_updated") for i in range(10)]
-    kept = merge_history(entries[:-1], entries[-1], limit=4)
+    kept = trim(sequence(entries), limit=4)
     assert kept == tuple(entries[-4:])
 
 

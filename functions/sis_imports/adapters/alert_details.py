@@ -50,7 +50,7 @@ class CanvasDetails:
         self._learners: dict[str, Any] = {}
         self._uuids: dict[str, str] = {}  # base URL -> its root account's uuid
         self._asked: dict[str, float] = {}  # base URL -> when its uuid was last asked for, in vain
-        self._last: tuple[tuple[str, str], tuple[Any, str | None]] | None = None  # the last batch's answer
+        self._last: tuple[Batch, tuple[Any, str | None]] | None = None  # the last batch looked up, and the answer
 
     def _api(self, url: str, token: Callable[[], str], learning: bool = False) -> Any:
         from .canvas_api import CanvasApi  # the reconciler's layer, loaded on first use
@@ -63,10 +63,10 @@ class CanvasDetails:
         return apis[url]
 
     def _instance(self, batch: Batch) -> tuple[tuple[str, Callable[[], str], str] | None, str | None]:
-        """(the batch's instance, None), or (None, why none). The same batch is looked up once."""
-        key = (batch.root_account_uuid, batch.sis_batch_id)
-        if self._last is None or self._last[0] != key:
-            self._last = key, self._look_up(batch)
+        """(the batch's instance, None), or (None, why none). The same batch (the very object: one record's
+        `host_for`, then its `fetch`) is looked up once; a later record of it is looked up again."""
+        if self._last is None or self._last[0] is not batch:
+            self._last = batch, self._look_up(batch)
         return self._last[1]
 
     def _look_up(self, batch: Batch) -> tuple[tuple[str, Callable[[], str], str] | None, str | None]:

@@ -171,7 +171,7 @@ def email_text(message: dict[str, Any]) -> str:
                          f"{one_line(message.get('sis_batch_id'), 128)})")
         lines += ["", f"Alert id: {message.get('alert_id')} (the same id on every repeat of this alert)"]
         return "\n".join(lines) + "\n"
-    if message.get("follow_up") is True:  # core/unusual.follow_up: the same end, alerted before without its figures
+    if message.get("follow_up") is True:  # core/alerts.follow_up: the same end, alerted before without its figures
         lines += ["Follow-up: Canvas's figures for this end could not be read when it was alerted; read since, "
                   "they are unusual.", ""]
     anomalies = message.get("anomalies") if isinstance(message.get("anomalies"), list) else []

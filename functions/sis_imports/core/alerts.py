@@ -199,6 +199,14 @@ def figures_recheck_owed(old: Batch | None, new: Batch) -> Occurrence | None:
     return ends[-1] if ends else None
 
 
+def follow_up(alert: Alert) -> Alert:
+    """An end alert sent again because its figures, unread when it first went out, were read later and are
+    unusual (core/unusual.py): `follow_up` true, and an `alert_id` of its own (the same on every repeat)."""
+    alert_id = hashlib.sha256(f"{alert.message['alert_id']}/follow-up".encode()).hexdigest()[:32]
+    message = {**alert.message, "alert_id": alert_id, "follow_up": True}
+    return Alert(("Follow-up: " + alert.subject)[:SUBJECT_LIMIT], message, {**alert.attributes, "alert_id": alert_id})
+
+
 def stuck_alert_for(old: Batch | None, new: Batch) -> Alert | None:
     """Owed once when the reconciler marks a batch stuck in its current state (`stuck_state`)."""
     if new.stuck_state is None or new.stuck_state != new.workflow_state.value:

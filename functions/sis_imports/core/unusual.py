@@ -19,7 +19,6 @@ The rule, per figure, once `min_history` earlier successful ends of the shape ha
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -391,16 +390,3 @@ def annotate(alert: Any, result: Check) -> Any:
         return Alert(alert.subject, message, alert.attributes)
     subject = alert.subject[:SUBJECT_LIMIT - len(" (unusual)")] + " (unusual)"
     return Alert(subject, message, {**alert.attributes, "unusual": "true"})
-
-
-FOLLOW_UP = "Follow-up: "
-
-
-def follow_up(alert: Any) -> Any:
-    """An end alert sent again because its figures, unread when it first went out, were read later and are
-    unusual: `follow_up` true, and an `alert_id` of its own (the same on every repeat)."""
-    from .alerts import SUBJECT_LIMIT, Alert
-
-    alert_id = hashlib.sha256(f"{alert.message['alert_id']}/follow-up".encode()).hexdigest()[:32]
-    message = {**alert.message, "alert_id": alert_id, "follow_up": True}
-    return Alert((FOLLOW_UP + alert.subject)[:SUBJECT_LIMIT], message, {**alert.attributes, "alert_id": alert_id})

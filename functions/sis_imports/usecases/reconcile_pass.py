@@ -3,8 +3,9 @@
 Per Canvas instance: the root account (`accounts/self`, cached), its marker item, one query of the
 open-batches index, the listing of the imports created in the lookback window, one fetch by id per open
 batch older than the window; then one write per difference through the core (reconcile.plan decides),
-one per newly stuck batch, and one per end whose figures the notifier owes (read again). Every read happens before any write, so a pass that fails (Canvas
-down, 401, throttled past the backoff) changes nothing; the next pass tries again.
+one per newly stuck batch, and one per end whose figures the notifier owes (read again). Every read
+happens before any write, so a pass that fails (Canvas down, 401, throttled past the backoff) changes
+nothing; the next pass tries again.
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..adapters.observability import logger
-from ..core.alerts import Alert
+from ..core.alerts import Alert, follow_up
 from ..core.batch import Batch
 from ..core.moments import epoch_seconds
-from ..core.unusual import Baseline, Check, End, annotate, check, follow_up
+from ..core.unusual import Baseline, Check, End, annotate, check
 
 SUCCESS_ENDS = ("imported", "imported_with_messages")  # what a baseline is made of (as usecases/school_history.py)
 RECORD_ATTEMPTS = 2

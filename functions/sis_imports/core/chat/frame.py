@@ -135,7 +135,7 @@ class _Alert:
     # An end the notifier compared with the school's usual ends: its sentences, in the message's order.
     anomalies: tuple[str, ...] = ()
     unusual: bool = False
-    follow_up: bool = False  # the same end, alerted before without its figures (core/unusual.follow_up)
+    follow_up: bool = False  # the same end, alerted before without its figures (core/alerts.follow_up)
     # A missing import (type sis_import_missing): the rhythm it was measured against.
     last_import_at: str = ""
     expected_by: str = ""
