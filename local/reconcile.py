@@ -103,8 +103,9 @@ def describe(summary: dict[str, Any]) -> str:
 
 
 def eventful(summary: dict[str, Any]) -> bool:
-    """Whether a scheduled pass is worth a console line (a failure, a change, a stuck import)."""
-    return any(not i.get("ok") or i.get("changes") or i.get("stuck") or i.get("first_pass") or i.get("figures_rechecked")
+    """Whether a scheduled pass is worth a console line (a failure, a change, a stuck import, figures asked for again)."""
+    return any(not i.get("ok") or i.get("changes") or i.get("stuck") or i.get("first_pass")
+               or i.get("figures_rechecked")
                for i in summary.get("instances") or [])
 
 

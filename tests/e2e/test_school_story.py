@@ -2,9 +2,9 @@
 hourly imports of about 340 enrollments found by the school's first pass, then an `imported` one that
 deletes 4,800 enrollments (alerted unusual, naming the figure and the usual range), three hours with no
 import (one sis_import_missing alert), then an import (one "resumed" alert), then another deleting 4,800
-whose first reads Canvas throttles (alerted without figures, then followed up as unusual after a pass). What is checked here is read
-from the notifications file, the table and the simulator, not taken from make simulate's word. Times are
-relative to now; every wait is bounded; every process is stopped."""
+whose first reads Canvas throttles (alerted without figures, then followed up as unusual after a pass).
+What is checked here is read from the notifications file, the table and the simulator, not taken from make
+simulate's word. Times are relative to now; every wait is bounded; every process is stopped."""
 
 from __future__ import annotations
 

@@ -278,3 +278,18 @@ def test_an_end_whose_host_has_no_instance_is_not_owed(world):
     (end,) = alerts(world)
     assert end["details"] is None and "no Canvas instance is configured for 127.0.0.1" in end["details_unavailable"]
     assert "figures_owed" not in marker(world)  # its figures cannot come: nothing to ask for again
+
+
+def test_a_pass_asks_for_twenty_owed_ends_at_most_and_the_next_for_the_rest(world):
+    hourly_history(world, 4)
+    world.reconcile()
+    owed = [str(9000 + n) for n in range(21)]  # gone from the table (expired): taken off, nothing to ask
+    for sis_batch_id in owed:
+        assert world.store.owe_figures(ROOT_ACCOUNT_UUID, sis_batch_id)
+    world.clock.tick(300)
+    world.reconcile()
+    (left,) = marker(world)["figures_owed"]
+    assert left in owed
+    world.clock.tick(300)
+    world.reconcile()
+    assert "figures_owed" not in marker(world)
