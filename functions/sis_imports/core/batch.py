@@ -1,18 +1,19 @@
 """The stored state of one SIS batch and the pure rules that apply an event to it.
 
-Live Events are ordered by `(event_time, lifecycle rank, tie-break)`, written as one sortable string, `order_key`.
-`event_time` always has the same width (validated by `events`) and the rank and tie-break are two characters, so
-string order is the order of events, and it is total.
+Live Events are ordered by `(event_time, lifecycle rank, tie-break)`, written as one sortable
+string, `order_key`. `event_time` always has the same width (validated by `events`) and the rank
+and tie-break are two characters, so string order is the order of events, and it is total.
 
-A reading of Canvas's SIS Import API (the reconciler's) is not a point in time: Canvas answered at some moment
-between our request (`asked_at`) and its answer (`event_time`), by a clock that may differ from Canvas's by up to
-CLOCK_TOLERANCE_SECONDS. So a reading is placed among the Live Events by `sequence`: after every event before its
-window, after an event of its own state inside the window (it saw that state: the same end, not a new one), else
-after the window's events of a lower or equal lifecycle rank and before those of a higher one (it cannot have seen
-them). The place is a function of the set of entries, never of their arrival order.
+A reading of Canvas's SIS Import API (the reconciler's) is not a point in time: Canvas answered at
+some moment between our request (`asked_at`) and its answer (`event_time`), by a clock that may
+differ from Canvas's by up to CLOCK_TOLERANCE_SECONDS. So a reading is placed among the Live Events
+by `sequence`: after every event before its window, after an event of its own state inside the
+window (it saw that state: the same end, not a new one), else after the window's events of a lower
+or equal lifecycle rank and before those of a higher one (it cannot have seen them). The place is a
+function of the set of entries, never of their arrival order.
 
-The stored `order_key` is a fence: no entry, nor any reading's window, reaches past it. A Live Event whose key is
-beyond it is the newest for certain, and DynamoDB's condition can say so in one write.
+The stored `order_key` is a fence: no entry, nor any reading's window, reaches past it. A Live Event
+whose key is beyond it is the newest for certain, and DynamoDB's condition can say so in one write.
 """
 
 from __future__ import annotations
@@ -30,14 +31,14 @@ if TYPE_CHECKING:  # the notifier and the query read batches without loading the
     from .events import SisBatchEvent
 
 DEFAULT_HISTORY_LIMIT = 50
-# How far ahead of our clock an event_time may be (admission.py): clocks drift, an hour is far beyond drift and
-# far short of harm.
+# How far ahead of our clock an event_time may be (admission.py): clocks drift, an hour is far
+# beyond drift and far short of harm.
 FUTURE_TOLERANCE_SECONDS = 3600
-# How far Canvas's clock (Live Events' times) and ours (readings' times) may differ. NTP keeps both within
-# milliseconds; a reading's window is widened by this much on each side.
+# How far Canvas's clock (Live Events' times) and ours (readings' times) may differ. NTP keeps both
+# within milliseconds; a reading's window is widened by this much on each side.
 CLOCK_TOLERANCE_SECONDS = 5
-# Ends kept in the history come what may (see `trim`), up to this many: a batch is imported once and restored a
-# few times; 200 ends are ~20 KB of the 400 KB an item may hold.
+# Ends kept in the history come what may (see `trim`), up to this many: a batch is imported once and
+# restored a few times; 200 ends are ~20 KB of the 400 KB an item may hold.
 MAX_ENDS_KEPT = 200
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 

@@ -70,8 +70,9 @@ class CanvasImport:
         sis_id = str(raw["id"])
         if not sis_id.isdigit():
             raise ValueError("the import's id is not a Canvas id")
-        return cls(sis_id, WorkflowState(raw["workflow_state"]), read_at, epoch_seconds(raw.get("created_at")),
-                   epoch_seconds(raw.get("started_at")), epoch_seconds(raw.get("ended_at")), epoch_seconds(raw.get("updated_at")),
+        created, started, ended, updated = (epoch_seconds(raw.get(name))
+                                            for name in ("created_at", "started_at", "ended_at", "updated_at"))
+        return cls(sis_id, WorkflowState(raw["workflow_state"]), read_at, created, started, ended, updated,
                    read_at if asked_at is None else asked_at)
 
     @property
